@@ -1,0 +1,1 @@
+"""Configuration: option tables, pppd options files, secrets files."""

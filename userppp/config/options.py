@@ -1,0 +1,113 @@
+"""Option declarations.
+
+Every module that owns options declares them in a list named ``OPTIONS`` of
+:class:`Option` (pppd keeps its option tables beside the protocol that owns
+them; so do we).  The command line, options files and ``--help`` are all
+built from these tables (see :mod:`userppp.config.parser`).
+
+A parsed configuration is a :class:`Settings`: a plain namespace whose
+attributes are the ``dest`` names of every declared option, holding the
+option's default until something sets it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Callable, Iterable, Optional
+
+
+class OptionError(Exception):
+    """A bad option value; the parser adds the file and line."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One pppd-style option.
+
+    name     the word on the command line or in an options file
+    dest     the Settings attribute it sets
+    parse    None for a flag (takes no argument and stores ``value``);
+             otherwise a function str -> value raising ValueError/OptionError
+    value    what a flag stores
+    default  the initial value of ``dest`` (the first declaration of a dest
+             that gives a non-None default wins)
+    help     one line for ``--help``
+    secret   the argument is a secret: never echoed in logs or errors
+    append   store into a list (option may be given many times)
+    aliases  other names for the same option (e.g. "-detach" for "nodetach")
+    """
+
+    name: str
+    dest: str
+    parse: Optional[Callable[[str], Any]] = None
+    value: Any = True
+    default: Any = None
+    help: str = ""
+    secret: bool = False
+    append: bool = False
+    aliases: tuple = ()
+    metavar: str = ""
+
+    @property
+    def takes_argument(self) -> bool:
+        return self.parse is not None
+
+
+def flag(name, dest, value=True, default=None, help="", aliases=()):
+    return Option(name, dest, None, value=value, default=default, help=help,
+                  aliases=tuple(aliases))
+
+
+def _int_parser(minimum, maximum):
+    def parse(text: str) -> int:
+        try:
+            number = int(text, 0)
+        except ValueError:
+            raise OptionError(f"invalid number '{text}'") from None
+        if minimum is not None and number < minimum:
+            raise OptionError(f"value {number} is below the minimum {minimum}")
+        if maximum is not None and number > maximum:
+            raise OptionError(f"value {number} is above the maximum {maximum}")
+        return number
+    return parse
+
+
+def integer(name, dest, default=None, help="", minimum=None, maximum=None,
+            metavar="N", aliases=()):
+    return Option(name, dest, _int_parser(minimum, maximum), default=default,
+                  help=help, metavar=metavar, aliases=tuple(aliases))
+
+
+def text(name, dest, default=None, help="", secret=False, append=False,
+         metavar="STRING", aliases=()):
+    return Option(name, dest, str, default=default, help=help, secret=secret,
+                  append=append, metavar=metavar, aliases=tuple(aliases))
+
+
+def parse_ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise OptionError(f"invalid IP address '{text}'") from None
+
+
+def address(name, dest, default=None, help="", metavar="ADDR", aliases=()):
+    return Option(name, dest, parse_ipv4, default=default, help=help,
+                  metavar=metavar, aliases=tuple(aliases))
+
+
+class Settings(SimpleNamespace):
+    """All option values. ``Settings.from_tables(tables)`` gives the defaults."""
+
+    @classmethod
+    def from_tables(cls, tables: Iterable[Iterable[Option]]) -> "Settings":
+        values: dict = {}
+        for table in tables:
+            for option in table:
+                if option.append:
+                    values.setdefault(option.dest, [])
+                elif values.get(option.dest) is None:
+                    values[option.dest] = option.default
+        return cls(**values)

@@ -1,0 +1,1 @@
+"""The outer ring: everything that touches file descriptors, clocks and processes."""

@@ -1,0 +1,1 @@
+"""PPP protocols, each a sans-IO handler; ``table.py`` lists them."""
