@@ -18,6 +18,7 @@ class LinkServices(TypingProtocol):
 
     rng: random.Random
     settings: object          # userppp.config.options.Settings
+    secrets: object           # userppp.config.secrets.Secrets, loaded by the driver
 
     def send(self, protocol: int, payload: bytes) -> None:
         """Queue one packet (the PPP information field, without protocol)."""
