@@ -1,0 +1,153 @@
+/*
+ * upp.h - the contract between userppp's C core and its Python wrapper.
+ *
+ * Everything between a "UPP_CDEF_BEGIN" marker line and the following
+ * "UPP_CDEF_END" marker line is read verbatim by cext/build_core.py and handed
+ * to cffi's cdef() (preprocessor lines are dropped there), while the .c files
+ * include this same header, so the compiler checks that both sides agree.
+ * Keep declarations inside the marked sections plain C that cffi can parse:
+ * no macros with arguments, no attributes, constants as enums.
+ *
+ * Conventions: pure C99, no Python.h, no malloc, caller-owned state structs,
+ * negative return values are errors (UPP_ERR_*).
+ */
+#ifndef UPP_H
+#define UPP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* UPP_CDEF_BEGIN common */
+enum {
+    UPP_OK = 0,
+    UPP_ERR_ARG = -1,      /* invalid argument (local misuse) */
+    UPP_ERR_NOSPACE = -2,  /* output buffer too small */
+    UPP_ERR_PROTO = -3     /* invalid PPP protocol number */
+};
+/* UPP_CDEF_END */
+
+/* UPP_CDEF_BEGIN fcs  (RFC 1662 appendix C) */
+enum {
+    UPP_FCS16_INIT = 0xFFFF,
+    UPP_FCS16_GOOD = 0xF0B8
+};
+/* 32-bit values do not fit a portable enum; cffi reads these as integers. */
+#define UPP_FCS32_INIT 0xFFFFFFFF
+#define UPP_FCS32_GOOD 0xDEBB20E3
+
+/* Running (uncomplemented) FCS: start with *_INIT, feed data, a frame that
+ * includes its transmitted FCS leaves *_GOOD. */
+uint16_t upp_fcs16_update(uint16_t fcs, const uint8_t *data, size_t len);
+uint32_t upp_fcs32_update(uint32_t fcs, const uint8_t *data, size_t len);
+/* The value transmitted for data (complemented), e.g. "123456789" ->
+ * 0x906E / 0xCBF43926. Sent least significant octet first. */
+uint16_t upp_fcs16(const uint8_t *data, size_t len);
+uint32_t upp_fcs32(const uint8_t *data, size_t len);
+/* UPP_CDEF_END */
+
+/* UPP_CDEF_BEGIN hdlc  (RFC 1662 asynchronous HDLC-like framing) */
+enum {
+    UPP_HDLC_FLAG = 0x7E,
+    UPP_HDLC_ESC = 0x7D,
+    UPP_PROTO_LCP = 0xC021,
+
+    /* implementation tiers, see upp_hdlc_set_impl() */
+    UPP_IMPL_PORTABLE = 0,
+    UPP_IMPL_SSSE3 = 1,
+    UPP_IMPL_AVX2 = 2,
+
+    /* upp_encode() flags */
+    UPP_ENC_OPEN_FLAG = 1,  /* emit an opening flag before the frame */
+
+    /* extra bytes of output space the encoder may scribble past its result */
+    UPP_ENC_SLACK = 32,
+    /* header (address, control, 2-byte protocol) */
+    UPP_HDLC_HDR_MAX = 4
+};
+
+/* Transmit side. All fields are derived by upp_enc_config(); treat as opaque. */
+typedef struct upp_enc {
+    uint8_t map[32];      /* bit c set: byte c is escaped (non-LCP frames) */
+    uint8_t map_lcp[32];  /* same for LCP frames (ACCM forced to all ones) */
+    uint8_t nib[48];      /* SIMD nibble lookup tables derived from map */
+    uint8_t nib_lcp[48];
+    uint32_t accm;
+    uint8_t fcs_bits;     /* 16 or 32 */
+    uint8_t acfc;
+    uint8_t pfc;
+    uint8_t reserved;
+} upp_enc;
+
+/* Receive side. buf is caller-owned storage for one partial frame. */
+typedef struct upp_dec {
+    uint8_t map[32];      /* bytes that stop a clean run: 7D, 7E, dropped controls */
+    uint8_t nib[48];
+    uint32_t accm;        /* receive ACCM: unescaped controls in it are dropped */
+    uint32_t maxlen;      /* max unescaped frame length incl. header and FCS */
+    uint8_t *buf;
+    uint32_t bufcap;
+    uint32_t len;         /* bytes of the current partial frame in buf */
+    uint8_t fcs_bits;
+    uint8_t receive_all;  /* keep control characters even if in ACCM */
+    uint8_t esc;          /* last byte was 7D */
+    uint8_t discard;      /* oversize frame: skip to next flag */
+    uint64_t frames;      /* good frames delivered */
+    uint64_t bad_fcs;
+    uint64_t aborts;      /* 7D 7E abort sequences */
+    uint64_t runts;       /* too short to hold a protocol field and the FCS */
+    uint64_t oversize;    /* longer than maxlen, discarded up to the next flag */
+    uint64_t bytes_in;    /* input bytes consumed */
+    uint64_t ctrl_dropped;/* unescaped control characters dropped (ACCM) */
+} upp_dec;
+
+/* Which implementation runs: the best the CPU supports unless lowered with
+ * upp_hdlc_set_impl (for tests and benchmarks). set returns the tier in
+ * force, which is never above what the CPU supports. */
+int upp_hdlc_impl(void);
+int upp_hdlc_set_impl(int impl);
+
+/* Defaults: ACCM 0xFFFFFFFF, no extra escapes, FCS-16, no ACFC/PFC. */
+void upp_enc_init(upp_enc *e);
+/* escape: NULL or a 256-bit map (bit c of byte c/8) of extra bytes to
+ * always escape; 0x20-0x3F, 0x5D and 0x5E are refused (they would turn into
+ * control characters, 7D or 7E when escaped). fcs_bits: 16 or 32. */
+int upp_enc_config(upp_enc *e, uint32_t accm, const uint8_t *escape,
+                   unsigned fcs_bits, unsigned acfc, unsigned pfc);
+/* Output space upp_encode needs for a payload of len bytes (worst case,
+ * including UPP_ENC_SLACK). */
+size_t upp_enc_bound(size_t len);
+/* Same for upp_encode_many: count frames, total payload bytes. */
+size_t upp_enc_bound_many(size_t count, size_t total);
+/* Encode one frame into out; returns its length or a negative error. */
+ptrdiff_t upp_encode(const upp_enc *e, unsigned protocol,
+                     const uint8_t *payload, size_t len, unsigned flags,
+                     uint8_t *out, size_t cap);
+/* Encode count frames back to back (frame i is data[offsets[i]:offsets[i+1]]
+ * with protocols[i]); only the first gets an opening flag (if flags say so),
+ * each later one shares the previous closing flag. */
+ptrdiff_t upp_encode_many(const upp_enc *e, size_t count,
+                          const uint16_t *protocols, const uint8_t *data,
+                          const uint32_t *offsets, unsigned flags,
+                          uint8_t *out, size_t cap);
+
+/* buf must have room for maxlen bytes (bufcap >= maxlen). Defaults: ACCM
+ * 0xFFFFFFFF, FCS-16, maxlen = min(bufcap, 1500 + 4 + 2), counters zero. */
+void upp_dec_init(upp_dec *d, uint8_t *buf, uint32_t bufcap);
+int upp_dec_config(upp_dec *d, uint32_t accm, unsigned fcs_bits,
+                   uint32_t maxlen, unsigned receive_all);
+/* Move the partial frame to a new buffer (e.g. before raising maxlen). */
+int upp_dec_set_buffer(upp_dec *d, uint8_t *buf, uint32_t bufcap);
+/* Forget the partial frame (counters kept). */
+void upp_dec_reset(upp_dec *d);
+/* Consume input; each complete good frame's payload (no address/control,
+ * protocol or FCS) is appended to out at *outlen and described by three
+ * uint32 in rec at 3 * *nrec: protocol, start offset, end offset.
+ * Stops early, without consuming the closing flag, when out or rec is full;
+ * returns the number of input bytes consumed (call again with the rest) or a
+ * negative error. *outlen and *nrec are updated. */
+ptrdiff_t upp_decode(upp_dec *d, const uint8_t *in, size_t len,
+                     uint8_t *out, size_t outcap, size_t *outlen,
+                     uint32_t *rec, size_t maxrec, size_t *nrec);
+/* UPP_CDEF_END */
+
+#endif /* UPP_H */

@@ -1,0 +1,274 @@
+"""Typed wrappers over the compiled C core; the only importer of ``userppp._core``.
+
+Two backends share one interface (see :mod:`userppp.ref.hdlc`):
+
+* ``"c"``: the C core in cext/, compiled into ``userppp._core`` by
+  ``pip install -e .`` (or ``pip install .``).
+* ``"ref"``: the pure-Python twins in :mod:`userppp.ref`.
+
+The C core is the default. Setting ``USERPPP_PURE=1`` in the environment
+selects the pure-Python twins instead (slow; for debugging). A missing C core
+is an error (:class:`CoreNotBuiltError`), never a silent fallback.
+
+Module attributes ``fcs16``, ``fcs32``, ``fcs16_update``, ``fcs32_update``,
+``HdlcEncoder`` and ``HdlcDecoder`` come from the selected backend;
+``backend(name)`` gives either one explicitly (tests compare the two).
+"""
+import itertools
+import os
+import types
+
+PURE = os.environ.get("USERPPP_PURE", "").strip().lower() not in ("", "0", "no", "false")
+
+_BUILD_HINT = (
+    "the userppp C core (userppp._core) is not built: run `pip install -e .` "
+    "in the source tree (needs gcc and cffi), or set USERPPP_PURE=1 to use the "
+    "slow pure-Python reference implementation")
+
+
+class CoreNotBuiltError(ImportError):
+    """The compiled C core is missing."""
+
+
+_ffi = _lib = None
+
+
+def _load():
+    global _ffi, _lib
+    if _lib is None:
+        try:
+            from userppp import _core
+        except ImportError as exc:
+            raise CoreNotBuiltError(f"{_BUILD_HINT} ({exc})") from exc
+        _ffi, _lib = _core.ffi, _core.lib
+    return _ffi, _lib
+
+
+def _raise(code, what):
+    if code == -3:  # UPP_ERR_PROTO
+        raise ValueError(f"{what}: invalid PPP protocol number")
+    if code == -2:  # UPP_ERR_NOSPACE
+        raise RuntimeError(f"{what}: output buffer too small (bug)")
+    raise ValueError(f"{what}: invalid argument")
+
+
+# ---- FCS ----------------------------------------------------------------------
+
+def c_fcs16_update(fcs, data):
+    ffi, lib = _load()
+    if type(data) is not bytes:
+        data = ffi.from_buffer("uint8_t[]", data)
+    return lib.upp_fcs16_update(fcs, data, len(data))
+
+
+def c_fcs32_update(fcs, data):
+    ffi, lib = _load()
+    if type(data) is not bytes:
+        data = ffi.from_buffer("uint8_t[]", data)
+    return lib.upp_fcs32_update(fcs, data, len(data))
+
+
+def c_fcs16(data):
+    ffi, lib = _load()
+    if type(data) is not bytes:
+        data = ffi.from_buffer("uint8_t[]", data)
+    return lib.upp_fcs16(data, len(data))
+
+
+def c_fcs32(data):
+    ffi, lib = _load()
+    if type(data) is not bytes:
+        data = ffi.from_buffer("uint8_t[]", data)
+    return lib.upp_fcs32(data, len(data))
+
+
+# ---- HDLC -----------------------------------------------------------------------
+
+class CHdlcEncoder:
+    """upp_enc with a preallocated output buffer."""
+
+    __slots__ = ("_ffi", "_lib", "_e", "_out", "_cap", "_maxpay")
+
+    def __init__(self):
+        self._ffi, self._lib = ffi, lib = _load()
+        self._e = ffi.new("upp_enc *")
+        lib.upp_enc_init(self._e)
+        self._out = None
+        self._cap = 0
+        self._maxpay = -1
+        self._grow(2048)
+
+    def _grow(self, payload_len):
+        n = max(payload_len, 2 * self._maxpay)
+        self._cap = self._lib.upp_enc_bound(n)
+        self._out = self._ffi.new("uint8_t[]", self._cap)
+        self._maxpay = n
+
+    def configure(self, accm, escape_map, fcs_bits, acfc, pfc):
+        esc = self._ffi.NULL if escape_map is None else bytes(escape_map)
+        if esc and len(esc) != 32:
+            raise ValueError("escape map must be 32 bytes")
+        r = self._lib.upp_enc_config(self._e, accm, esc, fcs_bits, bool(acfc), bool(pfc))
+        if r < 0:
+            _raise(r, "HdlcEncoder.configure")
+
+    def encode(self, protocol, payload, open_flag):
+        if type(payload) is not bytes:
+            payload = self._ffi.from_buffer("uint8_t[]", payload)
+        n = len(payload)
+        if n > self._maxpay:
+            self._grow(n)
+        r = self._lib.upp_encode(self._e, protocol, payload, n, 1 if open_flag else 0,
+                                 self._out, self._cap)
+        if r < 0:
+            _raise(r, "HdlcEncoder.encode")
+        return self._ffi.buffer(self._out, r)[:]
+
+    def encode_many(self, items, open_flag):
+        ffi = self._ffi
+        items = list(items)
+        if not items:
+            return b""
+        protocols = [p for p, _ in items]
+        if not all(0 <= p <= 0xFFFF for p in protocols):
+            raise ValueError("HdlcEncoder.encode_many: invalid PPP protocol number")
+        payloads = [bytes(pl) if type(pl) is not bytes else pl for _, pl in items]
+        data = b"".join(payloads)
+        offsets = ffi.new("uint32_t[]", [0, *itertools.accumulate(map(len, payloads))])
+        cap = self._lib.upp_enc_bound_many(len(items), len(data))
+        out = self._out if cap <= self._cap else ffi.new("uint8_t[]", cap)
+        r = self._lib.upp_encode_many(self._e, len(items), ffi.new("uint16_t[]", protocols),
+                                      data, offsets, 1 if open_flag else 0, out, cap)
+        if r < 0:
+            _raise(r, "HdlcEncoder.encode_many")
+        return ffi.buffer(out, r)[:]
+
+
+class CHdlcDecoder:
+    """upp_dec with its frame buffer, an output area and a record array."""
+
+    STAT_KEYS = ("frames", "bad_fcs", "aborts", "runts", "oversize", "bytes_in",
+                 "ctrl_dropped")
+    OUT_CAP = 1 << 18
+    MAX_REC = 8192
+
+    __slots__ = ("_ffi", "_lib", "_d", "_buf", "_out", "_outp", "_outcap", "_rec",
+                 "_outlen", "_nrec", "_u8")
+
+    def __init__(self):
+        self._ffi, self._lib = ffi, lib = _load()
+        self._u8 = ffi.typeof("uint8_t[]")
+        self._d = ffi.new("upp_dec *")
+        self._buf = ffi.new("uint8_t[]", 1500 + 4 + 2)
+        lib.upp_dec_init(self._d, self._buf, len(self._buf))
+        self._outcap = self.OUT_CAP
+        self._out = ffi.new("uint8_t[]", self._outcap)
+        self._outp = ffi.cast("char *", self._out)
+        self._rec = ffi.new("uint32_t[]", 3 * self.MAX_REC)
+        self._outlen = ffi.new("size_t *")
+        self._nrec = ffi.new("size_t *")
+
+    def configure(self, accm, fcs_bits, maxlen, receive_all):
+        ffi, lib = self._ffi, self._lib
+        if maxlen < 1:
+            raise ValueError("maxlen must be positive")
+        if maxlen > len(self._buf):
+            buf = ffi.new("uint8_t[]", maxlen)
+            lib.upp_dec_set_buffer(self._d, buf, maxlen)
+            self._buf = buf
+        if maxlen > self._outcap:
+            self._outcap = maxlen
+            self._out = ffi.new("uint8_t[]", maxlen)
+            self._outp = ffi.cast("char *", self._out)
+        r = lib.upp_dec_config(self._d, accm, fcs_bits, maxlen, bool(receive_all))
+        if r < 0:
+            _raise(r, "HdlcDecoder.configure")
+
+    @property
+    def maxlen(self):
+        return self._d.maxlen
+
+    @property
+    def buffered(self):
+        """Bytes of the partial frame held (never more than maxlen)."""
+        return self._d.len
+
+    @property
+    def buffer_size(self):
+        """Bytes allocated for the partial frame."""
+        return len(self._buf)
+
+    def reset(self):
+        self._lib.upp_dec_reset(self._d)
+
+    def stats(self):
+        d = self._d
+        return {key: getattr(d, key) for key in self.STAT_KEYS}
+
+    def feed(self, data, factory=tuple):
+        ffi, lib, d = self._ffi, self._lib, self._d
+        src = ffi.from_buffer(self._u8, data)
+        n = len(src)
+        pos = 0
+        frames = []
+        outlen, nrec = self._outlen, self._nrec
+        out, outp, outcap, rec = self._out, self._outp, self._outcap, self._rec
+        while True:
+            outlen[0] = 0
+            nrec[0] = 0
+            r = lib.upp_decode(d, src + pos, n - pos, out, outcap, outlen,
+                               rec, self.MAX_REC, nrec)
+            if r < 0:
+                _raise(r, "HdlcDecoder.feed")
+            pos += r
+            k = nrec[0]
+            if k:
+                blob = ffi.unpack(outp, outlen[0])
+                it = iter(ffi.unpack(rec, 3 * k))
+                frames += [factory(p, blob[s:e]) for p, s, e in zip(it, it, it)]
+            elif r == 0 and pos < n:
+                raise RuntimeError("HdlcDecoder.feed: no progress (bug)")
+            if pos >= n:
+                return frames
+
+
+def c_impl():
+    """The C implementation tier in use: 0 portable, 1 SSSE3, 2 AVX2."""
+    return _load()[1].upp_hdlc_impl()
+
+
+def c_set_impl(level):
+    """Force a lower C implementation tier (tests, benchmarks); -1 = best.
+    Returns the tier in force."""
+    return _load()[1].upp_hdlc_set_impl(level)
+
+
+def backend(name=None):
+    """The implementation namespace: "c", "ref", or None for the default
+    (the C core unless USERPPP_PURE=1)."""
+    if name is None:
+        name = "ref" if PURE else "c"
+    if name == "ref":
+        from userppp.ref import hdlc as ref_hdlc
+        return ref_hdlc
+    if name == "c":
+        _load()
+        return _C_BACKEND
+    raise ValueError(f"unknown backend {name!r} (expected 'c' or 'ref')")
+
+
+_C_BACKEND = types.SimpleNamespace(
+    name="c",
+    fcs16=c_fcs16, fcs32=c_fcs32, fcs16_update=c_fcs16_update, fcs32_update=c_fcs32_update,
+    HdlcEncoder=CHdlcEncoder, HdlcDecoder=CHdlcDecoder,
+    FCS16_INIT=0xFFFF, FCS16_GOOD=0xF0B8, FCS32_INIT=0xFFFFFFFF, FCS32_GOOD=0xDEBB20E3,
+)
+
+_default = backend()
+BACKEND = _default.name
+fcs16 = _default.fcs16
+fcs32 = _default.fcs32
+fcs16_update = _default.fcs16_update
+fcs32_update = _default.fcs32_update
+HdlcEncoder = _default.HdlcEncoder
+HdlcDecoder = _default.HdlcDecoder
