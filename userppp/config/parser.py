@@ -58,12 +58,24 @@ HIDDEN = "<hidden>"
 # ---------------------------------------------------------------------------
 # Errors and early exits
 
+def _printable(text: str) -> str:
+    """Escape what would break a one-line message (newlines, controls)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else
+                   {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c) or
+                   (f"\\{ord(c):03o}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+                   for c in text)
+
+
 class ConfigError(Exception):
-    """A configuration error; ``str(error)`` is the one-line message."""
+    """A configuration error; ``str(error)`` is the one-line message (words
+    from the input are shown with control characters escaped)."""
 
     exit_code = ExitCode.OPTION_ERROR
 
     def __init__(self, message: str):
+        message = _printable(message)
         super().__init__(message)
         self.message = message
 
@@ -174,6 +186,7 @@ _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
                    "s": " ", "t": "\t"}
 _OCTAL = "01234567"
 _HEX = "0123456789abcdefABCDEF"
+_SPACE = " \t\n\r\f\v"   # C isspace() in the C locale, as pppd sees it
 
 
 class SyntaxProblem(ValueError):
@@ -207,7 +220,7 @@ def split_words(text: str) -> list:
             if c == "\n":
                 line += 1
                 i += 1
-            elif c.isspace():
+            elif c in _SPACE:
                 i += 1
             elif c == "#":
                 while i < n and text[i] != "\n":
@@ -260,7 +273,7 @@ def split_words(text: str) -> list:
             elif c in "\"'":
                 quote = c
                 i += 1
-            elif c.isspace():
+            elif c in _SPACE:
                 break
             else:
                 chars.append(c)
@@ -409,7 +422,9 @@ class OptionParser:
                 if isinstance(option.value, Include):
                     path = (self._peer_path(argument.text, where)
                             if option.value.peers else argument.text)
-                    self._read_file(path, where)
+                    # pppd's wording from the command line; inside a file,
+                    # say which line asked for the missing one.
+                    self._read_file(path, where if filename else None)
             else:
                 i += 1
                 if isinstance(option.value, Exit):
@@ -539,7 +554,7 @@ class OptionParser:
 
 def _quote(text: str) -> str:
     """Quote a word so that split_words would read it back."""
-    if text and all(c.isprintable() and not c.isspace() and c not in "\"'\\#"
+    if text and all(c.isprintable() and c not in _SPACE and c not in "\"'\\#"
                     for c in text):
         return text
     out = []
