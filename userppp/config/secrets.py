@@ -1,0 +1,299 @@
+"""pap-secrets and chap-secrets, in pppd's format.
+
+Each line is ``client server secret [address ...]``.  Words are separated by
+white space; ``#`` at the start of a word comments out the rest of the line;
+single or double quotes make white space literal (``"my secret"``), and may
+begin or end anywhere in a word; a backslash escapes the next character as
+in C (``\\n``, ``\\t``, ``\\s`` = space, ``\\123`` octal, ``\\x41`` hex,
+``\\"``, ``\\\\``; a backslash before a newline continues the line); ``*`` as
+the client or server matches any name; a secret of the form ``@/path`` is
+read from the first word of that file (as pppd does).
+
+Lookup follows pppd's ``scan_authfile``: an entry whose client and server are
+both exact beats one with an exact client, which beats one with an exact
+server, which beats ``* *``; among equals the first in the file wins.
+
+The secret value is never shown: not in ``repr``, not in error messages.
+File reading happens only in :meth:`Secrets.load` (the driver's job); the
+protocol core gets a ready table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+DEFAULT_PAP_SECRETS = "/etc/ppp/pap-secrets"
+DEFAULT_CHAP_SECRETS = "/etc/ppp/chap-secrets"
+
+KINDS = ("pap", "chap")
+
+
+class SecretsError(Exception):
+    """A malformed secrets file; the message is ``file:line: what``."""
+
+
+@dataclass(frozen=True)
+class SecretEntry:
+    client: str
+    server: str
+    secret: str = field(repr=False)
+    addresses: tuple = ()
+    source: str = ""
+    line: int = 0
+
+    def __repr__(self) -> str:
+        return (f"SecretEntry(client={self.client!r}, server={self.server!r}, "
+                f"secret=<hidden>, addresses={self.addresses!r}, "
+                f"source={self.source!r}, line={self.line})")
+
+    __str__ = __repr__
+
+    @property
+    def client_is_wild(self) -> bool:
+        return self.client == "*"
+
+    @property
+    def server_is_wild(self) -> bool:
+        return self.server == "*"
+
+
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+            "s": " ", "t": "\t", "v": "\v"}
+_OCTAL = "01234567"
+_HEX = "0123456789abcdefABCDEF"
+
+
+def split_lines(text: str, filename: str) -> list:
+    """Words grouped by logical line: ``[[(word, lineno), ...], ...]``.
+
+    Raises SecretsError (naming file and line, never the word) for an
+    unterminated quote or a backslash at the very end of the file.
+    """
+    lines: list = []
+    current: list = []
+    i, n, lineno = 0, len(text), 1
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            lineno += 1
+            if current:
+                lines.append(current)
+                current = []
+            i += 1
+            continue
+        if c in " \t\r\f\v":
+            i += 1
+            continue
+        if c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        start_line = lineno
+        buf: list = []
+        quote = None
+        quote_line = lineno
+        literal = False           # anything (even "") was written as a word
+        while i < n:
+            c = text[i]
+            if c == "\\":
+                if i + 1 >= n:
+                    raise SecretsError(f"{filename}:{lineno}: backslash at end of file")
+                d = text[i + 1]
+                i += 2
+                if d == "\n":
+                    lineno += 1
+                    continue
+                literal = True
+                if d in _OCTAL:
+                    digits = d
+                    while len(digits) < 3 and i < n and text[i] in _OCTAL:
+                        digits += text[i]
+                        i += 1
+                    buf.append(chr(int(digits, 8) & 0xFF))
+                elif d == "x" and i < n and text[i] in _HEX:
+                    digits = ""
+                    while len(digits) < 2 and i < n and text[i] in _HEX:
+                        digits += text[i]
+                        i += 1
+                    buf.append(chr(int(digits, 16)))
+                else:
+                    buf.append(_ESCAPES.get(d, d))
+                continue
+            if quote is not None:
+                if c == quote:
+                    quote = None
+                else:
+                    if c == "\n":
+                        lineno += 1
+                    buf.append(c)
+                i += 1
+                continue
+            if c in "\"'":
+                quote = c
+                quote_line = lineno
+                literal = True
+                i += 1
+                continue
+            if c.isspace():
+                break
+            buf.append(c)
+            literal = True
+            i += 1
+        if quote is not None:
+            raise SecretsError(f"{filename}:{quote_line}: unterminated quoted string")
+        if literal:
+            current.append(("".join(buf), start_line))
+    if current:
+        lines.append(current)
+    return lines
+
+
+def _first_word(text: str, filename: str) -> Optional[str]:
+    for line in split_lines(text, filename):
+        if line:
+            return line[0][0]
+    return None
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "surrogateescape")
+
+
+def _read_path(path: str) -> str:
+    with open(path, "rb") as handle:
+        return _decode(handle.read())
+
+
+def parse_secrets(text: str, filename: str,
+                  read_file: Optional[Callable[[str], str]] = None):
+    """Parse one secrets file. Returns (entries, warnings).
+
+    ``read_file(path) -> str`` resolves ``@/path`` secrets (raise OSError when
+    the file cannot be read: the entry is then skipped with a warning, as
+    pppd skips it).
+    """
+    entries: list = []
+    warnings: list = []
+    for words in split_lines(text, filename):
+        lineno = words[0][1]
+        if len(words) < 3:
+            raise SecretsError(
+                f"{filename}:{lineno}: expected client, server and secret")
+        client, server, secret = words[0][0], words[1][0], words[2][0]
+        if secret.startswith("@/"):
+            path = secret[1:]
+            try:
+                if read_file is None:
+                    raise OSError("no file access")
+                content = read_file(path)
+            except OSError:
+                warnings.append(f"{filename}:{lineno}: can't open indirect secret file {path}")
+                continue
+            word = _first_word(content, path)
+            if word is None:
+                warnings.append(f"{filename}:{lineno}: no secret in indirect secret file {path}")
+                continue
+            secret = word
+        addresses = tuple(word for word, _ in words[3:])
+        entries.append(SecretEntry(client, server, secret, addresses,
+                                   filename, lineno))
+    return entries, warnings
+
+
+class Secrets:
+    """The pap-secrets and chap-secrets tables."""
+
+    def __init__(self, pap: Iterable[SecretEntry] = (),
+                 chap: Iterable[SecretEntry] = (), warnings: Iterable[str] = ()):
+        self._tables = {"pap": tuple(pap), "chap": tuple(chap)}
+        self.warnings = tuple(warnings)
+
+    def __repr__(self) -> str:
+        return (f"Secrets(pap={len(self._tables['pap'])} entries, "
+                f"chap={len(self._tables['chap'])} entries)")
+
+    # -- construction ----------------------------------------------------
+    @classmethod
+    def load(cls, pap_path: Optional[str] = DEFAULT_PAP_SECRETS,
+             chap_path: Optional[str] = DEFAULT_CHAP_SECRETS) -> "Secrets":
+        """Read both files; a missing file is an empty table."""
+        tables = {}
+        warnings: list = []
+        for kind, path in (("pap", pap_path), ("chap", chap_path)):
+            tables[kind] = []
+            if not path:
+                continue
+            try:
+                text = _read_path(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise SecretsError(f"{path}: can't read: {exc.strerror or exc}") from None
+            entries, more = parse_secrets(text, path, _read_path)
+            tables[kind] = entries
+            warnings.extend(more)
+        return cls(tables["pap"], tables["chap"], warnings)
+
+    @classmethod
+    def from_text(cls, pap: str = "", chap: str = "",
+                  pap_name: str = DEFAULT_PAP_SECRETS,
+                  chap_name: str = DEFAULT_CHAP_SECRETS,
+                  files: Optional[dict] = None) -> "Secrets":
+        """In-memory tables (tests); ``files`` maps paths for ``@/path``."""
+        files = dict(files or {})
+
+        def read_file(path: str) -> str:
+            try:
+                return files[path]
+            except KeyError:
+                raise FileNotFoundError(path) from None
+
+        pap_entries, w1 = parse_secrets(pap, pap_name, read_file)
+        chap_entries, w2 = parse_secrets(chap, chap_name, read_file)
+        return cls(pap_entries, chap_entries, w1 + w2)
+
+    @classmethod
+    def empty(cls) -> "Secrets":
+        return cls()
+
+    # -- queries -----------------------------------------------------------
+    def entries(self, kind: str) -> tuple:
+        if kind not in self._tables:
+            raise ValueError(f"unknown secrets kind {kind!r} (use 'pap' or 'chap')")
+        return self._tables[kind]
+
+    def lookup(self, kind: str, client: Optional[str],
+               server: Optional[str]) -> Optional[SecretEntry]:
+        """The best entry for (client, server); None for either means "any".
+
+        Ranking as pppd: exact client and server (3) > exact client (2) >
+        exact server (1) > both wild (0); the first of equal rank wins.
+        """
+        best, best_rank = None, -1
+        for entry in self.entries(kind):
+            rank = 0
+            if entry.client_is_wild:
+                pass
+            elif client is None or entry.client == client:
+                rank |= 2
+            else:
+                continue
+            if entry.server_is_wild:
+                pass
+            elif server is None or entry.server == server:
+                rank |= 1
+            else:
+                continue
+            if rank > best_rank:
+                best, best_rank = entry, rank
+                if rank == 3:
+                    break
+        return best
+
+    def has(self, kind: str, client: Optional[str] = None,
+            server: Optional[str] = None) -> bool:
+        return self.lookup(kind, client, server) is not None
