@@ -1,0 +1,197 @@
+"""The asyncio driver: the only place where a Link meets file descriptors,
+the clock and signals.
+
+    line fd  --read-->  Deframer --frames--> Link --output--> Framer --write--> line fd
+
+One coroutine owns the link: it waits for input, a signal or the link's next
+timer, feeds the Link, and writes what the Link gives back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import random
+import signal
+import time
+from typing import Callable, Optional
+
+from ..events import LinkTerminated
+from ..exitcodes import ExitCode
+from ..hdlc import Deframer, Framer
+from ..link import Link, SetFraming, Transmit
+
+READ_SIZE = 65536
+
+
+class LinePump:
+    """Reads and writes a non-blocking line fd for the driver."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, inbox: asyncio.Queue):
+        self.loop = loop
+        self.fd = fd
+        self.inbox = inbox
+        self.pending = bytearray()
+        self.closed = False
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            # EIO: the other end of a pty went away, the usual "hangup".
+            self._hangup(error.strerror)
+            return
+        if not data:
+            self._hangup("end of file")
+            return
+        self.inbox.put_nowait(("data", data))
+
+    def _hangup(self, why: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.fd)
+            self.inbox.put_nowait(("hangup", why))
+
+    def write(self, data: bytes) -> None:
+        if self.closed or not data:
+            return
+        if self.pending:
+            self.pending += data
+            return
+        try:
+            written = os.write(self.fd, data)
+        except BlockingIOError:
+            written = 0
+        except OSError as error:
+            self._hangup(error.strerror)
+            return
+        if written < len(data):
+            self.pending += data[written:]
+            self.loop.add_writer(self.fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            written = os.write(self.fd, self.pending)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self.loop.remove_writer(self.fd)
+            self._hangup(error.strerror)
+            return
+        del self.pending[:written]
+        if not self.pending:
+            self.loop.remove_writer(self.fd)
+
+    async def drain(self, timeout: float = 2.0) -> None:
+        end = time.monotonic() + timeout
+        while self.pending and not self.closed and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+
+    def stop(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.fd)
+        if self.pending:
+            self.loop.remove_writer(self.fd)
+
+
+class LinkDriver:
+    """Runs one Link over one line fd until the link terminates.
+
+    ``log(level, text)`` receives every log line; the caller filters by the
+    configured debug level.
+    """
+
+    def __init__(self, settings, fd: int, *, secrets=None,
+                 log: Callable[[int, str], None],
+                 clock: Callable[[], float] = time.monotonic,
+                 rng: Optional[random.Random] = None):
+        self.settings = settings
+        self.fd = fd
+        self.log = log
+        self.clock = clock
+        self.link = Link(settings, rng=rng or random.SystemRandom(),
+                         secrets=secrets, log=log)
+        escape = bytes(getattr(settings, "escape", ()) or ())
+        self.framer = Framer(escape=escape)
+        self.deframer = Deframer(mru=max(settings.mru, 1500),
+                                 receive_all=settings.receive_all)
+        self.signals_seen = 0
+        self.result: Optional[LinkTerminated] = None
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue = asyncio.Queue()
+        pump = LinePump(loop, self.fd, inbox)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, inbox.put_nowait, ("signal", signum))
+        try:
+            self.link.start(self.clock())
+            self._flush(pump)
+            while self.result is None:
+                deadline = self.link.next_timer()
+                timeout = None if deadline is None else max(0.0, deadline - self.clock())
+                try:
+                    kind, value = await asyncio.wait_for(inbox.get(), timeout)
+                except asyncio.TimeoutError:
+                    self.link.handle_timer(self.clock())
+                else:
+                    self._handle(kind, value)
+                    if self.signals_seen > 1:
+                        break
+                self._flush(pump)
+            await pump.drain()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+            pump.stop()
+        if self.result is None:
+            return int(ExitCode.USER_REQUEST)
+        return self.result.exit_code
+
+    def _handle(self, kind: str, value) -> None:
+        now = self.clock()
+        if kind == "data":
+            for frame in self.deframer.feed(value):
+                self.link.receive(frame.protocol, frame.payload, now)
+        elif kind == "hangup":
+            self.log(0, "Modem hangup")
+            self.link.lower_down(now, ExitCode.HANGUP)
+        elif kind == "signal":
+            self.signals_seen += 1
+            if value == signal.SIGHUP:
+                self.log(0, "Hangup (SIGHUP)")
+                self.link.close(now, "User request", ExitCode.HANGUP)
+            else:
+                self.log(0, f"Terminating on signal {int(value)}.")
+                self.link.close(now, "User request", ExitCode.USER_REQUEST)
+        # Timers that fell due while we were busy.
+        deadline = self.link.next_timer()
+        if deadline is not None and deadline <= now:
+            self.link.handle_timer(now)
+
+    def _flush(self, pump: LinePump) -> None:
+        out = bytearray()
+        for item in self.link.output():
+            if isinstance(item, Transmit):
+                out += self.framer.encode(item.protocol, item.payload)
+            elif isinstance(item, SetFraming):
+                self._apply_framing(item)
+        pump.write(bytes(out))
+        for event in self.link.events():
+            if isinstance(event, LinkTerminated):
+                self.result = event
+
+    def _apply_framing(self, item: SetFraming) -> None:
+        f = item.framing
+        if item.direction == "transmit":
+            self.framer.accm = f.accm
+            self.framer.pfc = f.pcomp
+            self.framer.acfc = f.accomp
+        else:
+            self.deframer.accm = f.accm
