@@ -286,7 +286,7 @@ class Chap(ProtocolHandler):
     # ========================= authenticatee =========================
     def _handle_challenge(self, now: float, ident: int, body: bytes) -> None:
         c = self.client
-        if not c.started:
+        if not c.started or c.failed:
             self.stats["unexpected"] += 1
             return
         parts = _value_and_name(body)
