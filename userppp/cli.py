@@ -1,0 +1,110 @@
+"""``userppp``: pppd's command line, userspace all the way down.
+
+    userppp DEVICE [SPEED] [options...]
+
+``main(argv)`` returns pppd's exit status (see :mod:`userppp.exitcodes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Optional, TextIO
+
+from .config.parser import ConfigError, EarlyExit, OptionParser
+from .config.secrets import Secrets, SecretsError
+from .config.tables import option_tables
+from .exitcodes import ExitCode
+from .io.driver import LinkDriver
+from .io.lock import DeviceLock, LockError
+from .io.serial import Line
+
+PROG = "userppp"
+
+
+class Logger:
+    """pppd-style log lines to a file or descriptor, filtered by debug level.
+
+    Level 0 lines are always written; 1 with ``debug``; 2 with ``debug debug``
+    (LCP echoes); 3 adds automaton state changes.
+    """
+
+    def __init__(self, settings, stream: Optional[TextIO] = None):
+        self.level = settings.debug or 0
+        if stream is not None:
+            self.stream = stream
+        elif settings.logfile:
+            self.stream = open(settings.logfile, "a", buffering=1)
+        elif settings.logfd is not None and settings.logfd >= 0:
+            self.stream = os.fdopen(os.dup(settings.logfd), "w", buffering=1)
+        elif settings.logfd == -1:
+            self.stream = None
+        else:
+            self.stream = sys.stderr
+
+    def __call__(self, level: int, text: str) -> None:
+        if self.stream is not None and level <= self.level:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+
+def _fail(message: str, code: ExitCode) -> int:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    return int(code)
+
+
+def main(argv: Optional[list] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = OptionParser(option_tables())
+    try:
+        settings = parser.parse_command_line(argv)
+    except EarlyExit as early:
+        sys.stdout.write(early.output)
+        return int(early.exit_code)
+    except ConfigError as error:
+        return _fail(str(error), error.exit_code)
+    if settings.dump or settings.dryrun:
+        sys.stdout.write(parser.dump())
+        if settings.dryrun:
+            return int(ExitCode.OK)
+    if not settings.device:
+        return _fail("no device specified (try: userppp /dev/ttyS0 38400 ...)",
+                     ExitCode.OPTION_ERROR)
+    try:
+        secrets = Secrets.load(settings.pap_secrets, settings.chap_secrets)
+    except SecretsError as error:
+        return _fail(str(error), ExitCode.OPTION_ERROR)
+    log = Logger(settings)
+    return run_device(settings, secrets, log)
+
+
+def run_device(settings, secrets, log) -> int:
+    lock = DeviceLock(settings.device) if settings.lock else None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except LockError as error:
+            log(0, str(error))
+            return int(ExitCode.LOCK_FAILED)
+    try:
+        try:
+            line = Line.open(settings.device, settings.speed, crtscts=settings.crtscts,
+                             xonxoff=settings.xonxoff, modem=settings.modem)
+        except OSError as error:
+            log(0, f"Failed to open {settings.device}: {error.strerror}")
+            return int(ExitCode.OPEN_FAILED)
+        try:
+            line.watch_carrier()
+            log(0, f"Connect: {PROG} <--> {settings.device}")
+            driver = LinkDriver(settings, line.fileno(), secrets=secrets, log=log)
+            return asyncio.run(driver.run())
+        finally:
+            line.close()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
