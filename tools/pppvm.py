@@ -781,7 +781,9 @@ class PppdVM:
                                   self.device_options, self.peer_device_options))
         self.console_path = w / "console.log"
         self.console_path.write_bytes(b"")
-        cmd = [qemu, "-nodefaults", "-no-user-config", "-display", "none",
+        # `timeout` kills qemu even if this Python process dies without cleanup
+        cmd = ["timeout", "-s", "KILL", str(max(1, int(self.timeout))),
+               qemu, "-nodefaults", "-no-user-config", "-display", "none",
                "-machine", "pc", "-m", str(self.memory_mb), "-smp", "1",
                "-no-reboot", "-kernel", str(self.image.kernel), "-initrd", str(initrd),
                "-append", "console=ttyS0,115200 quiet loglevel=3 panic=-1 "

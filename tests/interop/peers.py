@@ -1,0 +1,209 @@
+"""Run userppp against a real peer: pppd in the VM (tools/pppvm.py) or slirp.
+
+A scenario is a few lines:
+
+    def test_lcp_up(run_pair):
+        r = run_pair(pppd_opts=["noauth", "10.0.0.1:10.0.0.2", "noipv6"],
+                     userppp_args=["noauth", "noipv6"],
+                     during=lambda s: (s.userppp.wait_log(r"local  IP address"),
+                                       s.vm.kill_pppd()))
+        assert r.userppp_exit == 15
+        r.pppd_saw(r"sent \\[LCP TermReq")
+
+userppp is started as `python -m userppp PTY 115200 ARGS... nodetach debug`
+and logs pppd-format lines to stderr.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+
+import pppvm  # noqa: E402
+
+USERPPP_SPEED = "115200"
+
+
+class UserpppProcess:
+    """userppp as a child process on a tty; stderr captured to a file."""
+
+    def __init__(self, device: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
+                 logdir: Path, speed: str = USERPPP_SPEED, extra_tail=("nodetach", "debug"),
+                 command: Sequence[str] | None = None) -> None:
+        self.argv = list(command or [sys.executable, "-m", "userppp"]) + \
+            [device, speed, *args, *extra_tail]
+        self.log_path = logdir / "userppp.log"
+        self._log = open(self.log_path, "wb")
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO)] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
+        full_env.update(env or {})
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, cwd=REPO, env=full_env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def log_text(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace")
+
+    def wait_log(self, pattern: str, timeout: float = 30.0) -> re.Match:
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log_text())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                m = rx.search(self.log_text())
+                if m:
+                    return m
+                raise AssertionError(f"userppp exited ({self.proc.returncode}) before "
+                                     f"{pattern!r}; its log:\n{self.log_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{pattern!r} not in userppp log after {timeout}s; "
+                                   f"log:\n{self.log_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+@dataclasses.dataclass
+class PairSession:
+    """Live handles during a run_pair scenario (given to `during`)."""
+    vm: pppvm.PppdVM
+    userppp: UserpppProcess
+
+
+@dataclasses.dataclass
+class PairResult:
+    pppd_log: str
+    pppd_exit: int | None        # None: pppd did not exit in time
+    userppp_log: str
+    userppp_exit: int | None     # None: userppp did not exit in time (then killed)
+    wire: list                   # [(monotonic time, "pppd>host"|"host>pppd", bytes)]
+    console: str                 # the VM's whole console
+    seconds: float
+
+    def pppd_saw(self, pattern: str) -> re.Match:
+        m = re.search(pattern, self.pppd_log, re.M)
+        assert m, f"pppd log lacks {pattern!r}:\n{self.pppd_log[-3000:]}"
+        return m
+
+    def userppp_saw(self, pattern: str) -> re.Match:
+        m = re.search(pattern, self.userppp_log, re.M)
+        assert m, f"userppp log lacks {pattern!r}:\n{self.userppp_log[-3000:]}"
+        return m
+
+    def report(self) -> str:
+        return (f"--- pppd (exit {self.pppd_exit}) ---\n{self.pppd_log}"
+                f"--- userppp (exit {self.userppp_exit}) ---\n{self.userppp_log}")
+
+
+def run_pair(pppd_opts: Sequence[str], userppp_args: Sequence[str],
+             files: Mapping[str, str | bytes] | None = None, *,
+             during: Callable[[PairSession], object] | None = None,
+             timeout: float = 60.0, arch: str = "amd64",
+             userppp_env: Mapping[str, str] | None = None,
+             wait_pppd_start: bool = True, make_vm=None) -> PairResult:
+    """pppd in the VM <-> userppp on the pty; returns both logs and exit codes.
+
+    Runs `during(session)` once both are started (wait for log lines, kill
+    pppd with session.vm.kill_pppd(), run commands in the VM ...), then waits
+    up to `timeout` s in all for both to exit.  userppp still running at the
+    end is terminated (its exit is then reported as None)."""
+    t0 = time.monotonic()
+    make_vm = make_vm or (lambda **kw: pppvm.PppdVM(**kw).start())
+    vm = make_vm(options=pppd_opts, files=files, arch=arch, timeout=timeout + 60)
+    logdir = Path(tempfile.mkdtemp(prefix="userppp-pair-"))
+    up = None
+    try:
+        if wait_pppd_start:
+            vm.wait_log(r"^PPPVM: starting pppd", timeout=min(60.0, timeout))
+        up = UserpppProcess(vm.pty_path, userppp_args, env=userppp_env, logdir=logdir)
+        if during is not None:
+            during(PairSession(vm, up))
+        deadline = t0 + timeout
+        uexit = up.wait_exit(max(0.1, deadline - time.monotonic()))
+        try:
+            pexit = vm.wait_exit(max(0.1, deadline - time.monotonic()))
+        except (TimeoutError, pppvm.PppVmError):
+            pexit = None
+        vm.close()
+        up.close()
+        return PairResult(vm.log_text(), pexit, up.log_text(), uexit, list(vm.wire),
+                          vm.console_text(), time.monotonic() - t0)
+    finally:
+        if up is not None:
+            up.close()
+        vm.close()
+
+
+# --------------------------------------------------------------------------
+# slirp: a second, independent real peer (userspace, runs on the host)
+
+
+class SlirpPeer:
+    """`slirp-fullbolt -P` talking PPP on a host pty; our end is `self.master`
+    (use `self.slave_path` for a process that wants a device path)."""
+
+    def __init__(self, args: Sequence[str] = ()) -> None:
+        import tty
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.slave_path = os.ttyname(self.slave)
+        self.proc = subprocess.Popen(["slirp-fullbolt", "-P", *args], stdin=self.slave,
+                                     stdout=self.slave, stderr=subprocess.PIPE,
+                                     start_new_session=True, cwd=tempfile.gettempdir())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+    def __enter__(self) -> "SlirpPeer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
