@@ -1,0 +1,1 @@
+"""Developer tools (the modem emulator, the pppd VM harness)."""

@@ -1,0 +1,218 @@
+"""Running connect / disconnect / init scripts over the line (asyncio).
+
+:func:`run_connect` is what pppd does with ``connect SCRIPT``: a plain chat
+invocation (``chat -v -f FILE`` or ``chat -v '' ATZ OK ...``) runs in the
+built-in sans-IO interpreter (:mod:`userppp.chat`) over the line's fd;
+anything else runs as ``/bin/sh -c SCRIPT`` with the line as its standard
+input and output.  The result's ``status`` is 0 for success; the driver turns
+a non-zero status of a connect script into "Connect script failed" and
+``ExitCode.CONNECT_FAILED`` (8).
+
+Bytes that the built-in chat read from the line past its last match (say the
+first PPP frame right after ``CONNECT``) are returned in ``leftover``: feed
+them to the deframer before reading the line again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import termios
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .. import chat as chatmod
+
+_chat_log = logging.getLogger("userppp.chat")
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    status: int                 # 0 = success; chat's exit code or sh's status
+    leftover: bytes = b""       # read from the line but not used by chat
+    builtin: bool = True        # the built-in chat ran (else /bin/sh)
+    hangup: bool = False        # the line hung up while the script ran
+
+
+def _default_log(text: str) -> None:
+    _chat_log.info("%s", text)
+
+
+def _default_stderr(text: str) -> None:
+    import sys
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+async def run_connect(fd: int, command: str, *,
+                      log: Optional[Callable[[str], None]] = None,
+                      stderr: Optional[Callable[[str], None]] = None,
+                      clock: Optional[Callable[[], float]] = None,
+                      env: Optional[dict] = None,
+                      shell_stderr=None,
+                      send_break: Optional[Callable[[], None]] = None) -> ConnectResult:
+    """Run a connect (or disconnect/init) script over ``fd``.
+
+    log          receives chat's log lines (default: logger "userppp.chat")
+    stderr       receives SAY / ECHO / REPORT text (default: sys.stderr)
+    clock        monotonic seconds (default: the event loop's time)
+    env          environment for the shell command / chat -E
+    shell_stderr fd or file for the shell command's standard error
+                 (default: inherited)
+    send_break   how to send a break (default: tcsendbreak on fd)
+    """
+    argv = chatmod.parse_chat_command(command)
+    if argv is None:
+        return await run_shell(fd, command, env=env, stderr=shell_stderr)
+    log = log or _default_log
+    try:
+        interpreter = chatmod.chat_from_argv(argv, env=env)
+    except chatmod.ChatError as e:
+        log(str(e))
+        return ConnectResult(e.exit_code)
+    return await run_chat(fd, interpreter, log=log, stderr=stderr, clock=clock,
+                          send_break=send_break)
+
+
+async def run_chat(fd: int, interpreter: "chatmod.Chat", *,
+                   log: Optional[Callable[[str], None]] = None,
+                   stderr: Optional[Callable[[str], None]] = None,
+                   clock: Optional[Callable[[], float]] = None,
+                   send_break: Optional[Callable[[], None]] = None) -> ConnectResult:
+    """Drive a :class:`userppp.chat.Chat` over a non-blocking fd."""
+    loop = asyncio.get_running_loop()
+    clock = clock or loop.time
+    log = log or _default_log
+    stderr = stderr or _default_stderr
+    queue: asyncio.Queue = asyncio.Queue()
+    reading = True
+    hung_up = False
+
+    def on_readable():
+        nonlocal reading
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            data = b"" if e.errno == errno.EIO else e
+        if not data or isinstance(data, OSError):
+            loop.remove_reader(fd)
+            reading = False
+        queue.put_nowait(data)
+
+    def do_break():
+        if send_break is not None:
+            send_break()
+            return
+        try:
+            termios.tcsendbreak(fd, 0)
+        except termios.error:
+            pass
+
+    async def write_all(data: bytes):
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                await asyncio.sleep(0.005)
+                continue
+            view = view[n:]
+
+    async def perform(actions) -> Optional[list]:
+        """Carry out the actions; returns further actions if a write failed."""
+        for action in actions:
+            if isinstance(action, chatmod.Send):
+                try:
+                    await write_all(action.data)
+                except OSError as e:
+                    return interpreter.fail(clock(), f" -- write failed: {e.strerror}")
+            elif isinstance(action, chatmod.Log):
+                log(action.text)
+            elif isinstance(action, chatmod.Break):
+                await asyncio.to_thread(do_break)
+            elif isinstance(action, chatmod.Say):
+                stderr(action.text)
+            elif isinstance(action, chatmod.Echo):
+                stderr(action.text)
+            elif isinstance(action, chatmod.Report):
+                stderr(chatmod.report_line(action.text) + "\n")
+        return None
+
+    loop.add_reader(fd, on_readable)
+    leftover = b""
+    try:
+        actions = interpreter.start(clock())
+        while True:
+            while actions:
+                actions = await perform(actions)
+            if interpreter.done:
+                break
+            deadline = interpreter.next_timer()
+            timeout = None if deadline is None else max(0.0, deadline - clock())
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout)
+            except (asyncio.TimeoutError, TimeoutError):
+                actions = interpreter.handle_timer(clock())
+                continue
+            if isinstance(item, OSError):
+                actions = interpreter.fail(clock(), f"read failed: {item.strerror}")
+            elif item:
+                actions = interpreter.receive(item, clock())
+            else:
+                hung_up = True
+                actions = interpreter.hangup(clock())
+    finally:
+        if reading:
+            loop.remove_reader(fd)
+        rest = []
+        while not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, bytes):
+                rest.append(item)
+        leftover = interpreter.leftover + b"".join(rest)
+    return ConnectResult(interpreter.exit_code, leftover, True, hung_up)
+
+
+async def run_shell(fd: int, command: str, *, env: Optional[dict] = None,
+                    stderr=None) -> ConnectResult:
+    """``/bin/sh -c command`` with the line as stdin and stdout."""
+    was_blocking = os.get_blocking(fd)
+    os.set_blocking(fd, True)           # the O_NONBLOCK flag is shared
+    try:
+        process = await asyncio.create_subprocess_shell(
+            command, stdin=fd, stdout=fd, stderr=stderr, env=env,
+            close_fds=True)
+        try:
+            status = await process.wait()
+        except asyncio.CancelledError:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 2)
+                except (asyncio.TimeoutError, TimeoutError):
+                    process.kill()
+            raise
+    finally:
+        os.set_blocking(fd, was_blocking)
+    if status < 0:
+        status = 128 - status           # killed by a signal, as sh reports it
+    return ConnectResult(status, b"", False, False)
+
+
+async def hangup_line(fd: int, seconds: float = 1.0) -> None:
+    """Drop DTR for ``seconds`` (speed B0), then restore the speed."""
+    attrs = termios.tcgetattr(fd)
+    saved = list(attrs)
+    attrs[4] = attrs[5] = termios.B0
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+__all__ = ["ConnectResult", "run_connect", "run_chat", "run_shell", "hangup_line"]
