@@ -318,18 +318,17 @@ class Pap(ProtocolHandler):
         else:
             out = f"PAP code=0x{code:x} id=0x{ident:x}"
         rest = body
-        if code == AUTHREQ and len(body) >= 1 and len(body) >= 2 + body[0]:
-            ulen = body[0]
-            plen = body[1 + ulen]
-            if len(body) >= 2 + ulen + plen:
-                out += f" user={pppd_string(body[1:1 + ulen])} password=<hidden>"
-                rest = body[2 + ulen + plen:]
+        if code == AUTHREQ:
+            ulen = body[0] if body else 0
+            plen = body[1 + ulen] if len(body) >= 2 + ulen else -1
+            if plen < 0 or len(body) < 2 + ulen + plen:
+                # a damaged request: print nothing that may hold a password
+                return out + " <malformed>"
+            out += f" user={pppd_string(body[1:1 + ulen])} password=<hidden>"
+            rest = body[2 + ulen + plen:]
         elif code in (AUTHACK, AUTHNAK) and len(body) >= 1 and len(body) >= 1 + body[0]:
             out += " " + pppd_string(body[1:1 + body[0]])
             rest = body[1 + body[0]:]
-        elif code == AUTHREQ:
-            # malformed request: do not print bytes that may hold a password
-            return out + " <malformed>"
         if rest:
             trailer = " " + " ".join(f"{b:02x}" for b in rest)
         return out + trailer
