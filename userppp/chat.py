@@ -425,9 +425,12 @@ class Chat:
         if self.done:
             self._buffer += data
             return self._take()
-        self._advance()             # a timer due before these bytes came
+        actions = self._advance()   # a timer due before these bytes came
+        if self.done:
+            self._buffer += data
+            return actions + self._take()
         self._buffer += data
-        return self._advance()
+        return actions + self._advance()
 
     def handle_timer(self, now: float) -> list:
         self._check_started()

@@ -17,7 +17,6 @@ else ``/var/lock``.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from typing import Callable, Optional
