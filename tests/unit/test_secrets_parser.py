@@ -227,3 +227,9 @@ def test_unknown_kind():
 def test_split_lines_groups_words_by_line():
     assert split_lines("a b\n\nc 'd\ne' f\ng", "x") == [
         [("a", 1), ("b", 1)], [("c", 3), ("d\ne", 3), ("f", 4)], [("g", 5)]]
+
+
+def test_first_of_equal_rank_wins():
+    s = Secrets.from_text(chap="bob * first\nbob * second\n* * w1\n* * w2\n")
+    assert s.lookup("chap", "bob", "x").secret == "first"
+    assert s.lookup("chap", "carol", "x").secret == "w1"
