@@ -18,6 +18,7 @@ from .config.tables import option_tables
 from .exitcodes import ExitCode
 from .io.driver import LinkDriver
 from .io.lock import DeviceLock, LockError
+from .io.modemline import ConnectResult, hangup_line, run_connect
 from .io.serial import Line
 
 PROG = "userppp"
@@ -95,15 +96,44 @@ def run_device(settings, secrets, log) -> int:
             log(0, f"Failed to open {settings.device}: {error.strerror}")
             return int(ExitCode.OPEN_FAILED)
         try:
-            line.watch_carrier()
-            log(0, f"Connect: {PROG} <--> {settings.device}")
-            driver = LinkDriver(settings, line.fileno(), secrets=secrets, log=log)
-            return asyncio.run(driver.run())
+            return asyncio.run(run_session(settings, secrets, log, line))
         finally:
             line.close()
     finally:
         if lock is not None:
             lock.release()
+
+
+async def run_script(kind: str, script: str, line, log) -> ConnectResult:
+    """An init, connect or disconnect script over the line."""
+    return await run_connect(line.fileno(), script, log=lambda text: log(0, text))
+
+
+async def run_session(settings, secrets, log, line) -> int:
+    """Scripts, then the link, then the disconnect script; pppd's order."""
+    leftover = b""
+    for kind, script in (("Init", settings.init_script),
+                         ("Connect", settings.connect_script)):
+        if not script:
+            continue
+        result = await run_script(kind, script, line, log)
+        if result.status != 0 or result.hangup:
+            log(0, f"{kind} script failed")
+            return int(ExitCode.CONNECT_FAILED)
+        leftover += result.leftover
+    if settings.connect_script:
+        log(0, "Serial connection established.")
+    line.watch_carrier()
+    log(0, f"Connect: {PROG} <--> {settings.device}")
+    driver = LinkDriver(settings, line.fileno(), secrets=secrets, log=log)
+    status = await driver.run(leftover)
+    if settings.disconnect_script and status != ExitCode.HANGUP:
+        result = await run_script("Disconnect", settings.disconnect_script, line, log)
+        if result.status != 0:
+            log(0, "Disconnect script failed")
+    if settings.modem and line.has_modem_lines:
+        await hangup_line(line.fileno(), 0.5)
+    return status
 
 
 if __name__ == "__main__":

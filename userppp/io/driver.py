@@ -124,9 +124,13 @@ class LinkDriver:
         self.signals_seen = 0
         self.result: Optional[LinkTerminated] = None
 
-    async def run(self) -> int:
+    async def run(self, initial: bytes = b"") -> int:
+        """Run the link until it terminates; ``initial`` is line data read
+        before the driver started (by the connect script)."""
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue = asyncio.Queue()
+        if initial:
+            inbox.put_nowait(("data", initial))
         pump = LinePump(loop, self.fd, inbox)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, inbox.put_nowait, ("signal", signum))
