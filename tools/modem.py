@@ -886,11 +886,13 @@ class Exchange:
         self.calls.append(call)
         caller.call = call
         if number in self.busy or callee is caller:
+            call.callee = None
             self._fail_call(call, "BUSY")
         elif number in self.no_answer or callee is None:
             call.callee = None          # rings and rings: nobody answers
             self._ring_out(call)
         elif not callee._incoming(call):
+            call.callee = None          # it never took the call
             self._fail_call(call, "BUSY")
         else:
             self._ring_out(call)
