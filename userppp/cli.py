@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from typing import Optional, TextIO
 
@@ -16,6 +17,7 @@ from .config.parser import ConfigError, EarlyExit, OptionParser
 from .config.secrets import Secrets, SecretsError
 from .config.tables import option_tables
 from .exitcodes import ExitCode
+from .protocols.authpolicy import AuthConfigError, AuthPolicy
 from .io.driver import LinkDriver
 from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
@@ -72,10 +74,16 @@ def main(argv: Optional[list] = None) -> int:
     if not settings.device:
         return _fail("no device specified (try: userppp /dev/ttyS0 38400 ...)",
                      ExitCode.OPTION_ERROR)
+    if not settings.name:
+        settings.name = socket.gethostname()     # pppd's default local name
     try:
         secrets = Secrets.load(settings.pap_secrets, settings.chap_secrets)
     except SecretsError as error:
         return _fail(str(error), ExitCode.OPTION_ERROR)
+    try:
+        AuthPolicy(settings, secrets).check()
+    except AuthConfigError as error:
+        return _fail(" ".join(str(error).split()), ExitCode.OPTION_ERROR)
     log = Logger(settings)
     return run_device(settings, secrets, log)
 
