@@ -1,7 +1,7 @@
 """cffi build script for userppp's C core (out-of-line API mode).
 
-setup.py names it in ``cffi_modules``; it also runs stand-alone
-(``python cext/build_core.py``) and builds ``userppp/_core*.so`` in place.
+setup.py names it in ``cffi_modules``: build with ``pip install -e .`` (or
+``pip install .``), which compiles ``userppp/_core*.so``.
 
 The cdef is read from the marked sections of cext/upp.h (the contract), and
 the same header is included by every .c file, so the compiler checks both
@@ -15,6 +15,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = "upp.h"
 SOURCES = [
+    "cpu.c",
     "fcs.c",
     "hdlc.c",
 ]
@@ -68,6 +69,3 @@ ffibuilder.set_source(
     depends=[_rel(os.path.join(HERE, h)) for h in os.listdir(HERE) if h.endswith(".h")],
 )
 
-if __name__ == "__main__":
-    os.chdir(os.path.dirname(HERE))
-    ffibuilder.compile(tmpdir=".", verbose=True)

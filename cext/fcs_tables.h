@@ -553,4 +553,8 @@ static const uint32_t upp_fcs32_tab[8][256] = {
     0x2c8e0fff, 0xe0240f61, 0x6eab0882, 0xa201081c, 0xa8c40105, 0x646e019b, 0xeae10678, 0x264b06e6,
   },
 };
+
+/* x^127, x^191, x^511, x^575 mod P, reflected (fold by 128 / 512 bits) */
+static const uint64_t upp_fcs16_fold[4] = {0x7eea000000000000ULL, 0xa95d000000000000ULL, 0x7f90000000000000ULL, 0x9822000000000000ULL};
+static const uint64_t upp_fcs32_fold[4] = {0x9ba54c6f00000000ULL, 0x65673b4600000000ULL, 0xcad38e8f00000000ULL, 0x653d982200000000ULL};
 #endif

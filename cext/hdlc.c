@@ -8,7 +8,7 @@
  * of all ones and the full header (RFC 1661 section 6).
  *
  * The hot loops live in hdlc_kernel.h, compiled once per CPU tier; the tier
- * is picked at run time with __builtin_cpu_supports.
+ * is picked at run time (cpu.c).
  */
 #include <string.h>
 
@@ -124,7 +124,7 @@ done:
 
 #if UPP_X86
 #define K_NAME(x) x##_ssse3
-#define K_TARGET __attribute__((target("ssse3,popcnt")))
+#define K_TARGET __attribute__((target("ssse3,popcnt,pclmul")))
 #define K_SIMD 16
 #include "hdlc_kernel.h"
 #undef K_NAME
@@ -132,7 +132,7 @@ done:
 #undef K_SIMD
 
 #define K_NAME(x) x##_avx2
-#define K_TARGET __attribute__((target("avx2,popcnt")))
+#define K_TARGET __attribute__((target("avx2,popcnt,pclmul")))
 #define K_SIMD 32
 #include "hdlc_kernel.h"
 #undef K_NAME
@@ -140,40 +140,10 @@ done:
 #undef K_SIMD
 #endif
 
-static int upp_impl_cur = -1;
-
-static int detect_impl(void)
-{
-#if UPP_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt"))
-        return UPP_IMPL_AVX2;
-    if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt"))
-        return UPP_IMPL_SSSE3;
-#endif
-    return UPP_IMPL_PORTABLE;
-}
-
-int upp_hdlc_impl(void)
-{
-    if (upp_impl_cur < 0)
-        upp_impl_cur = detect_impl();
-    return upp_impl_cur;
-}
-
-int upp_hdlc_set_impl(int impl)
-{
-    int best = detect_impl();
-    if (impl < 0 || impl > best)
-        impl = best;
-    upp_impl_cur = impl;
-    return impl;
-}
-
 static uint8_t *escape_run(const uint8_t *map, const uint8_t *nib,
                            const uint8_t *s, size_t n, uint8_t *d)
 {
-    switch (upp_hdlc_impl()) {
+    switch (upp_impl()) {
 #if UPP_X86
     case UPP_IMPL_AVX2:
         return escape_run_avx2(map, nib, s, n, d);
@@ -393,7 +363,7 @@ ptrdiff_t upp_decode(upp_dec *d, const uint8_t *in, size_t len, uint8_t *out,
     o.rec = rec;
     o.maxrec = maxrec;
     o.nrec = *nrec;
-    switch (upp_hdlc_impl()) {
+    switch (upp_impl()) {
 #if UPP_X86
     case UPP_IMPL_AVX2:
         r = decode_avx2(d, in, len, &o);

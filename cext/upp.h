@@ -24,6 +24,18 @@ enum {
     UPP_ERR_NOSPACE = -2,  /* output buffer too small */
     UPP_ERR_PROTO = -3     /* invalid PPP protocol number */
 };
+
+/* implementation tiers (cpu.c) */
+enum {
+    UPP_IMPL_PORTABLE = 0, /* plain C99 */
+    UPP_IMPL_SSSE3 = 1,    /* SSSE3 + POPCNT + PCLMUL */
+    UPP_IMPL_AVX2 = 2      /* AVX2 + POPCNT + PCLMUL */
+};
+/* The tier in use: the best the CPU supports unless lowered with
+ * upp_set_impl (for tests and benchmarks); set returns the tier in force,
+ * never above what the CPU supports (-1 = best). */
+int upp_impl(void);
+int upp_set_impl(int impl);
 /* UPP_CDEF_END */
 
 /* UPP_CDEF_BEGIN fcs  (RFC 1662 appendix C) */
@@ -51,10 +63,6 @@ enum {
     UPP_HDLC_ESC = 0x7D,
     UPP_PROTO_LCP = 0xC021,
 
-    /* implementation tiers, see upp_hdlc_set_impl() */
-    UPP_IMPL_PORTABLE = 0,
-    UPP_IMPL_SSSE3 = 1,
-    UPP_IMPL_AVX2 = 2,
 
     /* upp_encode() flags */
     UPP_ENC_OPEN_FLAG = 1,  /* emit an opening flag before the frame */
@@ -99,12 +107,6 @@ typedef struct upp_dec {
     uint64_t bytes_in;    /* input bytes consumed */
     uint64_t ctrl_dropped;/* unescaped control characters dropped (ACCM) */
 } upp_dec;
-
-/* Which implementation runs: the best the CPU supports unless lowered with
- * upp_hdlc_set_impl (for tests and benchmarks). set returns the tier in
- * force, which is never above what the CPU supports. */
-int upp_hdlc_impl(void);
-int upp_hdlc_set_impl(int impl);
 
 /* Defaults: ACCM 0xFFFFFFFF, no extra escapes, FCS-16, no ACFC/PFC. */
 void upp_enc_init(upp_enc *e);

@@ -87,12 +87,15 @@ def c_fcs32(data):
 class CHdlcEncoder:
     """upp_enc with a preallocated output buffer."""
 
-    __slots__ = ("_ffi", "_lib", "_e", "_out", "_cap", "_maxpay")
+    __slots__ = ("_ffi", "_lib", "_e", "_out", "_outc", "_cap", "_maxpay", "_encode",
+                 "_unpack")
 
     def __init__(self):
         self._ffi, self._lib = ffi, lib = _load()
         self._e = ffi.new("upp_enc *")
         lib.upp_enc_init(self._e)
+        self._encode = lib.upp_encode
+        self._unpack = ffi.unpack
         self._out = None
         self._cap = 0
         self._maxpay = -1
@@ -102,6 +105,7 @@ class CHdlcEncoder:
         n = max(payload_len, 2 * self._maxpay)
         self._cap = self._lib.upp_enc_bound(n)
         self._out = self._ffi.new("uint8_t[]", self._cap)
+        self._outc = self._ffi.cast("char *", self._out)
         self._maxpay = n
 
     def configure(self, accm, escape_map, fcs_bits, acfc, pfc):
@@ -118,11 +122,13 @@ class CHdlcEncoder:
         n = len(payload)
         if n > self._maxpay:
             self._grow(n)
-        r = self._lib.upp_encode(self._e, protocol, payload, n, 1 if open_flag else 0,
-                                 self._out, self._cap)
+        try:
+            r = self._encode(self._e, protocol, payload, n, open_flag, self._out, self._cap)
+        except OverflowError:
+            r = -3
         if r < 0:
             _raise(r, "HdlcEncoder.encode")
-        return self._ffi.buffer(self._out, r)[:]
+        return self._unpack(self._outc, r)
 
     def encode_many(self, items, open_flag):
         ffi = self._ffi
@@ -234,13 +240,13 @@ class CHdlcDecoder:
 
 def c_impl():
     """The C implementation tier in use: 0 portable, 1 SSSE3, 2 AVX2."""
-    return _load()[1].upp_hdlc_impl()
+    return _load()[1].upp_impl()
 
 
 def c_set_impl(level):
     """Force a lower C implementation tier (tests, benchmarks); -1 = best.
     Returns the tier in force."""
-    return _load()[1].upp_hdlc_set_impl(level)
+    return _load()[1].upp_set_impl(level)
 
 
 def backend(name=None):

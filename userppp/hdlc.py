@@ -121,6 +121,7 @@ class Framer:
         self._pfc = bool(pfc)
         self.flag_time = flag_time
         self._last = None
+        self._encode = self._impl.encode
         self._apply()
 
     @staticmethod
@@ -188,8 +189,12 @@ class Framer:
 
     def encode(self, protocol, payload, now=None):
         """One frame for payload with the given protocol number."""
-        _check_protocol(protocol)
-        return self._impl.encode(protocol, payload, self._open_flag(now))
+        # hot path: the backend validates the protocol number (ValueError)
+        if now is None:
+            now = time.monotonic()
+        last, self._last = self._last, now
+        return self._encode(protocol, payload,
+                            last is None or not 0 <= now - last < self.flag_time)
 
     def encode_many(self, frames, now=None):
         """Frames for [(protocol, payload), ...], concatenated."""
