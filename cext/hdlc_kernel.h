@@ -224,6 +224,11 @@ K_TARGET static ptrdiff_t K_NAME(decode)(upp_dec *d, const uint8_t *in, size_t l
                     d->len += pairs;
                     continue;
                 }
+                if (pairs == 1) { /* a lone "7D x": x is known not special */
+                    d->buf[d->len++] = p[1] ^ 0x20;
+                    p += 2;
+                    continue;
+                }
             }
 #endif
         }
