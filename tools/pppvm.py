@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import dataclasses
+import fcntl
 import hashlib
 import json
 import lzma
@@ -427,9 +428,22 @@ def build_image(arch: str | Arch = "amd64", *, force=False) -> VmImage:
     dest = root / f"image-{a.name}-{key}"
     if (dest / "manifest.json").exists() and not force:
         return _load_image(a, dest)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time per cache
+        if (dest / "manifest.json").exists() and not force:
+            return _load_image(a, dest)
+        img = _build(a, versions, dest)
+        for old in root.glob(f"image-{a.name}-*"):  # superseded images
+            if old != dest:
+                shutil.rmtree(old, ignore_errors=True)
+        return img
+
+
+def _build(a: Arch, versions: dict[str, str], dest: Path) -> VmImage:
+    root = dest.parent
     _log(f"building {a.name} image into {dest}")
     t0 = time.monotonic()
-    root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".build-") as tmp:
         tmpd = Path(tmp)
         debs = tmpd / "debs"

@@ -14,7 +14,6 @@ import pytest
 from rawppp import (CONF_ACK, CONF_REQ, ECHO_REP, ECHO_REQ, IPCP, LCP, TERM_ACK, TERM_REQ,
                     Deframer, RawPppPort, control, lcp_magic)
 
-pytestmark = [pytest.mark.vm]
 
 OUR_MAGIC = 0x12345678
 
@@ -23,6 +22,7 @@ def is_lcp(code):
     return lambda f: f.protocol == LCP and f.code == code
 
 
+@pytest.mark.vm
 @pytest.mark.interop_timeout(120)
 def test_pppd_boots_and_sends_lcp_confreq(pppd_vm):
     vm = pppd_vm(["noauth"])
@@ -37,6 +37,7 @@ def test_pppd_boots_and_sends_lcp_confreq(pppd_vm):
     assert vm.wait_poweroff(timeout=30) is not None
 
 
+@pytest.mark.vm
 @pytest.mark.interop_timeout(150)
 def test_raw_lcp_negotiation_echo_and_terminate(pppd_vm):
     vm = pppd_vm(["noauth", "noipv6", "10.0.0.1:10.0.0.2", "nopcomp", "noaccomp",
@@ -82,6 +83,7 @@ def test_slirp_answers_lcp_confreq(slirp_peer):
         port.close()
 
 
+@pytest.mark.vm
 @pytest.mark.slow
 @pytest.mark.interop_timeout(150)
 def test_pppd_pair_in_one_vm_reaches_ip_and_pings(pppd_vm):
@@ -103,6 +105,7 @@ def test_pppd_pair_in_one_vm_reaches_ip_and_pings(pppd_vm):
     assert Deframer().feed(vm.wire_bytes("peer>pppd"))
 
 
+@pytest.mark.vm
 @pytest.mark.slow
 @pytest.mark.interop_timeout(150)
 def test_i386_vm_boots(pppd_vm):
