@@ -378,8 +378,8 @@ echo "PPPVM: $(uname -r) $(uname -m) $(pppd --version 2>&1 | head -n1)"
 if [ -f /etc/ppp/peers/pppvm-peer ]; then
     mkfifo /tmp/peerlog
     ( while IFS= read -r l; do echo "PEER| $l"; done </tmp/peerlog ) &
-    ( pppd call pppvm-peer logfile /tmp/peerlog; echo "PEER-EXIT=$?" ) &
-    echo $! >/tmp/peer.pid
+    ( pppd call pppvm-peer logfile /tmp/peerlog & echo $! >/tmp/peer.pid
+      wait $!; echo "PEER-EXIT=$?"; touch /tmp/peer.done ) &
 fi
 echo "PPPVM: starting pppd"
 pppd call pppvm &
@@ -390,7 +390,7 @@ rc=$?
 echo "PPPD-EXIT=$rc"
 if [ -f /etc/ppp/peers/pppvm-peer ]; then
     n=0
-    while [ -d /proc/$(cat /tmp/peer.pid) ] && [ $n -lt @PEERWAIT@ ]; do sleep 1; n=$((n+1)); done
+    while [ ! -f /tmp/peer.done ] && [ $n -lt @PEERWAIT@ ]; do sleep 1; n=$((n+1)); done
 fi
 sleep 0.2
 echo "PPPVM: poweroff"
@@ -977,10 +977,7 @@ class PppdVM:
 
     def kill_pppd(self, sig: str = "TERM", peer: bool = False) -> None:
         pidfile = "/tmp/peer.pid" if peer else "/tmp/pppd.pid"
-        if peer:  # the recorded pid is the subshell's; signal its pppd child
-            self.vm_exec(f"pkill -{sig} -P $(cat {pidfile}) pppd")
-        else:
-            self.vm_exec(f"kill -{sig} $(cat {pidfile})")
+        self.vm_exec(f"kill -{sig} $(cat {pidfile})")
 
     # -- wire ------------------------------------------------------------
     def wire_bytes(self, direction: str) -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,10 +164,20 @@ def run_pair(pppd_opts: Sequence[str], userppp_args: Sequence[str],
         up.close()
         return PairResult(vm.log_text(), pexit, up.log_text(), uexit, list(vm.wire),
                           vm.console_text(), time.monotonic() - t0)
+    except BaseException:
+        # shown by pytest with the failure ("Captured stdout call")
+        vm.close()
+        print(f"--- pppd console ---\n{vm.console_text()}")
+        if up is not None:
+            up.close()
+            print(f"--- userppp ({' '.join(up.argv)}) ---\n{up.log_text()}")
+        raise
     finally:
         if up is not None:
             up.close()
         vm.close()
+        if os.environ.get("PPPVM_KEEP") != "1":
+            shutil.rmtree(logdir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
