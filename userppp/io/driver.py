@@ -26,12 +26,19 @@ READ_SIZE = 65536
 
 
 class LinePump:
-    """Reads and writes a non-blocking line fd for the driver."""
+    """Reads and writes a non-blocking line fd for the driver.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, inbox: asyncio.Queue):
+    Received data goes straight to ``on_data`` from the reader callback, so a
+    peer that sends faster than we can process simply fills the kernel's tty
+    buffer: nothing queues up in this process.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int,
+                 on_data: Callable[[bytes], None], on_hangup: Callable[[str], None]):
         self.loop = loop
         self.fd = fd
-        self.inbox = inbox
+        self.on_data = on_data
+        self.on_hangup = on_hangup
         self.pending = bytearray()
         self.closed = False
         os.set_blocking(fd, False)
@@ -49,13 +56,12 @@ class LinePump:
         if not data:
             self._hangup("end of file")
             return
-        self.inbox.put_nowait(("data", data))
+        self.on_data(data)
 
     def _hangup(self, why: str) -> None:
         if not self.closed:
-            self.closed = True
-            self.loop.remove_reader(self.fd)
-            self.inbox.put_nowait(("hangup", why))
+            self.stop()
+            self.on_hangup(why)
 
     def write(self, data: bytes) -> None:
         if self.closed or not data:
@@ -128,56 +134,82 @@ class LinkDriver:
         """Run the link until it terminates; ``initial`` is line data read
         before the driver started (by the connect script)."""
         loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue = asyncio.Queue()
-        if initial:
-            inbox.put_nowait(("data", initial))
-        pump = LinePump(loop, self.fd, inbox)
+        self.done = loop.create_future()
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.pump = LinePump(loop, self.fd, self._on_data, self._on_hangup)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(signum, inbox.put_nowait, ("signal", signum))
+            loop.add_signal_handler(signum, self._on_signal, signum)
         try:
             self.link.start(self.clock())
-            self._flush(pump)
-            while self.result is None:
-                deadline = self.link.next_timer()
-                timeout = None if deadline is None else max(0.0, deadline - self.clock())
-                try:
-                    kind, value = await asyncio.wait_for(inbox.get(), timeout)
-                except asyncio.TimeoutError:
-                    self.link.handle_timer(self.clock())
-                else:
-                    self._handle(kind, value)
-                    if self.signals_seen > 1:
-                        break
-                self._flush(pump)
-            await pump.drain()
+            if initial:
+                self._on_data(initial)
+            self._after_input()
+            await self.done
+            await self.pump.drain()
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
-            pump.stop()
+            if self.timer is not None:
+                self.timer.cancel()
+            self.pump.stop()
         if self.result is None:
             return int(ExitCode.USER_REQUEST)
         return self.result.exit_code
 
-    def _handle(self, kind: str, value) -> None:
+    # -- inputs ------------------------------------------------------------------
+    def _on_data(self, data: bytes) -> None:
         now = self.clock()
-        if kind == "data":
-            for frame in self.deframer.feed(value):
-                self.link.receive(frame.protocol, frame.payload, now)
-        elif kind == "hangup":
-            self.log(0, "Modem hangup")
-            self.link.lower_down(now, ExitCode.HANGUP)
-        elif kind == "signal":
-            self.signals_seen += 1
-            if value == signal.SIGHUP:
-                self.log(0, "Hangup (SIGHUP)")
-                self.link.close(now, "User request", ExitCode.HANGUP)
-            else:
-                self.log(0, f"Terminating on signal {int(value)}.")
-                self.link.close(now, "User request", ExitCode.USER_REQUEST)
-        # Timers that fell due while we were busy.
+        for frame in self.deframer.feed(data):
+            self.link.receive(frame.protocol, frame.payload, now)
+        self._after_input()
+
+    def _on_hangup(self, why: str) -> None:
+        self.log(0, "Modem hangup")
+        self.link.lower_down(self.clock(), ExitCode.HANGUP)
+        self._after_input()
+
+    def _on_signal(self, signum: int) -> None:
+        self.signals_seen += 1
+        now = self.clock()
+        if self.signals_seen > 1:
+            self.log(0, f"Terminating on signal {int(signum)}.")
+            self._finish()
+            return
+        if signum == signal.SIGHUP:
+            self.log(0, "Hangup (SIGHUP)")
+            self.link.close(now, "User request", ExitCode.HANGUP)
+        else:
+            self.log(0, f"Terminating on signal {int(signum)}.")
+            self.link.close(now, "User request", ExitCode.USER_REQUEST)
+        self._after_input()
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.link.handle_timer(self.clock())
+        self._after_input()
+
+    def _after_input(self) -> None:
+        """Write what the link produced, note its end, re-arm the timer."""
+        now = self.clock()
         deadline = self.link.next_timer()
         if deadline is not None and deadline <= now:
             self.link.handle_timer(now)
+            deadline = self.link.next_timer()
+        self._flush(self.pump)
+        if self.result is not None:
+            self._finish()
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, deadline - now)
+            self.timer = loop.call_later(delay, self._on_timer)
+
+    def _finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
     def _flush(self, pump: LinePump) -> None:
         out = bytearray()
