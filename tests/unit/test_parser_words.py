@@ -74,8 +74,11 @@ def test_backslash_newline_continues_a_word_and_a_line():
     assert texts('name "ab\\\ncd"') == ["name", "abcd"]
 
 
-def test_trailing_backslash_at_end_of_file_is_kept():
-    assert texts("abc\\") == ["abc\\"]
+def test_trailing_backslash_at_end_of_file_is_an_error():
+    # Shared with secrets files: a dangling escape is a mistake, not a word.
+    with pytest.raises(SyntaxProblem, match="backslash at end of file") as info:
+        texts("a\nabc\\")
+    assert info.value.line == 2
 
 
 def test_newline_inside_quotes_is_part_of_the_word():

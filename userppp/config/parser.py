@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from userppp.config.options import Option, OptionError, Settings
@@ -180,6 +180,9 @@ def etc_path(*parts: str) -> str:
 class Word:
     text: str
     line: int
+    #: an (unescaped) newline came between the previous word and this one;
+    #: secrets files use it to find where an entry starts
+    starts_line: bool = field(default=True, compare=False)
 
 
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
@@ -215,10 +218,12 @@ def split_words(text: str) -> list:
     i, n, line = 0, len(text), 1
     while True:
         # Skip white space, comments and line continuations.
+        starts_line = not words
         while i < n:
             c = text[i]
             if c == "\n":
                 line += 1
+                starts_line = True
                 i += 1
             elif c in _SPACE:
                 i += 1
@@ -240,8 +245,7 @@ def split_words(text: str) -> list:
             if c == "\\":
                 i += 1
                 if i >= n:
-                    chars.append("\\")
-                    break
+                    raise SyntaxProblem("backslash at end of file", line)
                 c = text[i]
                 if c == "\n":
                     line += 1
@@ -280,7 +284,7 @@ def split_words(text: str) -> list:
                 i += 1
         if quote is not None:
             raise SyntaxProblem("unterminated quoted string", start_line)
-        words.append(Word("".join(chars), start_line))
+        words.append(Word("".join(chars), start_line, starts_line))
 
 
 # ---------------------------------------------------------------------------
@@ -383,8 +387,9 @@ class OptionParser:
         try:
             with open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
                 text = f.read()
-        except OSError as error:
-            reason = error.strerror or str(error)
+        except (OSError, ValueError) as error:
+            # ValueError: a path no file can have (an embedded NUL byte).
+            reason = getattr(error, "strerror", None) or str(error)
             raise ConfigError(f"{prefix}can't open options file {path}: {reason}") from None
         try:
             words = split_words(text)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
+from .parser import SyntaxProblem, split_words
 
 DEFAULT_PAP_SECRETS = "/etc/ppp/pap-secrets"
 DEFAULT_CHAP_SECRETS = "/etc/ppp/chap-secrets"
@@ -58,94 +59,23 @@ class SecretEntry:
         return self.server == "*"
 
 
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
-            "s": " ", "t": "\t", "v": "\v"}
-_OCTAL = "01234567"
-_HEX = "0123456789abcdefABCDEF"
-
-
 def split_lines(text: str, filename: str) -> list:
     """Words grouped by logical line: ``[[(word, lineno), ...], ...]``.
 
-    Raises SecretsError (naming file and line, never the word) for an
-    unterminated quote or a backslash at the very end of the file.
+    The words are pppd's (the options-file syntax, see
+    :func:`userppp.config.parser.split_words`); an entry starts at a word
+    that follows an unescaped newline.  Raises SecretsError (naming file and
+    line, never the word) for an unterminated quote.
     """
+    try:
+        words = split_words(text)
+    except SyntaxProblem as problem:
+        raise SecretsError(f"{filename}:{problem.line}: {problem}") from None
     lines: list = []
-    current: list = []
-    i, n, lineno = 0, len(text), 1
-    while i < n:
-        c = text[i]
-        if c == "\n":
-            lineno += 1
-            if current:
-                lines.append(current)
-                current = []
-            i += 1
-            continue
-        if c in " \t\r\f\v":
-            i += 1
-            continue
-        if c == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        start_line = lineno
-        buf: list = []
-        quote = None
-        quote_line = lineno
-        literal = False           # anything (even "") was written as a word
-        while i < n:
-            c = text[i]
-            if c == "\\":
-                if i + 1 >= n:
-                    raise SecretsError(f"{filename}:{lineno}: backslash at end of file")
-                d = text[i + 1]
-                i += 2
-                if d == "\n":
-                    lineno += 1
-                    continue
-                literal = True
-                if d in _OCTAL:
-                    digits = d
-                    while len(digits) < 3 and i < n and text[i] in _OCTAL:
-                        digits += text[i]
-                        i += 1
-                    buf.append(chr(int(digits, 8) & 0xFF))
-                elif d == "x" and i < n and text[i] in _HEX:
-                    digits = ""
-                    while len(digits) < 2 and i < n and text[i] in _HEX:
-                        digits += text[i]
-                        i += 1
-                    buf.append(chr(int(digits, 16)))
-                else:
-                    buf.append(_ESCAPES.get(d, d))
-                continue
-            if quote is not None:
-                if c == quote:
-                    quote = None
-                else:
-                    if c == "\n":
-                        lineno += 1
-                    buf.append(c)
-                i += 1
-                continue
-            if c in "\"'":
-                quote = c
-                quote_line = lineno
-                literal = True
-                i += 1
-                continue
-            if c.isspace():
-                break
-            buf.append(c)
-            literal = True
-            i += 1
-        if quote is not None:
-            raise SecretsError(f"{filename}:{quote_line}: unterminated quoted string")
-        if literal:
-            current.append(("".join(buf), start_line))
-    if current:
-        lines.append(current)
+    for word in words:
+        if word.starts_line or not lines:
+            lines.append([])
+        lines[-1].append((word.text, word.line))
     return lines
 
 

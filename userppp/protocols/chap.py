@@ -28,6 +28,7 @@ from userppp.events import AuthFailed, AuthSucceeded
 from userppp.protocols import chapdigests as cd
 from userppp.protocols.authpolicy import AuthMethod, AuthPolicy
 from userppp.protocols.base import ProtocolHandler
+from userppp.wire import decode_control
 from userppp.protocols.pap import pppd_string, visible
 
 CHALLENGE, RESPONSE, SUCCESS, FAILURE = 1, 2, 3, 4
@@ -429,16 +430,11 @@ class Chap(ProtocolHandler):
     # ========================= base-class interface =========================
     def receive(self, payload: bytes, now: float) -> None:
         self.stats["rx"] += 1
-        payload = bytes(payload)
-        if len(payload) < 4:
+        packet = decode_control(payload)
+        if packet is None:
             self.stats["malformed"] += 1
             return
-        code, ident = payload[0], payload[1]
-        length = int.from_bytes(payload[2:4], "big")
-        if length < 4 or length > len(payload):
-            self.stats["malformed"] += 1
-            return
-        body = payload[4:length]
+        code, ident, body = packet.code, packet.identifier, packet.data
         if code == CHALLENGE:
             self._handle_challenge(now, ident, body)
         elif code == RESPONSE:

@@ -23,6 +23,7 @@ from userppp.config.options import integer
 from userppp.events import AuthFailed, AuthSucceeded
 from userppp.protocols.authpolicy import AuthMethod, AuthPolicy
 from userppp.protocols.base import ProtocolHandler
+from userppp.wire import decode_control, printable_string
 
 AUTHREQ, AUTHACK, AUTHNAK = 1, 2, 3
 CODE_NAMES = {AUTHREQ: "AuthReq", AUTHACK: "AuthAck", AUTHNAK: "AuthNak"}
@@ -40,24 +41,7 @@ OPTIONS = [
 ]
 
 
-def pppd_string(data: bytes) -> str:
-    """pppd's print_string: quoted, with C-like escapes for odd bytes."""
-    out = ['"']
-    for c in bytes(data):
-        if c in (0x5C, 0x22):
-            out.append("\\" + chr(c))
-        elif c == 0x09:
-            out.append("\\t")
-        elif c == 0x0A:
-            out.append("\\n")
-        elif c == 0x0D:
-            out.append("\\r")
-        elif c < 0x20 or c >= 0x7F:
-            out.append("\\%03o" % c)
-        else:
-            out.append(chr(c))
-    out.append('"')
-    return "".join(out)
+pppd_string = printable_string     # pppd's print_string
 
 
 def visible(data: bytes) -> str:
@@ -233,16 +217,11 @@ class Pap(ProtocolHandler):
     # -- base-class interface ---------------------------------------------------------
     def receive(self, payload: bytes, now: float) -> None:
         self.stats["rx"] += 1
-        payload = bytes(payload)
-        if len(payload) < 4:
+        packet = decode_control(payload)
+        if packet is None:
             self.stats["malformed"] += 1
             return
-        code, ident = payload[0], payload[1]
-        length = int.from_bytes(payload[2:4], "big")
-        if length < 4 or length > len(payload):
-            self.stats["malformed"] += 1
-            return
-        body = payload[4:length]
+        code, ident, body = packet.code, packet.identifier, packet.data
         if code == AUTHREQ:
             self._server_request(now, ident, body)
         elif code in (AUTHACK, AUTHNAK):
