@@ -9,7 +9,6 @@ gates packets by phase as pppd does.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Optional
@@ -59,11 +58,10 @@ class SetFraming:
 class Link:
     """All protocol state of one PPP link.  No I/O, clock or global state."""
 
-    def __init__(self, settings, *, rng: Optional[random.Random] = None,
-                 secrets=None, log: Optional[Callable[[int, str], None]] = None):
+    def __init__(self, settings, *, rng, secrets=None, log: Optional[Callable[[int, str], None]] = None):
         self.settings = settings
         self.secrets = secrets
-        self.rng = rng or random.Random()
+        self.rng = rng            # random.Random-like: magic numbers, challenges
         self._log_sink = log
         self.log_lines: list = []          # (level, text) when no sink
         self._output: list = []

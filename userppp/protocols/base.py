@@ -9,14 +9,16 @@ It never reads a clock, a file or a socket, and takes randomness only from
 
 from __future__ import annotations
 
-import random
-from typing import ClassVar, Optional, Protocol as TypingProtocol
+from typing import TYPE_CHECKING, ClassVar, Optional, Protocol as TypingProtocol
+
+if TYPE_CHECKING:
+    import random
 
 
 class LinkServices(TypingProtocol):
     """The Link as a protocol handler sees it."""
 
-    rng: random.Random
+    rng: "random.Random"
     settings: object          # userppp.config.options.Settings
     secrets: object           # userppp.config.secrets.Secrets, loaded by the driver
 
