@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import sys
+import time
 from typing import Optional, TextIO
 
 from .config.parser import ConfigError, EarlyExit, OptionParser
@@ -89,6 +90,60 @@ def main(argv: Optional[list] = None) -> int:
 
 
 def run_device(settings, secrets, log) -> int:
+    """Run sessions on the device: one, or with ``persist`` until the user
+    stops us or ``maxfail`` sessions in a row fail."""
+    pidfile = PidFile(settings.linkname) if settings.linkname else None
+    failures = 0
+    try:
+        while True:
+            status = run_once(settings, secrets, log, pidfile)
+            if not settings.persist or status in _FINAL:
+                return status
+            failures = failures + 1 if status not in (ExitCode.OK, ExitCode.HANGUP,
+                                                      ExitCode.PEER_DEAD) else 0
+            if settings.maxfail and failures >= settings.maxfail:
+                log(0, f"Exiting: {failures} failed attempts in a row (maxfail)")
+                return status
+            if settings.holdoff:
+                log(1, f"Waiting {settings.holdoff} seconds before reconnecting")
+                time.sleep(settings.holdoff)
+    except KeyboardInterrupt:
+        log(0, "Terminating on signal 2.")
+        return int(ExitCode.USER_REQUEST)
+    finally:
+        if pidfile is not None:
+            pidfile.remove()
+
+
+# Statuses after which ``persist`` does not try again (pppd's too).
+_FINAL = frozenset({ExitCode.USER_REQUEST, ExitCode.OPTION_ERROR, ExitCode.FATAL_ERROR,
+                    ExitCode.LOCK_FAILED, ExitCode.OPEN_FAILED, ExitCode.LOOPBACK})
+
+
+class PidFile:
+    """``linkname NAME``: the pid in <run dir>/ppp-NAME.pid while we run."""
+
+    def __init__(self, name: str):
+        directory = os.environ.get("USERPPP_RUN_DIR", "/var/run")
+        self.path = os.path.join(directory, f"ppp-{os.path.basename(name)}.pid")
+        with open(self.path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        self.owner = os.getpid()
+
+    def remove(self) -> None:
+        if os.getpid() == self.owner:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def moved_to(self, pid: int) -> None:
+        with open(self.path, "w") as f:
+            f.write(f"{pid}\n")
+        self.owner = pid
+
+
+def run_once(settings, secrets, log, pidfile=None) -> int:
     lock = DeviceLock(settings.device) if settings.lock else None
     if lock is not None:
         try:
@@ -104,7 +159,7 @@ def run_device(settings, secrets, log) -> int:
             log(0, f"Failed to open {settings.device}: {error.strerror}")
             return int(ExitCode.OPEN_FAILED)
         try:
-            return asyncio.run(run_session(settings, secrets, log, line))
+            return asyncio.run(run_session(settings, secrets, log, line, lock, pidfile))
         finally:
             line.close()
     finally:
@@ -112,12 +167,28 @@ def run_device(settings, secrets, log) -> int:
             lock.release()
 
 
+def detach(lock, pidfile) -> None:
+    """``updetach``: once the link is up, go on in the background."""
+    pid = os.fork()
+    if pid > 0:
+        os._exit(0)
+    os.setsid()
+    if lock is not None:
+        lock.relock(os.getpid())
+    if pidfile is not None:
+        pidfile.moved_to(os.getpid())
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
 async def run_script(kind: str, script: str, line, log) -> ConnectResult:
     """An init, connect or disconnect script over the line."""
     return await run_connect(line.fileno(), script, log=lambda text: log(0, text))
 
 
-async def run_session(settings, secrets, log, line) -> int:
+async def run_session(settings, secrets, log, line, lock=None, pidfile=None) -> int:
     """Scripts, then the link, then the disconnect script; pppd's order."""
     leftover = b""
     for kind, script in (("Init", settings.init_script),
@@ -133,7 +204,9 @@ async def run_session(settings, secrets, log, line) -> int:
         log(0, "Serial connection established.")
     line.watch_carrier()
     log(0, f"Connect: {PROG} <--> {settings.device}")
-    driver = LinkDriver(settings, line.fileno(), secrets=secrets, log=log)
+    on_network = (lambda: detach(lock, pidfile)) if settings.updetach else None
+    driver = LinkDriver(settings, line.fileno(), secrets=secrets, log=log,
+                        on_network=on_network)
     status = await driver.run(leftover)
     if settings.disconnect_script and status != ExitCode.HANGUP:
         result = await run_script("Disconnect", settings.disconnect_script, line, log)

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from ..events import LinkTerminated
 from ..exitcodes import ExitCode
 from ..hdlc import Deframer, Framer
-from ..link import Link, SetFraming, Transmit
+from ..link import Link, Phase, SetFraming, Transmit
 
 READ_SIZE = 65536
 
@@ -116,7 +116,8 @@ class LinkDriver:
     def __init__(self, settings, fd: int, *, secrets=None,
                  log: Callable[[int, str], None],
                  clock: Callable[[], float] = time.monotonic,
-                 rng: Optional[random.Random] = None):
+                 rng: Optional[random.Random] = None,
+                 on_network: Optional[Callable[[], None]] = None):
         self.settings = settings
         self.fd = fd
         self.log = log
@@ -127,6 +128,7 @@ class LinkDriver:
         self.framer = Framer(escape=escape)
         self.deframer = Deframer(mru=max(settings.mru, 1500),
                                  receive_all=settings.receive_all)
+        self.on_network = on_network      # called once, when the Network phase starts
         self.signals_seen = 0
         self.result: Optional[LinkTerminated] = None
 
@@ -199,6 +201,9 @@ class LinkDriver:
         if self.result is not None:
             self._finish()
             return
+        if self.on_network is not None and self.link.phase == Phase.NETWORK:
+            callback, self.on_network = self.on_network, None
+            callback()
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

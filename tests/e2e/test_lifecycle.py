@@ -1,0 +1,90 @@
+"""persist / holdoff / maxfail, updetach and linkname with real processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ptyrelay import NullModem
+
+
+def start(path, *options, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "userppp", path, "38400", "noauth", *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, USERPPP_ETC="/nonexistent", **(env or {})))
+
+
+def wait_until(predicate, timeout=15):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def read(path):
+    return path.read_text() if path.exists() else ""
+
+
+def test_persist_reconnects_after_the_peer_terminates(tmp_path):
+    log = tmp_path / "a.log"
+    with NullModem() as cable:
+        a = start(cable.paths[0], "nodetach", "debug", "debug", "debug", "persist",
+                  "holdoff", "1",
+                  "lcp-restart", "1", "logfile", str(log))
+        try:
+            for round_ in (1, 2):
+                b = start(cable.paths[1], "nodetach")
+                # debug level 3 logs the automaton's transitions
+                assert wait_until(lambda: read(log).count("-> Opened") >= round_), read(log)
+                b.send_signal(signal.SIGINT)
+                assert b.wait(10) == 5
+            assert wait_until(lambda: read(log).count("LCP terminated by peer") == 2)
+            assert a.poll() is None            # still there, waiting to reconnect
+            a.send_signal(signal.SIGINT)
+            assert a.wait(10) == 5
+        finally:
+            for p in (a,):
+                if p.poll() is None:
+                    p.kill()
+
+
+def test_persist_gives_up_after_maxfail(tmp_path):
+    with NullModem() as cable:
+        a = start(cable.paths[0], "nodetach", "persist", "holdoff", "0", "maxfail", "2",
+                  "lcp-restart", "1", "lcp-max-configure", "2")
+        try:
+            assert a.wait(20) == 10            # two silent attempts, then exit
+        finally:
+            if a.poll() is None:
+                a.kill()
+
+
+def test_updetach_goes_to_background_once_up_with_pid_file(tmp_path):
+    log = tmp_path / "a.log"
+    with NullModem() as cable:
+        b = start(cable.paths[1], "nodetach")
+        a = start(cable.paths[0], "updetach", "linkname", "t1", "logfile", str(log),
+                  env={"USERPPP_RUN_DIR": str(tmp_path)})
+        child = None
+        try:
+            assert a.wait(15) == 0              # the parent returns once the link is up
+            pidfile = tmp_path / "ppp-t1.pid"
+            child = int(pidfile.read_text())
+            assert child != a.pid
+            os.kill(child, 0)                   # alive in the background
+            os.kill(child, signal.SIGINT)
+            assert wait_until(lambda: not pidfile.exists())
+            assert b.wait(10) in (0, 16)
+            assert "Terminating on signal 2." in read(log)
+        finally:
+            if b.poll() is None:
+                b.kill()
+            if child:
+                try:
+                    os.kill(child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
