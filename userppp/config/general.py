@@ -48,7 +48,7 @@ OPTIONS = [
 
     # -- detaching ---------------------------------------------------------
     flag("nodetach", "nodetach", default=False, aliases=("-detach",),
-         help="don't detach from the controlling terminal"),
+         help="stay in the foreground (userppp always does unless updetach)"),
     flag("updetach", "updetach", default=False,
          help="detach from the controlling terminal once the link is up"),
 
