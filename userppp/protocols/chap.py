@@ -29,7 +29,7 @@ from userppp.protocols import chapdigests as cd
 from userppp.protocols.authpolicy import AuthMethod, AuthPolicy
 from userppp.protocols.base import ProtocolHandler
 from userppp.wire import decode_control
-from userppp.protocols.pap import pppd_string, visible
+from userppp.protocols.pap import pppd_string, quoted, visible
 
 CHALLENGE, RESPONSE, SUCCESS, FAILURE = 1, 2, 3, 4
 CODE_NAMES = {CHALLENGE: "Challenge", RESPONSE: "Response",
@@ -213,7 +213,7 @@ class Chap(ProtocolHandler):
             if not ok:
                 s.failed = True
                 self.services.log(
-                    f"Peer {visible(_encode(lookup_name))} failed CHAP authentication", 0)
+                    f"Peer {quoted(_encode(lookup_name))} failed CHAP authentication", 0)
         elif not s.done:
             self.stats["unexpected"] += 1
             return
@@ -247,7 +247,7 @@ class Chap(ProtocolHandler):
         secret = None if entry is None else entry.secret
         if secret is None:
             self.services.log(
-                f"No CHAP secret found for authenticating {visible(_encode(lookup_name))}", 0)
+                f"No CHAP secret found for authenticating {quoted(_encode(lookup_name))}", 0)
         if method is AuthMethod.CHAP_MD5:
             ok = (secret is not None and len(value) == 16 and
                   cd.digest_equal(value, cd.md5_response(ident, secret, s.challenge)))
@@ -316,7 +316,7 @@ class Chap(ProtocolHandler):
             secret = policy.own_secret(method, server_name)
             if secret is None:
                 self.services.log("No CHAP secret found for authenticating us to "
-                                  f"{visible(_encode(server_name))}", 0)
+                                  f"{quoted(_encode(server_name))}", 0)
                 secret = ""
             user = policy.user
             c.expected_auth = None

@@ -50,6 +50,13 @@ def visible(data: bytes) -> str:
                    if c < 0x20 else "\\x%02x" % c for c in bytes(data))
 
 
+def quoted(data: bytes) -> str:
+    """A received name as pppd's %q prints it after cleaning it with %v:
+    backslash and double quote get a backslash (``WORKGROUP\\user``)."""
+    return "".join("\\" + chr(c) if c in (0x22, 0x5C) else visible(bytes([c]))
+                   for c in bytes(data))
+
+
 def _decode_name(data: bytes) -> str:
     return bytes(data).decode("utf-8", "surrogateescape")
 
@@ -182,13 +189,13 @@ class Pap(ProtocolHandler):
         if ok:
             self._send_result(AUTHACK, ident, MSG_OK)
             self.server_state = S_OPEN
-            self.services.log(f"PAP peer authentication succeeded for {visible(user)}", 0)
+            self.services.log(f"PAP peer authentication succeeded for {quoted(user)}", 0)
             self.services.emit(AuthSucceeded(role="peer", method=AuthMethod.PAP.label,
                                              name=name))
         else:
             self._send_result(AUTHNAK, ident, MSG_BAD)
             self.server_state = S_BADAUTH
-            self.services.log(f"PAP peer authentication failed for {visible(user)}", 0)
+            self.services.log(f"PAP peer authentication failed for {quoted(user)}", 0)
             self.services.emit(AuthFailed(role="peer", method=AuthMethod.PAP.label,
                                           name=name, message=MSG_BAD))
 
