@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 from ..events import LinkTerminated
 from ..exitcodes import ExitCode
-from ..hdlc import Deframer, Framer
+from ..hdlc import PROTO_LCP, Deframer, Framer
 from ..link import Link, Phase, SetFraming, Transmit
 
 READ_SIZE = 65536
@@ -220,6 +220,13 @@ class LinkDriver:
         out = bytearray()
         for item in self.link.output():
             if isinstance(item, Transmit):
+                if item.protocol == PROTO_LCP and item.payload \
+                        and 1 <= item.payload[0] <= 7:
+                    # As Linux ppp_async: LCP negotiation packets (Configure-*,
+                    # Terminate-*, Code-Reject) always open with a flag, so a
+                    # receiver that has seen no flag yet (a call just up) or
+                    # lost sync does not drop them.
+                    self.framer.reset_flag()
                 out += self.framer.encode(item.protocol, item.payload)
             elif isinstance(item, SetFraming):
                 self._apply_framing(item)
