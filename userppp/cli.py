@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 import time
@@ -184,8 +185,10 @@ def detach(lock, pidfile) -> None:
 
 
 async def run_script(kind: str, script: str, line, log) -> ConnectResult:
-    """An init, connect or disconnect script over the line."""
-    return await run_connect(line.fileno(), script, log=lambda text: log(0, text))
+    """An init, connect or disconnect script over the line.  A signal that
+    comes meanwhile goes to the script (pppd: kill_my_pg), which then fails."""
+    return await run_connect(line.fileno(), script, log=lambda text: log(0, text),
+                             signals=True)
 
 
 async def run_session(settings, secrets, log, line, lock=None, pidfile=None) -> int:
@@ -198,6 +201,10 @@ async def run_session(settings, secrets, log, line, lock=None, pidfile=None) -> 
         result = await run_script(kind, script, line, log)
         if result.status != 0 or result.hangup:
             log(0, f"{kind} script failed")
+            if settings.persist and result.signal in (signal.SIGINT, signal.SIGTERM):
+                # pppd notices the signal in its holdoff wait and quits
+                log(0, f"Terminating on signal {int(result.signal)}.")
+                return int(ExitCode.USER_REQUEST)
             return int(ExitCode.CONNECT_FAILED)
         leftover += result.leftover
     if settings.connect_script:

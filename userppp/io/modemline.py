@@ -11,6 +11,14 @@ a non-zero status of a connect script into "Connect script failed" and
 Bytes that the built-in chat read from the line past its last match (say the
 first PPP frame right after ``CONNECT``) are returned in ``leftover``: feed
 them to the deframer before reading the line again.
+
+With ``signals=True`` (what the CLI uses) SIGINT, SIGTERM and SIGHUP that
+arrive while the script runs go to the script, as pppd passes them on to its
+connector's process group: the built-in chat ends as chat(8) does on them
+(logs "SIGINT", "SIGTERM" or "SIGHUP", exit 2; SIGHUP is ignored under
+``HANGUP OFF``), a shell command's process group gets the signal.  The script
+then fails, which pppd reports as "Connect script failed" (exit 8), and the
+caller cleans up (lock file, line) instead of dying where it stands.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import asyncio
 import errno
 import logging
 import os
+import signal
 import termios
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -34,6 +43,37 @@ class ConnectResult:
     leftover: bytes = b""       # read from the line but not used by chat
     builtin: bool = True        # the built-in chat ran (else /bin/sh)
     hangup: bool = False        # the line hung up while the script ran
+    signal: Optional[int] = None    # a signal passed on to the script
+
+
+SCRIPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _SignalRelay:
+    """While a script runs: loop handlers for SCRIPT_SIGNALS that hand the
+    signal to ``deliver``; removed again when the script ends."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.received: Optional[int] = None
+        self.deliver: Callable[[int], None] = lambda signum: None
+
+    def _on_signal(self, signum: int) -> None:
+        self.received = signum
+        self.deliver(signum)
+
+    def __enter__(self) -> "_SignalRelay":
+        if self.enabled:
+            loop = asyncio.get_running_loop()
+            for signum in SCRIPT_SIGNALS:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            loop = asyncio.get_running_loop()
+            for signum in SCRIPT_SIGNALS:
+                loop.remove_signal_handler(signum)
 
 
 def _default_log(text: str) -> None:
@@ -52,7 +92,8 @@ async def run_connect(fd: int, command: str, *,
                       clock: Optional[Callable[[], float]] = None,
                       env: Optional[dict] = None,
                       shell_stderr=None,
-                      send_break: Optional[Callable[[], None]] = None) -> ConnectResult:
+                      send_break: Optional[Callable[[], None]] = None,
+                      signals: bool = False) -> ConnectResult:
     """Run a connect (or disconnect/init) script over ``fd``.
 
     log          receives chat's log lines (default: logger "userppp.chat")
@@ -62,10 +103,13 @@ async def run_connect(fd: int, command: str, *,
     shell_stderr fd or file for the shell command's standard error
                  (default: inherited)
     send_break   how to send a break (default: tcsendbreak on fd)
+    signals      pass SIGINT/SIGTERM/SIGHUP on to the script (see above);
+                 installs loop signal handlers while the script runs
     """
     argv = chatmod.parse_chat_command(command)
     if argv is None:
-        return await run_shell(fd, command, env=env, stderr=shell_stderr)
+        return await run_shell(fd, command, env=env, stderr=shell_stderr,
+                               signals=signals)
     log = log or _default_log
     try:
         interpreter = chatmod.chat_from_argv(argv, env=env)
@@ -73,14 +117,15 @@ async def run_connect(fd: int, command: str, *,
         log(str(e))
         return ConnectResult(e.exit_code)
     return await run_chat(fd, interpreter, log=log, stderr=stderr, clock=clock,
-                          send_break=send_break)
+                          send_break=send_break, signals=signals)
 
 
 async def run_chat(fd: int, interpreter: "chatmod.Chat", *,
                    log: Optional[Callable[[str], None]] = None,
                    stderr: Optional[Callable[[str], None]] = None,
                    clock: Optional[Callable[[], float]] = None,
-                   send_break: Optional[Callable[[], None]] = None) -> ConnectResult:
+                   send_break: Optional[Callable[[], None]] = None,
+                   signals: bool = False) -> ConnectResult:
     """Drive a :class:`userppp.chat.Chat` over a non-blocking fd."""
     loop = asyncio.get_running_loop()
     clock = clock or loop.time
@@ -142,29 +187,37 @@ async def run_chat(fd: int, interpreter: "chatmod.Chat", *,
                 stderr(chatmod.report_line(action.text) + "\n")
         return None
 
+    relay = _SignalRelay(signals)
+    relay.deliver = lambda signum: queue.put_nowait(signal.Signals(signum))
     loop.add_reader(fd, on_readable)
     leftover = b""
     try:
-        actions = interpreter.start(clock())
-        while True:
-            while actions:
-                actions = await perform(actions)
-            if interpreter.done:
-                break
-            deadline = interpreter.next_timer()
-            timeout = None if deadline is None else max(0.0, deadline - clock())
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout)
-            except (asyncio.TimeoutError, TimeoutError):
-                actions = interpreter.handle_timer(clock())
-                continue
-            if isinstance(item, OSError):
-                actions = interpreter.fail(clock(), f"read failed: {item.strerror}")
-            elif item:
-                actions = interpreter.receive(item, clock())
-            else:
-                hung_up = True
-                actions = interpreter.hangup(clock())
+        with relay:
+            actions = interpreter.start(clock())
+            while True:
+                while actions:
+                    actions = await perform(actions)
+                if interpreter.done:
+                    break
+                deadline = interpreter.next_timer()
+                timeout = None if deadline is None else max(0.0, deadline - clock())
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout)
+                except (asyncio.TimeoutError, TimeoutError):
+                    actions = interpreter.handle_timer(clock())
+                    continue
+                if isinstance(item, signal.Signals):
+                    if item == signal.SIGHUP:       # chat: fatal unless HANGUP OFF
+                        actions = interpreter.hangup(clock())
+                    else:
+                        actions = interpreter.fail(clock(), item.name)
+                elif isinstance(item, OSError):
+                    actions = interpreter.fail(clock(), f"read failed: {item.strerror}")
+                elif item:
+                    actions = interpreter.receive(item, clock())
+                else:
+                    hung_up = True
+                    actions = interpreter.hangup(clock())
     finally:
         if reading:
             loop.remove_reader(fd)
@@ -174,20 +227,33 @@ async def run_chat(fd: int, interpreter: "chatmod.Chat", *,
             if isinstance(item, bytes):
                 rest.append(item)
         leftover = interpreter.leftover + b"".join(rest)
-    return ConnectResult(interpreter.exit_code, leftover, True, hung_up)
+    return ConnectResult(interpreter.exit_code, leftover, True, hung_up,
+                         relay.received)
 
 
 async def run_shell(fd: int, command: str, *, env: Optional[dict] = None,
-                    stderr=None) -> ConnectResult:
-    """``/bin/sh -c command`` with the line as stdin and stdout."""
+                    stderr=None, signals: bool = False) -> ConnectResult:
+    """``/bin/sh -c command`` with the line as stdin and stdout.
+
+    With ``signals`` the command runs in a process group of its own, which
+    gets SIGINT/SIGTERM/SIGHUP when we do (as pppd's kill_my_pg)."""
     was_blocking = os.get_blocking(fd)
     os.set_blocking(fd, True)           # the O_NONBLOCK flag is shared
+    relay = _SignalRelay(signals)
     try:
         process = await asyncio.create_subprocess_shell(
             command, stdin=fd, stdout=fd, stderr=stderr, env=env,
-            close_fds=True)
+            close_fds=True, process_group=0 if signals else None)
+
+        def forward(signum: int) -> None:
+            try:
+                os.killpg(process.pid, signum)
+            except ProcessLookupError:
+                pass
+        relay.deliver = forward
         try:
-            status = await process.wait()
+            with relay:
+                status = await process.wait()
         except asyncio.CancelledError:
             if process.returncode is None:
                 process.terminate()
@@ -200,7 +266,7 @@ async def run_shell(fd: int, command: str, *, env: Optional[dict] = None,
         os.set_blocking(fd, was_blocking)
     if status < 0:
         status = 128 - status           # killed by a signal, as sh reports it
-    return ConnectResult(status, b"", False, False)
+    return ConnectResult(status, b"", False, False, relay.received)
 
 
 async def hangup_line(fd: int, seconds: float = 1.0) -> None:

@@ -1,0 +1,156 @@
+"""UUCP lock files and opening the device, with real userppp processes.
+
+``lock`` makes ``$USERPPP_LOCK_DIR/LCK..NAME`` (pppd's name: ``/dev/pts/3``
+-> ``LCK..pts_3``) holding the owner's pid as ten right-aligned digits and a
+newline.  pppd's exit codes: 6 lock failed, 7 open failed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ptyrelay import NullModem
+from test_userppp_modems import Ppp, in_order
+from tools.modem import Exchange
+
+
+@pytest.fixture
+def locks(tmp_path):
+    directory = tmp_path / "locks"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def ppp(tmp_path, locks):
+    """Start userppp processes with USERPPP_LOCK_DIR=locks; all killed at the end."""
+    started = []
+
+    def start(name, device, *options):
+        p = Ppp(tmp_path, name, device, options, env={"USERPPP_LOCK_DIR": str(locks)})
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.kill()
+
+
+@pytest.fixture
+def cable():
+    with NullModem() as c:
+        yield c
+
+
+@pytest.fixture
+def exchange():
+    ex = Exchange(guard_time=0.1, ring_interval=0.2, dial_delay=0.02,
+                  handshake=0.02, answer_timeout=10)
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
+def lock_file(locks, device):
+    """pppd's lock name for a device under /dev/ (every further / becomes _)."""
+    assert device.startswith("/dev/")
+    return locks / ("LCK.." + device[len("/dev/"):].replace("/", "_"))
+
+
+def wait_until(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def dead_pid():
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def link_up(ppp, cable, holder_options=("lock",)):
+    """A userppp holding cable.paths[0] (with the lock) and its peer, LCP open."""
+    a = ppp("holder", cable.paths[0], "noauth", "lcp-restart", "1", *holder_options)
+    b = ppp("peer", cable.paths[1], "noauth", "lcp-restart", "1")
+    for p in (a, b):
+        p.wait_log("rcvd [LCP ConfAck")
+    return a, b
+
+
+# -- signals while the connect script runs -------------------------------------------
+
+WAIT_FOR_RING = "chat -v TIMEOUT 120 ABORT ERROR '' ATZ OK '' RING ATA CONNECT ''"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_signal_while_chat_waits_connect_script_failed_lock_removed(
+        ppp, exchange, locks, signum):
+    """pppd passes the signal on to chat, which logs it and exits 2: "Connect
+    script failed", exit 8; the lock is removed and the modem sees DTR drop."""
+    modem = exchange.add_modem("555111")
+    p = ppp("waiting", modem.path, "noauth", "lock", "connect", WAIT_FOR_RING)
+    p.wait_log("expect (RING)")
+    path = locks / f"LCK..{os.path.basename(modem.path)}"
+    assert path.read_bytes() == b"%10d\n" % p.pid
+    p.signal(signum)
+    assert p.wait() == 8, p.describe()
+    assert in_order(p.lines(), "expect (RING)", signal.Signals(signum).name,
+                    "Connect script failed"), p.describe()
+    assert "Traceback" not in p.out()
+    assert os.listdir(locks) == []
+    assert modem.wait_event("DTR off", 2)
+
+
+def test_with_persist_sigint_while_chat_waits_quits_and_sighup_redials(
+        ppp, exchange, locks):
+    """pppd with ``persist``: the killed script fails, then the holdoff wait
+    notices the signal: SIGINT/SIGTERM quit (exit 5), SIGHUP only ends this
+    attempt and the next one starts."""
+    modem = exchange.add_modem("555111")
+    p = ppp("persist", modem.path, "noauth", "lock", "persist", "holdoff", "0",
+            "connect", WAIT_FOR_RING)
+    p.wait_log("expect (RING)")
+    p.signal(signal.SIGHUP)
+    p.wait_log("Connect script failed")
+    p.wait_log("expect (RING)", count=2)      # dialling again
+    assert p.proc.poll() is None
+    p.signal(signal.SIGINT)
+    assert p.wait() == 5, p.describe()
+    assert in_order(p.lines(), "SIGHUP", "Connect script failed", "expect (RING)",
+                    "SIGINT", "Connect script failed",
+                    "Terminating on signal 2."), p.describe()
+    assert p.log().count("expect (RING)") == 2
+    assert os.listdir(locks) == []
+
+
+def test_sigterm_while_shell_connect_script_runs_stops_its_process_group(
+        ppp, exchange, locks, tmp_path):
+    modem = exchange.add_modem("555111")
+    pids = tmp_path / "pids"
+    p = ppp("shell", modem.path, "noauth", "lock",
+            "connect", f"printf 'ATZ\\r'; sleep 60 & echo $$ $! > {pids}; wait")
+    assert wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+    shell, sleeper = map(int, pids.read_text().split())
+    p.signal(signal.SIGTERM)
+    assert p.wait() == 8, p.describe()
+    assert p.lines() == ["Connect script failed"], p.describe()
+    assert os.listdir(locks) == []
+    for pid in (shell, sleeper):            # nobody keeps the line open
+        assert wait_until(lambda: not os.path.exists(f"/proc/{pid}")
+                          or open(f"/proc/{pid}/stat").read().split()[2] == "Z", 3), pid
+    assert modem.wait_event("DTR off", 2)
+
+
