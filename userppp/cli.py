@@ -145,7 +145,8 @@ class PidFile:
 
 
 def run_once(settings, secrets, log, pidfile=None) -> int:
-    lock = DeviceLock(settings.device) if settings.lock else None
+    lock = DeviceLock(settings.device, log=lambda text: log(0, text)) \
+        if settings.lock else None
     if lock is not None:
         try:
             lock.acquire()

@@ -89,6 +89,37 @@ def link_up(ppp, cable, holder_options=("lock",)):
     return a, b
 
 
+# -- 4. lock files ---------------------------------------------------------------------
+
+def test_stale_lock_of_a_dead_process_is_taken_over(ppp, cable, locks):
+    path = lock_file(locks, cable.paths[0])
+    name = path.name[len("LCK..") :]
+    stale = dead_pid()
+    path.write_bytes(b"%10d\n" % stale)
+    a, b = link_up(ppp, cable)
+    assert path.read_bytes() == b"%10d\n" % a.pid
+    assert f"Removed stale lock on {name} (pid {stale})" in a.lines(), a.describe()
+    a.signal(signal.SIGINT)
+    assert a.wait() == 5, a.describe()
+    assert os.listdir(locks) == []
+
+
+def test_lock_left_by_a_killed_userppp_is_stale_for_the_next(ppp, cable, locks):
+    a, b = link_up(ppp, cable)
+    path = lock_file(locks, cable.paths[0])
+    a.proc.kill()
+    a.wait()
+    assert path.read_bytes() == b"%10d\n" % a.pid     # SIGKILL: no clean-up
+    again = ppp("again", cable.paths[0], "noauth", "lock", "lcp-restart", "1")
+    name = path.name[len("LCK.."):]
+    again.wait_log(f"Removed stale lock on {name} (pid {a.pid})")
+    assert path.read_bytes() == b"%10d\n" % again.pid
+    again.wait_log("rcvd [LCP ConfAck")        # the peer renegotiates with it
+    again.signal(signal.SIGINT)
+    assert again.wait() == 5, again.describe()
+    assert os.listdir(locks) == []
+
+
 # -- signals while the connect script runs -------------------------------------------
 
 WAIT_FOR_RING = "chat -v TIMEOUT 120 ABORT ERROR '' ATZ OK '' RING ATA CONNECT ''"
