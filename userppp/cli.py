@@ -195,21 +195,23 @@ async def run_script(kind: str, script: str, line, log) -> ConnectResult:
 async def run_session(settings, secrets, log, line, lock=None, pidfile=None) -> int:
     """Scripts, then the link, then the disconnect script; pppd's order."""
     leftover = b""
-    for kind, script in (("Init", settings.init_script),
-                         ("Connect", settings.connect_script)):
+    for kind, script, failed, code, done in (
+            ("Init", settings.init_script, "Initializer script failed",
+             ExitCode.INIT_FAILED, "Serial port initialized."),
+            ("Connect", settings.connect_script, "Connect script failed",
+             ExitCode.CONNECT_FAILED, "Serial connection established.")):
         if not script:
             continue
         result = await run_script(kind, script, line, log)
         if result.status != 0 or result.hangup:
-            log(0, f"{kind} script failed")
+            log(0, failed)
             if settings.persist and result.signal in (signal.SIGINT, signal.SIGTERM):
                 # pppd notices the signal in its holdoff wait and quits
                 log(0, f"Terminating on signal {int(result.signal)}.")
                 return int(ExitCode.USER_REQUEST)
-            return int(ExitCode.CONNECT_FAILED)
+            return int(code)
         leftover += result.leftover
-    if settings.connect_script:
-        log(0, "Serial connection established.")
+        log(0, done)
     line.watch_carrier()
     log(0, f"Connect: {PROG} <--> {settings.device}")
     on_network = (lambda: detach(lock, pidfile)) if settings.updetach else None

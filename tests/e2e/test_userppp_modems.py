@@ -152,6 +152,27 @@ ANSWER_CHAT = "chat -v ABORT ERROR '' ATZ OK 'ATE1Q0&C1&S0' RING ATA CONNECT ''"
 AUTO_ANSWER_CHAT = "chat -v ABORT ERROR '' ATZ OK ATS0=1 OK '\\c' CONNECT ''"
 
 
+def test_init_script_then_connect_script_as_pppd(exchange, ppp, tmp_path):
+    """``init`` runs first ("Serial port initialized."); if it fails, pppd
+    says "Initializer script failed" and exits 18, and the connect script
+    never runs."""
+    modem = exchange.add_modem(CLIENT)
+    ran = tmp_path / "connect-ran"
+    a = ppp("init-ok", modem.path, "noauth",
+            "init", "chat -v '' ATZ OK 'ATE1Q0&C1&S0' OK ''",
+            "connect", "printf 'ATI0\\r'; sleep 0.2; exit 3")
+    assert a.wait() == 8, a.describe()
+    assert in_order(a.lines(), "send (ATE1Q0&C1&S0^M)", "-- got it",
+                    "Serial port initialized.", "Connect script failed"), a.describe()
+    assert in_order(modem.event_names(), "command ATZ", "command ATE1Q0&C1&S0",
+                    "command ATI0")
+    b = ppp("init-fails", modem.path, "noauth", "init", "exit 1",
+            "connect", f"touch {ran}")
+    assert b.wait() == 18, b.describe()
+    assert b.lines() == ["Initializer script failed"], b.describe()
+    assert not ran.exists()
+
+
 # -- framing seen on the line ------------------------------------------------------
 
 def test_every_lcp_negotiation_frame_opens_with_a_flag(ppp):
