@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import termios
 import time
 from typing import Optional, TextIO
 
@@ -160,6 +161,10 @@ def run_once(settings, secrets, log, pidfile=None) -> int:
         except OSError as error:
             log(0, f"Failed to open {settings.device}: {error.strerror}")
             return int(ExitCode.OPEN_FAILED)
+        except termios.error as error:
+            # not a tty (/dev/null, a file): pppd's set_up_tty dies, fatal()
+            log(0, f"tcgetattr: {error.args[-1]} ({settings.device} is not a serial line)")
+            return int(ExitCode.FATAL_ERROR)
         try:
             return asyncio.run(run_session(settings, secrets, log, line, lock, pidfile))
         finally:

@@ -185,3 +185,23 @@ def test_sigterm_while_shell_connect_script_runs_stops_its_process_group(
     assert modem.wait_event("DTR off", 2)
 
 
+# -- 5. opening the device ---------------------------------------------------------------
+
+def run_userppp(device, *options):
+    return subprocess.run(
+        [sys.executable, "-m", "userppp", device, "38400", "noauth", "nodetach",
+         *options], capture_output=True, text=True, timeout=20,
+        env=dict(os.environ, USERPPP_ETC="/nonexistent"))
+
+
+def test_device_that_is_not_a_tty_is_a_one_line_error(tmp_path):
+    """A directory cannot be opened read-write: exit 7.  /dev/null opens but
+    is no tty: pppd's set_up_tty dies on tcgetattr (fatal, exit 1).  One
+    line each, no traceback."""
+    result = run_userppp(str(tmp_path))
+    assert result.returncode == 7, result
+    assert result.stderr == f"Failed to open {tmp_path}: Is a directory\n"
+    result = run_userppp("/dev/null", "lock")
+    assert result.returncode == 1, result
+    assert result.stderr == ("tcgetattr: Inappropriate ioctl for device "
+                             "(/dev/null is not a serial line)\n")
