@@ -91,6 +91,29 @@ def link_up(ppp, cable, holder_options=("lock",)):
 
 # -- 4. lock files ---------------------------------------------------------------------
 
+def test_second_process_on_a_locked_device_exits_6(ppp, cable, locks):
+    a, b = link_up(ppp, cable)
+    path = lock_file(locks, cable.paths[0])
+    assert path.read_bytes() == b"%10d\n" % a.pid
+    name = path.name[len("LCK.."):]
+
+    start = time.monotonic()
+    c = ppp("second", cable.paths[0], "noauth", "lock")
+    assert c.wait() == 6, c.describe()
+    assert time.monotonic() - start < 5
+    assert c.lines() == [f"Device {name} is locked by pid {a.pid}"], c.describe()
+    assert c.out() == ""
+    # the holder is undisturbed: still up, still the owner
+    assert a.proc.poll() is None and b.proc.poll() is None
+    assert path.read_bytes() == b"%10d\n" % a.pid
+
+    a.signal(signal.SIGINT)
+    assert a.wait() == 5, a.describe()
+    assert not path.exists()                # removed when the holder exits
+    assert os.listdir(locks) == []
+    assert b.wait() == 0, b.describe()      # terminated by the peer (a pty: no hangup)
+
+
 def test_stale_lock_of_a_dead_process_is_taken_over(ppp, cable, locks):
     path = lock_file(locks, cable.paths[0])
     name = path.name[len("LCK..") :]
@@ -118,6 +141,30 @@ def test_lock_left_by_a_killed_userppp_is_stale_for_the_next(ppp, cable, locks):
     again.signal(signal.SIGINT)
     assert again.wait() == 5, again.describe()
     assert os.listdir(locks) == []
+
+
+@pytest.mark.parametrize("case,code", [
+    ("open failed", 7),
+    ("connect script failed", 8),
+    ("negotiation failed", 10),
+])
+def test_lock_removed_whatever_the_exit(ppp, locks, case, code):
+    master, slave = os.openpty()
+    device = os.ttyname(slave)
+    try:
+        if case == "open failed":
+            device = "/dev/userppp-no-such-tty"
+            p = ppp("a", device, "noauth", "lock")
+        elif case == "connect script failed":
+            p = ppp("a", device, "noauth", "lock", "connect", "exit 1")
+        else:
+            p = ppp("a", device, "noauth", "lock", "lcp-restart", "1",
+                    "lcp-max-configure", "1")
+        assert p.wait() == code, p.describe()
+        assert os.listdir(locks) == []
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 # -- signals while the connect script runs -------------------------------------------
@@ -192,6 +239,22 @@ def run_userppp(device, *options):
         [sys.executable, "-m", "userppp", device, "38400", "noauth", "nodetach",
          *options], capture_output=True, text=True, timeout=20,
         env=dict(os.environ, USERPPP_ETC="/nonexistent"))
+
+
+def test_nonexistent_device_exit_7_one_line():
+    result = run_userppp("/dev/userppp-no-such-tty")
+    assert result.returncode == 7, result
+    assert result.stdout == ""
+    assert result.stderr == "Failed to open /dev/userppp-no-such-tty: No such file or directory\n"
+
+
+def test_dangling_device_symlink_exit_7(tmp_path):
+    """A modem's device link whose pty is gone (say the emulator stopped)."""
+    link = tmp_path / "modem"
+    link.symlink_to("/dev/pts/999999")
+    result = run_userppp(str(link), "lock")
+    assert result.returncode == 7, result
+    assert result.stderr == f"Failed to open {link}: No such file or directory\n"
 
 
 def test_device_that_is_not_a_tty_is_a_one_line_error(tmp_path):
