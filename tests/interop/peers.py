@@ -136,13 +136,16 @@ def run_pair(pppd_opts: Sequence[str], userppp_args: Sequence[str],
              during: Callable[[PairSession], object] | None = None,
              timeout: float = 60.0, arch: str = "amd64",
              userppp_env: Mapping[str, str] | None = None,
-             wait_pppd_start: bool = True, make_vm=None) -> PairResult:
+             wait_pppd_start: bool = True, make_vm=None,
+             userppp_device: Callable[[pppvm.PppdVM], str] | None = None) -> PairResult:
     """pppd in the VM <-> userppp on the pty; returns both logs and exit codes.
 
     Runs `during(session)` once both are started (wait for log lines, kill
     pppd with session.vm.kill_pppd(), run commands in the VM ...), then waits
     up to `timeout` s in all for both to exit.  userppp still running at the
-    end is terminated (its exit is then reported as None)."""
+    end is terminated (its exit is then reported as None).
+    `userppp_device(vm)` gives the device userppp opens instead of the VM's
+    pty (e.g. an emulated modem whose far end relays to `vm.pty_path`)."""
     t0 = time.monotonic()
     make_vm = make_vm or (lambda **kw: pppvm.PppdVM(**kw).start())
     vm = make_vm(options=pppd_opts, files=files, arch=arch, timeout=timeout + 60)
@@ -151,7 +154,8 @@ def run_pair(pppd_opts: Sequence[str], userppp_args: Sequence[str],
     try:
         if wait_pppd_start:
             vm.wait_log(r"^PPPVM: starting pppd", timeout=min(60.0, timeout))
-        up = UserpppProcess(vm.pty_path, userppp_args, env=userppp_env, logdir=logdir)
+        device = userppp_device(vm) if userppp_device else vm.pty_path
+        up = UserpppProcess(device, userppp_args, env=userppp_env, logdir=logdir)
         if during is not None:
             during(PairSession(vm, up))
         deadline = t0 + timeout
@@ -182,6 +186,59 @@ def run_pair(pppd_opts: Sequence[str], userppp_args: Sequence[str],
 
 # --------------------------------------------------------------------------
 # slirp: a second, independent real peer (userspace, runs on the host)
+
+
+class PtyRelay:
+    """A fresh host pty joined to `fd` (e.g. another pty's master): what a
+    process writes to `self.path` is written to `fd` and the other way
+    round.  For peers that only give us a master fd, such as SlirpPeer,
+    when the program under test wants a device path."""
+
+    def __init__(self, fd: int) -> None:
+        import threading
+        import tty
+        self.fd = fd
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pty-relay")
+        self._thread.start()
+
+    def _run(self) -> None:
+        import select
+        peer = {self.master: self.fd, self.fd: self.master}
+        while True:
+            ready, _, _ = select.select([self.master, self.fd, self._stop_r], [], [], 1.0)
+            if self._stop_r in ready:
+                return
+            for src in ready:
+                try:
+                    data = os.read(src, 4096)
+                except OSError:          # EIO: nobody has that side open
+                    time.sleep(0.01)
+                    continue
+                if not data:
+                    return
+                try:
+                    os.write(peer[src], data)
+                except OSError:
+                    pass                 # the far side went away: drop, like a line
+
+    def close(self) -> None:
+        os.write(self._stop_w, b"x")
+        self._thread.join(3)
+        for fd in (self.master, self._slave, self._stop_r, self._stop_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "PtyRelay":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class SlirpPeer:

@@ -1,0 +1,56 @@
+"""userppp against slirp (`slirp-fullbolt -P`, Debian's slirp 1.0.17): a
+second real PPP implementation, independent of pppd, in userspace on a
+host pty (no VM).
+
+slirp answers LCP at once and then offers IPCP and CCP, which userppp
+Protocol-Rejects; LCP stays up (slirp answers our echoes) until userppp is
+stopped.
+"""
+from __future__ import annotations
+
+import re
+import signal
+
+import pytest
+
+from peers import PtyRelay, UserpppProcess
+
+MAGIC = r"<magic (0x[0-9a-f]+)>"
+
+
+@pytest.mark.interop_timeout(60)
+def test_userppp_opens_lcp_with_slirp(slirp_peer, tmp_path):
+    slirp = slirp_peer()
+    with PtyRelay(slirp.master) as line:
+        up = UserpppProcess(line.path, ["noauth", "local", "debug",
+                                        "lcp-echo-interval", "1", "lcp-echo-failure", "3"],
+                            logdir=tmp_path)
+        try:
+            up.wait_log(r"^rcvd \[LCP ConfAck id=0x1 ", 20)
+            up.wait_log(r"^sent \[LCP ConfAck id=0x1 ", 20)
+            up.wait_log(r"^sent \[LCP ProtRej id=0x\w+ 80 21 01 ", 20)
+            up.wait_log(r"^rcvd \[LCP EchoRep id=0x1 ", 20)
+            up.signal(signal.SIGTERM)
+            code = up.wait_exit(15)
+        finally:
+            up.close()
+        log = up.log_text()
+
+    def saw(rx):
+        m = re.search(rx, log, re.M)
+        assert m, f"userppp log lacks {rx!r}:\n{log}"
+        return m
+    ours = saw(rf"^sent \[LCP ConfReq id=0x1 <asyncmap 0x0> {MAGIC} <pcomp> <accomp>\]")[1]
+    saw(rf"^rcvd \[LCP ConfAck id=0x1 <asyncmap 0x0> <magic {ours}> <pcomp> <accomp>\]")
+    # slirp's request: mru 1500, magic, pcomp, accomp (no asyncmap)
+    theirs = saw(rf"^rcvd \[LCP ConfReq id=0x1 <mru 1500> {MAGIC} <pcomp> <accomp>\]")[1]
+    saw(rf"^sent \[LCP ConfAck id=0x1 <mru 1500> <magic {theirs}> <pcomp> <accomp>\]")
+    # IPCP and CCP Protocol-Rejected, packet echoed
+    saw(r"^sent \[LCP ProtRej id=0x\w+ 80 21 01 01 ")
+    saw(r"^sent \[LCP ProtRej id=0x\w+ 80 fd 01 01 ")
+    # slirp answers echoes with its own magic: LCP stays up after the rejects
+    saw(rf"^rcvd \[LCP EchoRep id=0x1 magic={theirs}\]")
+    saw(r"^sent \[LCP TermReq id=0x\w+ \"User request\"\]")
+    saw(r"^rcvd \[LCP TermAck")
+    assert "echo-requests" not in log
+    assert code == 5, log                              # EXIT_USER_REQUEST
