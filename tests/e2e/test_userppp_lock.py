@@ -232,6 +232,23 @@ def test_sigterm_while_shell_connect_script_runs_stops_its_process_group(
     assert modem.wait_event("DTR off", 2)
 
 
+def test_signal_as_soon_as_the_shell_connect_script_starts(ppp, locks):
+    """The script signals userppp at once, while userppp may still be setting
+    the child up: the signal must not kill userppp (it reaches the script,
+    which fails).  Three times, as this is a race when it goes wrong."""
+    master, slave = os.openpty()
+    try:
+        for attempt in range(3):
+            p = ppp(f"early{attempt}", os.ttyname(slave), "noauth", "lock",
+                    "connect", "kill -TERM $PPID; sleep 60")
+            assert p.wait() == 8, p.describe()
+            assert p.lines() == ["Connect script failed"], p.describe()
+            assert os.listdir(locks) == []
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 # -- 5. opening the device ---------------------------------------------------------------
 
 def run_userppp(device, *options):

@@ -240,28 +240,35 @@ async def run_shell(fd: int, command: str, *, env: Optional[dict] = None,
     was_blocking = os.get_blocking(fd)
     os.set_blocking(fd, True)           # the O_NONBLOCK flag is shared
     relay = _SignalRelay(signals)
-    try:
-        process = await asyncio.create_subprocess_shell(
-            command, stdin=fd, stdout=fd, stderr=stderr, env=env,
-            close_fds=True, process_group=0 if signals else None)
+    process = None
 
-        def forward(signum: int) -> None:
-            try:
-                os.killpg(process.pid, signum)
-            except ProcessLookupError:
-                pass
-        relay.deliver = forward
+    def forward(signum: int) -> None:
+        if process is None:
+            return                      # not started yet: passed on once it is
         try:
-            with relay:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+    relay.deliver = forward
+    try:
+        # the handlers go in before the child exists: no moment where the
+        # child runs and a signal would still kill us where we stand
+        with relay:
+            process = await asyncio.create_subprocess_shell(
+                command, stdin=fd, stdout=fd, stderr=stderr, env=env,
+                close_fds=True, process_group=0 if signals else None)
+            if relay.received is not None:
+                forward(relay.received)
+            try:
                 status = await process.wait()
-        except asyncio.CancelledError:
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 2)
-                except (asyncio.TimeoutError, TimeoutError):
-                    process.kill()
-            raise
+            except asyncio.CancelledError:
+                if process.returncode is None:
+                    process.terminate()
+                    try:
+                        await asyncio.wait_for(process.wait(), 2)
+                    except (asyncio.TimeoutError, TimeoutError):
+                        process.kill()
+                raise
     finally:
         os.set_blocking(fd, was_blocking)
     if status < 0:
