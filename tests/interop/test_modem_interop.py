@@ -11,6 +11,7 @@ nowhere (dropped, as on a line with no carrier).
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import threading
@@ -37,14 +38,15 @@ class PppdLine(Service):
         self.fd = -1
         self.dropped = 0
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def attach(self, path: str) -> None:
         self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
         tty.setraw(self.fd)
-        threading.Thread(target=self._from_pppd, daemon=True, name="pppd-line").start()
+        self._thread = threading.Thread(target=self._from_pppd, daemon=True, name="pppd-line")
+        self._thread.start()
 
     def _from_pppd(self) -> None:
-        import select
         while not self._stop.is_set():
             if not select.select([self.fd], [], [], 0.2)[0]:
                 continue
@@ -60,10 +62,15 @@ class PppdLine(Service):
 
     def _far_data(self, call, data: bytes) -> None:     # exchange thread
         super()._far_data(call, data)
-        os.write(self.fd, data)
+        try:
+            os.write(self.fd, data)
+        except OSError:          # closed at the end of the test: drop, like a line
+            pass
 
     def close(self) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
