@@ -18,7 +18,7 @@ from .exitcodes import ExitCode
 from .fsm import State
 from .protocols.authpolicy import AuthPolicy
 from .protocols.lcp import PPP_LCP, Framing, Lcp
-from .protocols.table import PROTOCOLS, protocol_name
+from .protocols.table import PROTOCOLS, protocol_long_name, protocol_name
 from .wire import hex_bytes
 
 
@@ -156,8 +156,8 @@ class Link:
                           f"{self.phase.value}", protocol)
             return
         if handler is None or protocol in self.rejected_protocols:
-            name = protocol_name(protocol)
-            self.log(f"Unsupported protocol {name + ' ' if name else ''}"
+            name = protocol_long_name(protocol)
+            self.log(f"Unsupported protocol {repr(name) + ' ' if name else ''}"
                      f"(0x{protocol:x}) received", 1)
             self.stats["protocol_rejects_sent"] += 1
             self.lcp.send_protocol_reject(protocol, payload)

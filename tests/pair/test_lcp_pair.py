@@ -137,6 +137,8 @@ def test_unsupported_protocol_is_protocol_rejected():
     assert out == [(0xC021, encode_control(Code.PROT_REJ, 0x2, b"\x80\x2b" + ipxcp))]
     assert ("sent [LCP ProtRej id=0x2 80 2b 01 03 00 12 01 06 4b 48 4d 98 02 08 00 00 "
             "00 00 00 01]") in pair.a.text()
+    assert "Unsupported protocol 'Novell IPX Control Protocol' (0x802b) received" \
+        in pair.a.text()
 
 
 def test_protocol_reject_received_stops_protocol_and_lcp_reject_kills_link():
