@@ -1,4 +1,10 @@
-"""Project-wide pytest settings: only marker registration lives here."""
+"""Project-wide pytest settings: markers, and tests/ on the import path so
+that shared test helpers (seed.py) import by name."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
 
 
 def pytest_configure(config):

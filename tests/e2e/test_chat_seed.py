@@ -1,6 +1,6 @@
 """The seed's chat scripts run by run_connect over emulated modems.
 
-Seed: /work/shared/seed/ppp-mschap-callback-howto.txt.  chat[502] dials the
+Seed: ../shared/seed/ppp-mschap-callback-howto.txt.  chat[502] dials the
 NT server (555222); the server calls back 555111, where chat[504] runs
 nt_callback.chat (``RING ATA``).  The chat log lines must be the seed's.
 """
@@ -15,37 +15,7 @@ from tools.modem import Exchange, Service
 from userppp.io.modemline import run_connect
 from userppp.io.serial import Line
 
-SEED = "/work/shared/seed/ppp-mschap-callback-howto.txt"
-
-NT_CALLBACK_CHAT = """\
-TIMEOUT 120
-ABORT "NO CARRIER"
-ABORT "BUSY"
-ABORT "NO DIALTONE"
-ABORT "ERROR"
-""  +++ATZ
-OK ATE1Q0&C1&S0
-RING ATA
-CONNECT ""
-"""
-
-DIAL_CHAT = """\
-TIMEOUT 60
-ABORT BUSY
-ABORT "NO DIALTONE"
-ABORT ERROR
-ABORT "NO CARRIER"
-"" +++ATZ
-OK ATE1Q0&C1&S0DT555222
-CONNECT ""
-"""
-
-
-def seed_chat_lines(pid):
-    with open(SEED, encoding="utf-8", errors="replace") as f:
-        text = f.read()
-    marker = f"chat[{pid}]: "
-    return [line.split(marker, 1)[1] for line in text.splitlines() if marker in line]
+from seed import DIAL_CHAT, NT_CALLBACK_CHAT, seed_chat_lines  # noqa: E402
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The chat(8) interpreter, sans-IO: time is injected, the modem is bytes.
 
 Conformance trace: the two chat runs in the seed document
-/work/shared/seed/ppp-mschap-callback-howto.txt (chat[502] dials, chat[504]
+../shared/seed/ppp-mschap-callback-howto.txt (chat[502] dials, chat[504]
 waits for the callback).  The modem bytes fed here are what a Hayes modem
 with echo sends (``<echo of the command>\\r`` then ``\\r\\nOK\\r\\n``), which is
 exactly what produces the seed's received-text lines.
@@ -17,41 +17,7 @@ from userppp.chat import (
     chat_from_argv, clean, parse_chat_command, split_subexpect,
     tokenize_script, visible)
 
-SEED = "/work/shared/seed/ppp-mschap-callback-howto.txt"
-
-NT_CALLBACK_CHAT = """\
-TIMEOUT 120
-ABORT "NO CARRIER"
-ABORT "BUSY"
-ABORT "NO DIALTONE"
-ABORT "ERROR"
-""  +++ATZ
-OK ATE1Q0&C1&S0
-RING ATA
-CONNECT ""
-"""
-
-# chat[502]'s script is not printed in the seed (it is in the HOWTO's
-# chapter 4); this is the script its log lines imply, ABORT order included.
-DIAL_CHAT = """\
-# dial the NT server
-TIMEOUT 60
-ABORT BUSY
-ABORT "NO DIALTONE"
-ABORT ERROR
-ABORT "NO CARRIER"
-"" +++ATZ
-OK ATE1Q0&C1&S0DT555222
-CONNECT ""
-"""
-
-
-def seed_chat_lines(pid):
-    with open(SEED, encoding="utf-8", errors="replace") as f:
-        text = f.read()
-    marker = f"chat[{pid}]: "
-    return [line.split(marker, 1)[1] for line in text.splitlines()
-            if marker in line]
+from seed import DIAL_CHAT, NT_CALLBACK_CHAT, seed_chat_lines  # noqa: E402
 
 
 def logs(actions):
