@@ -98,6 +98,7 @@ def run_device(settings, secrets, log) -> int:
     failures = 0
     try:
         while True:
+            _stop_on_signals()
             status = run_once(settings, secrets, log, pidfile)
             if not settings.persist or status in _FINAL:
                 return status
@@ -107,14 +108,36 @@ def run_device(settings, secrets, log) -> int:
                 log(0, f"Exiting: {failures} failed attempts in a row (maxfail)")
                 return status
             if settings.holdoff:
+                _stop_on_signals()
                 log(1, f"Waiting {settings.holdoff} seconds before reconnecting")
                 time.sleep(settings.holdoff)
-    except KeyboardInterrupt:
-        log(0, "Terminating on signal 2.")
-        return int(ExitCode.USER_REQUEST)
+    except (Stop, KeyboardInterrupt) as stop:
+        signum = stop.signum if isinstance(stop, Stop) else signal.SIGINT
+        log(0, f"Terminating on signal {int(signum)}.")
+        return int(ExitCode.HANGUP if signum == signal.SIGHUP else ExitCode.USER_REQUEST)
     finally:
         if pidfile is not None:
             pidfile.remove()
+
+
+class Stop(BaseException):
+    """A terminating signal outside the link driver (which handles its own):
+    unwinds through the finally clauses that remove lock and pid files."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stop(signum, frame):
+    raise Stop(signum)
+
+
+def _stop_on_signals() -> None:
+    """(Re)install the handlers: asyncio's remove_signal_handler puts the
+    default ones back when a driver or script runner finishes."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_stop)
 
 
 # Statuses after which ``persist`` does not try again (pppd's too).

@@ -62,10 +62,13 @@ def test_peer_killed_is_detected_by_echo_failure(tmp_path):
         b = start(cable.paths[1])
         try:
             read_a = lambda: (tmp_path / "a.log").read_text() if (tmp_path / "a.log").exists() else ""
+            # Opened on a's side: it has both sent and received a ConfAck
+            # (b's first ConfReq may be flushed by a's open; it retransmits).
             assert wait_for(read_a, "rcvd [LCP ConfAck"), read_a()
+            assert wait_for(read_a, "sent [LCP ConfAck"), read_a()
             time.sleep(1.5)
             b.kill()
-            assert a.wait(15) == 15
+            assert a.wait(25) == 15
         finally:
             for p in (a, b):
                 if p.poll() is None:

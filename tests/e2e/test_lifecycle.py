@@ -88,3 +88,22 @@ def test_updetach_goes_to_background_once_up_with_pid_file(tmp_path):
                     os.kill(child, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def test_sigterm_during_holdoff_exits_5_and_removes_pid_and_lock(tmp_path):
+    with NullModem() as cable:
+        env = {"USERPPP_RUN_DIR": str(tmp_path), "USERPPP_LOCK_DIR": str(tmp_path)}
+        a = start(cable.paths[0], "nodetach", "persist", "holdoff", "30", "lock",
+                  "linkname", "t2", "lcp-restart", "1", "lcp-max-configure", "1", env=env)
+        try:
+            pidfile = tmp_path / "ppp-t2.pid"
+            assert wait_until(pidfile.exists)
+            time.sleep(3)                        # one failed attempt; now in holdoff
+            assert a.poll() is None
+            a.send_signal(signal.SIGTERM)
+            assert a.wait(10) == 5
+            assert not pidfile.exists()
+            assert not list(tmp_path.glob("LCK..*"))
+        finally:
+            if a.poll() is None:
+                a.kill()

@@ -23,6 +23,7 @@ from ..hdlc import PROTO_LCP, Deframer, Framer
 from ..link import Link, Phase, SetFraming, Transmit
 
 READ_SIZE = 65536
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class LinePump:
@@ -139,7 +140,8 @@ class LinkDriver:
         self.done = loop.create_future()
         self.timer: Optional[asyncio.TimerHandle] = None
         self.pump = LinePump(loop, self.fd, self._on_data, self._on_hangup)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        previous = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+        for signum in _SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
         try:
             self.link.start(self.clock())
@@ -149,8 +151,11 @@ class LinkDriver:
             await self.done
             await self.pump.drain()
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            for signum in _SIGNALS:
                 loop.remove_signal_handler(signum)
+                # asyncio leaves the default action behind: put back what
+                # the caller had (the CLI's handlers for the time between).
+                signal.signal(signum, previous[signum])
             if self.timer is not None:
                 self.timer.cancel()
             self.pump.stop()
