@@ -3,7 +3,7 @@ carrier loss, the seed's callback chat file and failing connect scripts.
 
 Every userppp here is a real process on the DTE side of an emulated Hayes
 modem's pty; the exchange joins the modems.  Seed:
-/work/shared/seed/ppp-mschap-callback-howto.txt (dial_winnt, options.callback,
+../shared/seed/ppp-mschap-callback-howto.txt (dial_winnt, options.callback,
 nt_callback.chat).
 """
 
@@ -27,30 +27,10 @@ from userppp.wire import encode_control
 CLIENT, SERVER = "555111", "555222"    # the seed's numbers: we, the NT server
 TIMEOUT = 15            # upper bound for anything to happen; tests take ~1-3 s
 
-# The seed's /etc/ppp/nt_callback.chat, verbatim.
-NT_CALLBACK_CHAT = """\
-TIMEOUT 120
-ABORT "NO CARRIER"
-ABORT "BUSY"
-ABORT "NO DIALTONE"
-ABORT "ERROR"
-""  +++ATZ
-OK ATE1Q0&C1&S0
-RING ATA
-CONNECT ""
-"""
+from seed import NT_CALLBACK_CHAT, seed_chat_lines  # noqa: E402
 
 # The chat lines of chat[504] in the seed log (the callback), in order.
-SEED_CALLBACK_CHAT_LOG = [
-    "timeout set to 120 seconds",
-    "abort on (NO CARRIER)", "abort on (BUSY)", "abort on (NO DIALTONE)",
-    "abort on (ERROR)",
-    "send (+++ATZ^M)", "expect (OK)", "+++ATZ^M^M", "OK", "-- got it",
-    "send (ATE1Q0&C1&S0^M)", "expect (RING)", "^M", "ATE1Q0&C1&S0^M^M", "OK^M",
-    "^M", "RING", "-- got it",
-    "send (ATA^M)", "expect (CONNECT)", "^M", "ATA^M^M", "CONNECT", "-- got it",
-    "send (^M)",
-]
+SEED_CALLBACK_CHAT_LOG = seed_chat_lines(504)
 
 
 # -- processes -------------------------------------------------------------------
