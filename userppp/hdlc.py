@@ -52,7 +52,8 @@ from userppp import core
 __all__ = ["Frame", "Framer", "Deframer", "fcs16", "fcs32", "PROTO_LCP"]
 
 PROTO_LCP = 0xC021
-_UNESCAPABLE = frozenset(range(0x20, 0x40)) | {0x5D, 0x5E}
+UNESCAPABLE = frozenset(range(0x20, 0x40)) | {0x5D, 0x5E}
+_UNESCAPABLE = UNESCAPABLE
 
 
 def fcs16(data):

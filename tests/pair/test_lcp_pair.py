@@ -204,3 +204,13 @@ def test_non_lcp_before_open_is_discarded():
     out = pair._collect(pair.a)
     assert all(protocol == 0xC021 for protocol, _ in out)
     assert pair.a.link.stats["discarded"] == 1
+
+
+def test_escape_option_refuses_what_the_framer_cannot_escape():
+    from userppp.config.parser import ConfigError, parse_command_line
+    from userppp.hdlc import UNESCAPABLE, Framer
+    for value in sorted(UNESCAPABLE):
+        with pytest.raises(ConfigError, match="escape"):
+            parse_command_line(["escape", f"{value:x}"], system_options=False)
+    settings = parse_command_line(["escape", "11,13,ff,7d"], system_options=False)
+    Framer(escape=bytes(settings.escape))        # everything accepted is usable

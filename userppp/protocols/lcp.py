@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..config.options import Option, OptionError, flag, integer
+from ..hdlc import UNESCAPABLE
 from ..fsm import Automaton, AutomatonConfig, NegotiationSpec, Verdict
 from ..wire import (Code, ControlPacket, RawOption, describe_control,
                     encode_control, hex_bytes, join_options, printable_string,
@@ -54,14 +55,15 @@ def _asyncmap(text: str) -> int:
 
 def _escape(text: str) -> tuple:
     """pppd's escape list: hex values; 0x20-0x3f and 0x5e cannot be escaped
-    (the receiver would take them for the escaped form of a control char)."""
+    (the receiver would take them for the escaped form of a control char),
+    nor 0x5d (it would go out as 7d 7d)."""
     values = []
     for part in text.split(","):
         try:
             value = int(part.strip(), 16)
         except ValueError:
             raise OptionError(f"invalid escape character '{part}'") from None
-        if not 0 <= value <= 0xFF or 0x20 <= value <= 0x3F or value == 0x5E:
+        if not 0 <= value <= 0xFF or value in UNESCAPABLE:
             raise OptionError(f"can't escape character 0x{value:x}")
         values.append(value)
     return tuple(values)
