@@ -87,7 +87,12 @@ def main(argv: Optional[list] = None) -> int:
         AuthPolicy(settings, secrets).check()
     except AuthConfigError as error:
         return _fail(" ".join(str(error).split()), ExitCode.OPTION_ERROR)
-    log = Logger(settings)
+    try:
+        log = Logger(settings)
+    except OSError as error:
+        where = (f"logfile {settings.logfile}" if settings.logfile
+                 else f"logfd {settings.logfd}")
+        return _fail(f"can't open {where}: {error.strerror}", ExitCode.OPTION_ERROR)
     return run_device(settings, secrets, log)
 
 

@@ -93,3 +93,20 @@ def test_bad_option_is_one_line_error_exit_2():
                             env=dict(os.environ, USERPPP_ETC="/nonexistent"))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "lcp-echo-interval" in result.stderr
+
+
+@pytest.mark.parametrize("args,code,word", [
+    (["logfile", "/nonexistent/dir/log"], 2, "logfile"),
+    (["logfd", "99"], 2, "logfd"),
+    (["escape", "5d"], 2, "escape"),
+    (["call", "no-such-peer"], 2, "no-such-peer"),
+    (["chap-secrets", "/proc/self/mem"], 2, "/proc/self/mem"),
+    (["auth", "require-chap", "chap-secrets", "/dev/null"], 2, "authenticate"),
+])
+def test_bad_startup_is_one_line_error(tmp_path, args, code, word):
+    result = subprocess.run([sys.executable, "-m", "userppp", "/dev/ptmx", "nodetach", *args],
+                            capture_output=True, text=True, timeout=20,
+                            env=dict(os.environ, USERPPP_ETC=str(tmp_path)))
+    assert result.returncode == code, result.stderr
+    assert result.stderr.count("\n") == 1 and word in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
