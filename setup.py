@@ -11,7 +11,6 @@ setup(
     description="Userspace PPP stack for Linux (pppd-compatible) with a small C core",
     python_requires=">=3.11",
     packages=find_packages(include=["userppp", "userppp.*"]),
-    setup_requires=["cffi>=1.15"],
     cffi_modules=["cext/build_core.py:ffibuilder"],
     install_requires=[
         "cffi>=1.15",
