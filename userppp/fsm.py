@@ -149,6 +149,10 @@ class NegotiationSpec:
         (e.g. "RXJ-" for a Protocol-Reject of LCP, "RXR" for an echo)."""
         return None
 
+    def echo_received(self, packet: ControlPacket, now: float) -> None:
+        """The ``ser`` action: an Echo-Request, Echo-Reply or Discard-Request
+        (the RXR event) arrived in the Opened state."""
+
     def code_rejected(self, code: int) -> bool:
         """Is a Code-Reject of ``code`` acceptable (RXJ+)?"""
         return code not in range(1, 8)
@@ -294,7 +298,7 @@ class Automaton:
         self._send(Code.CODE_REJ, self.last_id, self.peer_packet.raw)
 
     def _ser(self, now, retransmit):
-        pass  # echo replies are LCP's business (see extra_code)
+        self.spec.echo_received(self.peer_packet, now)
 
     def _send(self, code: int, identifier: int, data: bytes) -> None:
         self.services.send(self.protocol, encode_control(code, identifier, data))

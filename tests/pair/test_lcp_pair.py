@@ -214,3 +214,20 @@ def test_escape_option_refuses_what_the_framer_cannot_escape():
             parse_command_line(["escape", f"{value:x}"], system_options=False)
     settings = parse_command_line(["escape", "11,13,ff,7d"], system_options=False)
     Framer(escape=bytes(settings.escape))        # everything accepted is usable
+
+
+def test_echo_request_is_answered_only_when_opened():
+    pair = Pair()
+    link = pair.a.link
+    link.start(pair.now)
+    pair._collect(pair.a)                             # our ConfReq
+    echo = encode_control(Code.ECHO_REQ, 5, b"\x00\x00\x00\x00data")
+    link.receive(0xC021, echo, pair.now)              # Req-Sent: RXR, no ser
+    assert pair._collect(pair.a) == []
+    pair.start(a=False)
+    pair.run(10, until=both_network(pair))
+    link.receive(0xC021, echo, pair.now)              # Opened: ser
+    (protocol, reply), = pair._collect(pair.a)
+    packet = decode_control(reply)
+    assert packet.code == Code.ECHO_REP and packet.identifier == 5
+    assert packet.data == struct.pack("!I", link.lcp.ours.magic) + b"data"

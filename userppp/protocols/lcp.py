@@ -481,27 +481,27 @@ class Lcp(ProtocolHandler, NegotiationSpec):
                 return "RXJ-"
             self.link.protocol_rejected(protocol, now)
             return "RXJ+"
-        if code == Code.ECHO_REQ:
-            if not self.fsm.is_opened or len(data) < 4:
+        if code in (Code.ECHO_REQ, Code.ECHO_REP, Code.DISC_REQ):
+            if len(data) < 4:
                 self.stats["discarded"] += 1
                 return None
+            return "RXR"          # acted on by the automaton's ser, if Opened
+        # Identification and Time-Remaining: accepted silently.
+        return None
+
+    def echo_received(self, packet: ControlPacket, now: float) -> None:
+        data = packet.data
+        if packet.code == Code.ECHO_REQ:
             magic = self.ours.magic if self.ours.neg_magic else 0
             self.services.send(PPP_LCP, encode_control(
                 Code.ECHO_REP, packet.identifier, struct.pack("!I", magic) + data[4:]))
-            return None
-        if code == Code.ECHO_REP:
-            if not self.fsm.is_opened or len(data) < 4:
-                self.stats["discarded"] += 1
-                return None
+        elif packet.code == Code.ECHO_REP:
             magic = struct.unpack("!I", data[:4])[0]
             if self.ours.neg_magic and magic == self.ours.magic and magic != 0:
                 self.services.log("appear to have received our own echo-reply!", 0)
-                return None
+                return
             self.stats["echo_replies"] += 1
             self.echos_pending = 0
-            return None
-        # Discard-Request, Identification, Time-Remaining: accepted silently.
-        return None
 
     def _echo_tick(self, now: float) -> None:
         self.echo_deadline = now + self.settings.lcp_echo_interval
