@@ -148,12 +148,12 @@ class Link:
             self.log(f"rcvd [proto=0x{protocol:x}]{hex_bytes(payload[:32])}"
                      + (" ..." if len(payload) > 32 else ""), 1)
         if protocol != PPP_LCP and not self.lcp.fsm.is_opened:
-            self._discard(f"Discarded non-LCP packet when LCP not open", protocol)
+            self._discard("Discarded non-LCP packet when LCP not open")
             return
         if self.phase in (Phase.ESTABLISH, Phase.AUTHENTICATE) and \
                 protocol not in _AUTH_PHASE_PROTOCOLS:
             self._discard(f"discarding proto 0x{protocol:x} in phase "
-                          f"{self.phase.value}", protocol)
+                          f"{self.phase.value}")
             return
         if handler is None or protocol in self.rejected_protocols:
             name = protocol_long_name(protocol)
@@ -164,7 +164,7 @@ class Link:
             return
         handler.receive(payload, now)
 
-    def _discard(self, message: str, protocol: int) -> None:
+    def _discard(self, message: str) -> None:
         self.stats["discarded"] += 1
         self.log(message, 2)
 
