@@ -54,7 +54,7 @@ import threading
 import time
 import tty
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 BUILDER_VERSION = 3  # bump when the image layout or /init changes
 

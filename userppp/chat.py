@@ -35,7 +35,7 @@ import os
 import shlex
 import time as _time
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 DEFAULT_TIMEOUT = 45        # chat's DEFAULT_CHAT_TIMEOUT
 MAX_ABORTS = 50

@@ -29,7 +29,6 @@ def test_noise_and_garbage_frames_do_not_crash_or_grow(tmp_path):
          "debug", "logfile", str(log)],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         env=dict(os.environ, USERPPP_ETC="/nonexistent"))
-    reader_stop = False
     try:
         time.sleep(1.0)
         start_rss = rss_kib(proc.pid)

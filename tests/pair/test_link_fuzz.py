@@ -5,14 +5,12 @@ towards well-formed headers) are fed to Links in every phase; the link must
 keep answering and its queues must stay bounded.
 """
 
-import random
 import struct
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from harness import Pair, make_settings
 from userppp.config.secrets import SecretEntry, Secrets
-from userppp.link import Phase
 
 PROTOCOLS = [0xC021, 0xC021, 0xC023, 0xC223, 0x8021, 0x0021, 0x802B, 0xC029, 0x1234]
 

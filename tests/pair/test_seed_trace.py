@@ -10,7 +10,6 @@ pppd's did (magic numbers aside).
 
 import random
 import re
-import struct
 
 import pytest
 

@@ -9,44 +9,15 @@ backslash and double quote.  Seen on the real pppd in the VM
 as `PAP peer authentication succeeded for WORKGROUP\\\\user`.
 """
 
-import random
 
-from userppp.config.options import Settings
 from userppp.config.secrets import Secrets
-from userppp.protocols import authpolicy, chap, pap
 from userppp.protocols.authpolicy import AuthMethod
 from userppp.protocols.chap import Chap
 from userppp.protocols.pap import Pap, quoted
+from fakes import Services, authreq, pkt  # noqa: E402
 
 DOMAIN_USER = b"WORKGROUP\\user"          # one backslash on the wire
 LOGGED = "WORKGROUP\\\\user"               # two in pppd's log line
-
-
-class Services:
-    def __init__(self, **values):
-        self.rng = random.Random(0)
-        self.settings = Settings.from_tables([authpolicy.OPTIONS, pap.OPTIONS, chap.OPTIONS])
-        for k, v in values.items():
-            setattr(self.settings, k, v)
-        self.secrets = Secrets()
-        self.sent, self.events, self.logs = [], [], []
-
-    def send(self, protocol, payload):
-        self.sent.append((protocol, payload))
-
-    def emit(self, event):
-        self.events.append(event)
-
-    def log(self, message, level=0):
-        self.logs.append((level, message))
-
-
-def pkt(code, ident, data):
-    return bytes([code, ident]) + (4 + len(data)).to_bytes(2, "big") + data
-
-
-def authreq(ident, user, password):
-    return pkt(1, ident, bytes([len(user)]) + user + bytes([len(password)]) + password)
 
 
 def test_quoted_is_pppd_percent_q():

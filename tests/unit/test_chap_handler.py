@@ -1,41 +1,16 @@
 """CHAP handler: pppd's packet text, the seed log exchange, malformed input."""
 
-import random
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from userppp.config.options import Settings
 from userppp.config.secrets import Secrets
 from userppp.events import AuthSucceeded
-from userppp.protocols import authpolicy, chap, pap
 from userppp.protocols.authpolicy import AuthMethod
 from userppp.protocols.chap import Chap
+from fakes import Services, pkt  # noqa: E402
 
 H = bytes.fromhex
 PASSWORD = "nt-Passw0rd!"
-
-
-class Services:
-    def __init__(self, seed=0, **values):
-        self.rng = random.Random(seed)
-        self.settings = Settings.from_tables([authpolicy.OPTIONS, pap.OPTIONS, chap.OPTIONS])
-        for k, v in values.items():
-            setattr(self.settings, k, v)
-        self.secrets = Secrets()
-        self.sent, self.events, self.logs = [], [], []
-
-    def send(self, protocol, payload):
-        self.sent.append((protocol, payload))
-
-    def emit(self, event):
-        self.events.append(event)
-
-    def log(self, message, level=0):
-        self.logs.append((level, message))
-
-
-def pkt(code, ident, data):
-    return bytes([code, ident]) + (4 + len(data)).to_bytes(2, "big") + data
 
 
 # ---------------------------------------------------------------- describe

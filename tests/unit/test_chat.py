@@ -7,8 +7,6 @@ with echo sends (``<echo of the command>\\r`` then ``\\r\\nOK\\r\\n``), which is
 exactly what produces the seed's received-text lines.
 """
 
-import os
-import re
 
 import pytest
 

@@ -1,7 +1,7 @@
 """Property tests: the C core (every tier) against the pure-Python twin, and
 the framing laws (round trip, chunking, error detection)."""
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from userppp import core
 from userppp.hdlc import Deframer, Frame, Framer

@@ -1,44 +1,15 @@
 """PAP handler: pppd's packet text, pppd behaviours, malformed input."""
 
-import random
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from userppp.config.options import Settings
 from userppp.config.secrets import Secrets
 from userppp.events import AuthFailed, AuthSucceeded
-from userppp.protocols import authpolicy, chap, pap
 from userppp.protocols.authpolicy import AuthMethod
 from userppp.protocols.pap import Pap
+from fakes import Services, authreq, pkt  # noqa: E402
 
 PASSWORD = "pap-Secr3t"
-
-
-class Services:
-    def __init__(self, **values):
-        self.rng = random.Random(0)
-        self.settings = Settings.from_tables([authpolicy.OPTIONS, pap.OPTIONS, chap.OPTIONS])
-        for k, v in values.items():
-            setattr(self.settings, k, v)
-        self.secrets = Secrets()
-        self.sent, self.events, self.logs = [], [], []
-
-    def send(self, protocol, payload):
-        self.sent.append((protocol, payload))
-
-    def emit(self, event):
-        self.events.append(event)
-
-    def log(self, message, level=0):
-        self.logs.append((level, message))
-
-
-def pkt(code, ident, data):
-    return bytes([code, ident]) + (4 + len(data)).to_bytes(2, "big") + data
-
-
-def authreq(ident, user, password):
-    return pkt(1, ident, bytes([len(user)]) + user + bytes([len(password)]) + password)
 
 
 def test_describe():

@@ -1,10 +1,9 @@
 """pap-secrets / chap-secrets parsing and lookup (pppd's format and ranking)."""
 
-import os
 
 import pytest
 
-from userppp.config.secrets import SecretEntry, Secrets, SecretsError, parse_secrets, split_lines
+from userppp.config.secrets import Secrets, SecretsError, parse_secrets, split_lines
 
 SECRET = "Tr0ub4dor&3"
 

@@ -3,7 +3,6 @@
 import os
 import termios
 import time
-import tty
 
 import pytest
 

@@ -13,7 +13,7 @@ option's default until something sets it.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Optional
 

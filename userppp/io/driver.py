@@ -10,7 +10,6 @@ timer, feeds the Link, and writes what the Link gives back.
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import random
 import signal

@@ -29,7 +29,7 @@ import struct
 import termios
 from typing import Optional
 
-from ..config.options import Option, flag, integer, text
+from ..config.options import flag, integer, text
 
 OPTIONS = [
     flag("crtscts", "crtscts", value=True,

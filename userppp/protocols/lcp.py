@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from functools import reduce
 from operator import or_
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from ..config.options import Option, OptionError, flag, integer
@@ -262,7 +262,6 @@ class Lcp(ProtocolHandler, NegotiationSpec):
     # -- our request ----------------------------------------------------------------
     def reset(self):
         s = self.settings
-        rng = self.services.rng
         self.auth_candidates = list(self.policy.required_methods())
         self.want = LcpOptions(
             mru=s.mru, neg_mru=s.negotiate_mru and s.mru != DEFAULT_MRU,
