@@ -107,3 +107,29 @@ def test_sigterm_during_holdoff_exits_5_and_removes_pid_and_lock(tmp_path):
         finally:
             if a.poll() is None:
                 a.kill()
+
+
+def test_disconnect_scripts_run_after_the_link_ends(tmp_path):
+    """A shell disconnect command and a built-in chat one, each with the line
+    as its standard input and output, after the link terminates."""
+    mark = tmp_path / "mark"
+    for script, check in (
+            (f"echo gone > {mark}", lambda log: mark.read_text() == "gone\n"),
+            ("chat -v '' ATH0", lambda log: "send (ATH0^M)" in log)):
+        log = tmp_path / "a.log"
+        log.unlink(missing_ok=True)
+        with NullModem() as cable:
+            b = start(cable.paths[1], "nodetach")
+            a = start(cable.paths[0], "nodetach", "debug", "logfile", str(log),
+                      "disconnect", script)
+            try:
+                assert wait_until(lambda: "rcvd [LCP ConfAck" in read(log)
+                                  and "sent [LCP ConfAck" in read(log)), read(log)
+                a.send_signal(signal.SIGINT)
+                assert a.wait(15) == 5
+                assert check(read(log)), read(log)
+                assert "Disconnect script failed" not in read(log)
+            finally:
+                for p in (a, b):
+                    if p.poll() is None:
+                        p.kill()
