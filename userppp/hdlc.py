@@ -53,7 +53,6 @@ __all__ = ["Frame", "Framer", "Deframer", "fcs16", "fcs32", "PROTO_LCP"]
 
 PROTO_LCP = 0xC021
 UNESCAPABLE = frozenset(range(0x20, 0x40)) | {0x5D, 0x5E}
-_UNESCAPABLE = UNESCAPABLE
 
 
 def fcs16(data):
@@ -109,6 +108,46 @@ def _check_protocol(protocol):
         raise ValueError(f"invalid PPP protocol number {protocol!r}")
 
 
+def _check_escape(escape):
+    values = frozenset(escape)
+    for c in values:
+        if not isinstance(c, int) or not 0 <= c <= 0xFF:
+            raise ValueError(f"escape: {c!r} is not a byte value")
+        if c in UNESCAPABLE:
+            raise ValueError(f"escape: byte {c:#04x} cannot be escaped "
+                             "(0x20-0x3f, 0x5d, 0x5e)")
+    return values
+
+
+def _check_mru(mru):
+    if not isinstance(mru, int) or not 1 <= mru <= 0xFFFF:
+        raise ValueError(f"MRU must be 1..65535, not {mru!r}")
+    return mru
+
+
+class _Setting:
+    """A setting of a live Framer/Deframer: checked, kept in ``_<name>``,
+    and pushed down to the core's state (``_apply``) whenever it changes."""
+
+    def __init__(self, check, doc, show=None):
+        self.check = check
+        self.show = show
+        self.__doc__ = doc
+
+    def __set_name__(self, owner, name):
+        self.attr = "_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = getattr(obj, self.attr)
+        return self.show(value) if self.show else value
+
+    def __set__(self, obj, value):
+        setattr(obj, self.attr, self.check(value))
+        obj._apply()
+
+
 class Framer:
     """PPP packets -> async HDLC frames (see the module docstring)."""
 
@@ -116,7 +155,7 @@ class Framer:
                  *, flag_time=1.0, backend=None):
         self._impl = core.backend(backend).HdlcEncoder()
         self._accm = _check_accm(accm)
-        self._escape = self._check_escape(escape)
+        self._escape = _check_escape(escape)
         self._fcs = _check_fcs(fcs)
         self._acfc = bool(acfc)
         self._pfc = bool(pfc)
@@ -125,58 +164,18 @@ class Framer:
         self._encode = self._impl.encode
         self._apply()
 
-    @staticmethod
-    def _check_escape(escape):
-        values = frozenset(escape)
-        for c in values:
-            if not isinstance(c, int) or not 0 <= c <= 0xFF:
-                raise ValueError(f"escape: {c!r} is not a byte value")
-            if c in _UNESCAPABLE:
-                raise ValueError(f"escape: byte {c:#04x} cannot be escaped "
-                                 "(0x20-0x3f, 0x5d, 0x5e)")
-        return values
-
     def _apply(self):
         emap = bytearray(32)
         for c in self._escape:
             emap[c >> 3] |= 1 << (c & 7)
         self._impl.configure(self._accm, bytes(emap), self._fcs, self._acfc, self._pfc)
 
-    accm = property(lambda self: self._accm, doc="transmit ACCM")
-
-    @accm.setter
-    def accm(self, value):
-        self._accm = _check_accm(value)
-        self._apply()
-
-    escape = property(lambda self: bytes(sorted(self._escape)),
-                      doc="extra byte values always escaped, as sorted bytes")
-
-    @escape.setter
-    def escape(self, value):
-        self._escape = self._check_escape(value)
-        self._apply()
-
-    fcs = property(lambda self: self._fcs, doc="FCS size in bits, 16 or 32")
-
-    @fcs.setter
-    def fcs(self, value):
-        self._fcs = _check_fcs(value)
-        self._apply()
-
-    acfc = property(lambda self: self._acfc, doc="address/control field compression")
-
-    @acfc.setter
-    def acfc(self, value):
-        self._acfc = bool(value)
-        self._apply()
-
-    pfc = property(lambda self: self._pfc, doc="protocol field compression")
-
-    @pfc.setter
-    def pfc(self, value):
-        self._pfc = bool(value)
-        self._apply()
+    accm = _Setting(_check_accm, "transmit ACCM")
+    escape = _Setting(_check_escape, "extra byte values always escaped, as sorted bytes",
+                      show=lambda values: bytes(sorted(values)))
+    fcs = _Setting(_check_fcs, "FCS size in bits, 16 or 32")
+    acfc = _Setting(bool, "address/control field compression")
+    pfc = _Setting(bool, "protocol field compression")
 
     def reset_flag(self):
         """Send an opening flag before the next frame whatever the time."""
@@ -215,15 +214,9 @@ class Deframer:
         self._impl = core.backend(backend).HdlcDecoder()
         self._accm = _check_accm(accm)
         self._fcs = _check_fcs(fcs)
-        self._mru = self._check_mru(mru)
+        self._mru = _check_mru(mru)
         self._receive_all = bool(receive_all)
         self._apply()
-
-    @staticmethod
-    def _check_mru(mru):
-        if not isinstance(mru, int) or not 1 <= mru <= 0xFFFF:
-            raise ValueError(f"MRU must be 1..65535, not {mru!r}")
-        return mru
 
     @property
     def max_frame(self):
@@ -233,34 +226,10 @@ class Deframer:
     def _apply(self):
         self._impl.configure(self._accm, self._fcs, self.max_frame, self._receive_all)
 
-    accm = property(lambda self: self._accm, doc="receive ACCM")
-
-    @accm.setter
-    def accm(self, value):
-        self._accm = _check_accm(value)
-        self._apply()
-
-    fcs = property(lambda self: self._fcs, doc="FCS size in bits, 16 or 32")
-
-    @fcs.setter
-    def fcs(self, value):
-        self._fcs = _check_fcs(value)
-        self._apply()
-
-    mru = property(lambda self: self._mru, doc="maximum receive unit")
-
-    @mru.setter
-    def mru(self, value):
-        self._mru = self._check_mru(value)
-        self._apply()
-
-    receive_all = property(lambda self: self._receive_all,
-                           doc="keep control characters even if in the ACCM")
-
-    @receive_all.setter
-    def receive_all(self, value):
-        self._receive_all = bool(value)
-        self._apply()
+    accm = _Setting(_check_accm, "receive ACCM")
+    fcs = _Setting(_check_fcs, "FCS size in bits, 16 or 32")
+    mru = _Setting(_check_mru, "maximum receive unit")
+    receive_all = _Setting(bool, "keep control characters even if in the ACCM")
 
     @property
     def stats(self):
