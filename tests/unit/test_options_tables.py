@@ -8,16 +8,6 @@ from userppp.config.parser import (
 from userppp.config.tables import OPTION_MODULES, option_tables
 
 
-@pytest.fixture
-def etc(tmp_path, monkeypatch):
-    root = tmp_path / "etc-ppp"
-    (root / "peers").mkdir(parents=True)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("USERPPP_ETC", str(root))
-    monkeypatch.setenv("HOME", str(home))
-    return root
-
 
 def test_every_module_declares_a_list_of_options():
     assert [name for name, _ in option_tables()] == list(OPTION_MODULES)
