@@ -1,6 +1,6 @@
 """The seed's chat scripts run by run_connect over emulated modems.
 
-Seed: ../shared/seed/ppp-mschap-callback-howto.txt.  chat[502] dials the
+Seed: tests/vectors/seed-trace.txt.  chat[502] dials the
 NT server (555222); the server calls back 555111, where chat[504] runs
 nt_callback.chat (``RING ATA``).  The chat log lines must be the seed's.
 """

@@ -3,7 +3,7 @@ carrier loss, the seed's callback chat file and failing connect scripts.
 
 Every userppp here is a real process on the DTE side of an emulated Hayes
 modem's pty; the exchange joins the modems.  Seed:
-../shared/seed/ppp-mschap-callback-howto.txt (dial_winnt, options.callback,
+the seed document (tests/vectors/README.md; dial_winnt, options.callback,
 nt_callback.chat).
 """
 

@@ -1,6 +1,6 @@
 """The seed document's packet log as a conformance trace.
 
-../shared/seed/ppp-mschap-callback-howto.txt holds pppd's log of a session
+The seed document (tests/vectors/seed-trace.txt) holds pppd's log of a session
 with a Windows NT RAS server.  Here (1) the bytes of each logged packet,
 rebuilt by hand from the RFC encodings, print as the logged line, and (2) the
 second session's exchange is replayed against a Link configured from the

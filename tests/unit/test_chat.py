@@ -1,7 +1,7 @@
 """The chat(8) interpreter, sans-IO: time is injected, the modem is bytes.
 
 Conformance trace: the two chat runs in the seed document
-../shared/seed/ppp-mschap-callback-howto.txt (chat[502] dials, chat[504]
+(tests/vectors/seed-trace.txt; chat[502] dials, chat[504]
 waits for the callback).  The modem bytes fed here are what a Hayes modem
 with echo sends (``<echo of the command>\\r`` then ``\\r\\nOK\\r\\n``), which is
 exactly what produces the seed's received-text lines.
@@ -87,6 +87,30 @@ def test_seed_dial_chat_log_matches_chat_502():
     run.feed(b"\r\nCONNECT\r\n", 23)
     assert run.logs == seed_chat_lines(502)
     assert run.code == 0
+
+
+def test_seed_trace_is_read_from_the_repository_alone(tmp_path):
+    """A copy of tests/ with nothing beside it (no ../shared, no environment
+    variable) still gives the seed's chat lines: the trace is a vector file."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    here = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "clone" / "tests"
+    copy.mkdir(parents=True)
+    shutil.copy(here / "seed.py", copy / "seed.py")
+    shutil.copytree(here / "vectors", copy / "vectors")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USERPPP")}
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import seed; print(len(seed.seed_chat_lines(502)), "
+         "len(seed.seed_chat_lines(504)))"],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["17", "25"]
+    assert "shared" not in (here / "seed.py").read_text()
 
 
 def test_seed_logs_differ_in_abort_order():

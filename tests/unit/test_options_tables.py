@@ -83,7 +83,7 @@ def test_dryrun_dump_over_the_real_tables_hides_secrets(etc, tmp_path):
 
 
 # -- the seed's options.callback ------------------------------------------------
-# Verbatim from ../shared/seed/ppp-mschap-callback-howto.txt, section 5.2
+# Verbatim from the seed document (tests/vectors/README.md), section 5.2
 # ("Configuration File /etc/ppp/options.callback"); the howto starts pppd as
 #   /usr/sbin/pppd /dev/modem 38400 file "/etc/ppp/options.callback"
 OPTIONS_CALLBACK = """\

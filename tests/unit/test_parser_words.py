@@ -48,7 +48,7 @@ def test_empty_quoted_string_is_an_empty_word():
 
 
 def test_seed_name_with_escaped_backslash():
-    # ../shared/seed/ppp-mschap-callback-howto.txt: name "domain\\my_login"
+    # the seed document, section 5.2 (tests/vectors/README.md): name "domain\\my_login"
     assert texts('name "domain\\\\my_login"') == ["name", "domain\\my_login"]
 
 
