@@ -1,0 +1,190 @@
+"""The data path: IP packets between the TUN device and the link, beside the Link.
+
+    TUN --batch--> [NAT out] -> [VJ compress] -> [CCP compress] --> frames for the Framer
+    frames from the Deframer --> [CCP decompress] -> [VJ decompress] -> [NAT in] --batch--> TUN
+
+Sans-IO: the driver reads a batch of packets from the TUN and hands it to
+:meth:`DataPath.from_tun`, which gives back ``(protocol, payload)`` pairs for
+``Framer.encode_many``; frames of data protocols from the Deframer go to
+:meth:`DataPath.from_link`, which gives back IP packets for the TUN.  Each
+stage is optional and configured from what the Link negotiated (IPCP's
+addresses and VJ parameters, CCP's methods); each takes the whole batch, so
+the C core is entered once per stage per batch, not once per packet.
+
+Nothing is logged per packet here: drops are counted in ``stats`` by reason,
+and the driver writes the counters where a user asks for them (SIGUSR1, the
+end-of-link summary).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Optional
+
+PPP_IP = 0x0021
+PPP_VJC_COMP = 0x002D
+PPP_VJC_UNCOMP = 0x002F
+PPP_COMP = 0x00FD          # CCP: a compressed datagram
+
+#: protocols the data path carries (everything else goes to the Link)
+DATA_PROTOCOLS = frozenset({PPP_IP, PPP_VJC_COMP, PPP_VJC_UNCOMP, PPP_COMP})
+
+DROP_REASONS = ("not_up", "too_big", "nat", "vj_not_negotiated", "vj_error",
+                "ccp_not_up", "ccp_error", "not_ip", "malformed")
+
+
+class DataPath:
+    """One link's packet path.  No I/O; everything is passed in.
+
+    Stages (each None when not negotiated) follow small interfaces:
+
+    * ``nat``: ``outbound_batch(packets, now) -> list[bytes | None]`` and
+      ``inbound_batch(packets, now) -> list[bytes | None]`` (None: dropped,
+      counted by the NAT itself);
+    * ``vj_tx``: ``compress_batch(packets) -> list[(protocol, bytes)]``;
+      ``vj_rx``: ``decompress(protocol, payload) -> bytes | None`` and
+      ``toss()`` (a frame was lost: wait for the next uncompressed one);
+    * ``ccp_tx``: ``compress(protocol, payload) -> (protocol, bytes)``;
+      ``ccp_rx``: ``decompress(payload) -> (protocol, bytes) | None`` (None:
+      an error, and the CCP must send a Reset-Request) and
+      ``incomp(protocol, payload)`` for packets that came uncompressed.
+    """
+
+    def __init__(self, *, mtu: int = 1500, mru: int = 1500,
+                 on_ccp_error: Optional[Callable[[], None]] = None):
+        self.mtu = mtu                # largest packet we send (the peer's MRU)
+        self.mru = mru                # largest packet we accept
+        self.up = False
+        self.nat = None
+        self.vj_tx = None
+        self.vj_rx = None
+        self.ccp_tx = None
+        self.ccp_rx = None
+        self.on_ccp_error = on_ccp_error
+        self.stats = {"packets_out": 0, "bytes_out": 0, "packets_in": 0, "bytes_in": 0,
+                      "frames_out": 0, "wire_bytes_out": 0, "frames_in": 0,
+                      "wire_bytes_in": 0}
+        self.drops = dict.fromkeys(DROP_REASONS, 0)
+
+    # -- configuration ---------------------------------------------------------
+    def network_up(self, *, mtu: Optional[int] = None, mru: Optional[int] = None) -> None:
+        if mtu:
+            self.mtu = mtu
+        if mru:
+            self.mru = mru
+        self.up = True
+
+    def network_down(self) -> None:
+        """IPCP went down: nothing passes until it is up again."""
+        self.up = False
+        self.vj_tx = self.vj_rx = None
+        self.ccp_tx = self.ccp_rx = None
+
+    def set_vj(self, tx, rx) -> None:
+        self.vj_tx, self.vj_rx = tx, rx
+
+    def set_ccp(self, tx, rx) -> None:
+        self.ccp_tx, self.ccp_rx = tx, rx
+
+    def line_error(self) -> None:
+        """The deframer dropped a frame: VJ must resynchronise (RFC 1144 4.3)."""
+        if self.vj_rx is not None:
+            self.vj_rx.toss()
+
+    def bytes_each_way(self) -> tuple:
+        """(sent, received) IP bytes, for pppd's "Sent N bytes, received M bytes."."""
+        return self.stats["bytes_out"], self.stats["bytes_in"]
+
+    # -- TUN -> link -------------------------------------------------------------
+    def from_tun(self, packets: Iterable[bytes], now: float) -> list:
+        """IP packets read from the TUN -> ``(protocol, payload)`` to frame."""
+        drops = self.drops
+        if not self.up:
+            packets = list(packets)
+            drops["not_up"] += len(packets)
+            return []
+        mtu = self.mtu
+        batch = []
+        for packet in packets:
+            if len(packet) > mtu:
+                drops["too_big"] += 1
+            elif not packet or packet[0] >> 4 != 4:
+                drops["not_ip"] += 1
+            else:
+                batch.append(packet)
+        if self.nat is not None and batch:
+            translated = self.nat.outbound_batch(batch, now)
+            batch = [p for p in translated if p is not None]
+            drops["nat"] += len(translated) - len(batch)
+        stats = self.stats
+        stats["packets_out"] += len(batch)
+        stats["bytes_out"] += sum(map(len, batch))
+        if self.vj_tx is not None and batch:
+            frames = self.vj_tx.compress_batch(batch)
+        else:
+            frames = [(PPP_IP, p) for p in batch]
+        if self.ccp_tx is not None:
+            compress = self.ccp_tx.compress
+            frames = [compress(proto, payload) for proto, payload in frames]
+        stats["frames_out"] += len(frames)
+        stats["wire_bytes_out"] += sum(len(payload) for _, payload in frames)
+        return frames
+
+    # -- link -> TUN -------------------------------------------------------------
+    def from_link(self, frames: Iterable, now: float) -> list:
+        """``(protocol, payload)`` frames of data protocols -> IP packets."""
+        drops = self.drops
+        stats = self.stats
+        frames = list(frames)
+        stats["frames_in"] += len(frames)
+        stats["wire_bytes_in"] += sum(len(payload) for _, payload in frames)
+        if not self.up:
+            drops["not_up"] += len(frames)
+            return []
+        ccp_rx, vj_rx = self.ccp_rx, self.vj_rx
+        packets = []
+        for protocol, payload in frames:
+            if protocol == PPP_COMP:
+                if ccp_rx is None:
+                    drops["ccp_not_up"] += 1
+                    continue
+                result = ccp_rx.decompress(payload)
+                if result is None:
+                    drops["ccp_error"] += 1
+                    if self.on_ccp_error is not None:
+                        self.on_ccp_error()
+                    continue
+                protocol, payload = result
+            elif ccp_rx is not None:
+                ccp_rx.incomp(protocol, payload)
+            if protocol == PPP_IP:
+                packet = payload
+            elif protocol in (PPP_VJC_COMP, PPP_VJC_UNCOMP):
+                if vj_rx is None:
+                    drops["vj_not_negotiated"] += 1
+                    continue
+                packet = vj_rx.decompress(protocol, payload)
+                if packet is None:
+                    drops["vj_error"] += 1
+                    continue
+            else:
+                drops["malformed"] += 1
+                continue
+            if len(packet) > self.mru:
+                drops["too_big"] += 1
+                continue
+            packets.append(packet)
+        if self.nat is not None and packets:
+            translated = self.nat.inbound_batch(packets, now)
+            packets = [p for p in translated if p is not None]
+            drops["nat"] += len(translated) - len(packets)
+        stats["packets_in"] += len(packets)
+        stats["bytes_in"] += sum(map(len, packets))
+        return packets
+
+    def status_text(self) -> str:
+        """One line of counters for the SIGUSR1 status dump."""
+        s = self.stats
+        dropped = ", ".join(f"{k} {v}" for k, v in self.drops.items() if v)
+        return (f"data: sent {s['packets_out']} packets ({s['bytes_out']} bytes), "
+                f"received {s['packets_in']} packets ({s['bytes_in']} bytes)"
+                + (f"; dropped: {dropped}" if dropped else ""))
