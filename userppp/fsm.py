@@ -182,14 +182,23 @@ class Automaton:
         self.nak_loops = 0
         self.deadline: Optional[float] = None
         self.last_id = 0              # last identifier we used (pppd's f->id)
-        self.request_id = 0           # identifier of our outstanding request
+        self.request_id = 0           # identifier of our last Configure-Request
+        # True from sending a Configure-Request until a reply to it is
+        # accepted: later replies with the same id are duplicates or late
+        # and are discarded (pppd's seen_ack).  A flag rather than a
+        # reserved id, so that every identifier 0..255 stays usable.
+        self.awaiting_reply = False
+        # The Configure-Request we acked last, and how many more copies of
+        # it may still be answered in Opened without renegotiating.
+        self.last_acked: Optional[bytes] = None
+        self.reacks_left = 0
         self.sent_request = b""       # options of that request
         self.term_reason = b""
         self.reply_data = b""         # options for sca/scn, set by judge
         self.reply_code = Code.CONF_ACK
         self.peer_packet: Optional[ControlPacket] = None
-        self.stats = {"malformed": 0, "bad_id": 0, "unexpected": 0,
-                      "code_rejects_sent": 0}
+        self.stats = {"malformed": 0, "bad_id": 0, "stale_reply": 0,
+                      "reacked": 0, "unexpected": 0, "code_rejects_sent": 0}
 
     # -- administrative events -----------------------------------------------
     def up(self, now: float) -> None:
@@ -272,11 +281,14 @@ class Automaton:
             self.sent_request = self.spec.build_request()
             self.last_id = (self.last_id + 1) & 0xFF
             self.request_id = self.last_id
+        self.awaiting_reply = True
         self._send(Code.CONF_REQ, self.request_id, self.sent_request)
         self.restart_count -= 1
         self.deadline = now + self.config.restart
 
     def _sca(self, now, retransmit):
+        self.last_acked = self.peer_packet.raw
+        self.reacks_left = max(1, self.config.max_configure // 2)
         self._send(Code.CONF_ACK, self.peer_packet.identifier, self.reply_data)
 
     def _scn(self, now, retransmit):
@@ -348,6 +360,22 @@ class Automaton:
             self.event("RUC", now)
 
     def _receive_request(self, packet: ControlPacket, now: float) -> None:
+        if self.state == State.OPENED and self.reacks_left > 0 \
+                and packet.raw == self.last_acked:
+            # The peer sent again the very request (identifier and options)
+            # we acked on the way to Opened: our Ack was lost (it timed out)
+            # or the line duplicated the request.  RFC 1661 would
+            # renegotiate (tld, scr, sca); answering with the same Ack keeps
+            # the link up.  At most max-configure/2 times: a peer that
+            # restarted with an identical request (possible only without
+            # magic numbers) still has retransmissions left when it gets the
+            # RFC's renegotiation.
+            self.reacks_left -= 1
+            self.stats["reacked"] += 1
+            self.services.log(f"{self.name}: Configure-Request id "
+                              f"0x{packet.identifier:x} repeated in Opened: acked again", 2)
+            self._send(Code.CONF_ACK, packet.identifier, packet.data)
+            return
         reject_naks = self.nak_loops >= self.config.max_failure
         judged = self.spec.judge_request(packet.data, reject_naks)
         if judged is None:
@@ -361,10 +389,16 @@ class Automaton:
         self.event("RCR+" if verdict == Verdict.ACK else "RCR-", now)
 
     def _receive_reply(self, packet: ControlPacket, now: float) -> None:
-        if packet.identifier != self.request_id or self.request_id == 0:
+        if packet.identifier != self.request_id:
             self.stats["bad_id"] += 1
             self.services.log(f"{self.name}: discarding reply with id "
                               f"0x{packet.identifier:x} (expected 0x{self.request_id:x})", 2)
+            return
+        if not self.awaiting_reply:
+            # Our request was answered already: a duplicated or late reply.
+            self.stats["stale_reply"] += 1
+            self.services.log(f"{self.name}: discarding reply to id "
+                              f"0x{packet.identifier:x}, already answered", 2)
             return
         is_ack = packet.code == Code.CONF_ACK
         if self.state in _NEGOTIATING or self.state == State.OPENED:
@@ -380,6 +414,7 @@ class Automaton:
                 self.services.log(f"{self.name}: received bad "
                                   f"{Code(packet.code).name}", 1)
                 return
+        self.awaiting_reply = False
         self.event("RCA" if is_ack else "RCN", now)
 
 

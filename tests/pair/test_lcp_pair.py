@@ -6,7 +6,9 @@ import struct
 import pytest
 
 from harness import Pair, Wire, make_settings
+from userppp.events import LinkConfigured
 from userppp.exitcodes import ExitCode
+from userppp.fsm import State
 from userppp.link import Phase
 from userppp.protocols.lcp import Lcp
 from userppp.wire import Code, decode_control, encode_control
@@ -47,15 +49,46 @@ def test_open_negotiate_close():
     assert "Connection terminated." in pair.a.text(0)
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_lossy_link_converges(seed):
+def opened_count(endpoint):
+    return sum(isinstance(e, LinkConfigured) for e in endpoint.events)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lossy_link_opens_once_and_stays_open(seed):
+    """Over a wire that drops, duplicates and reorders, each side reaches
+    Opened exactly once and stays there for the rest of a long run: a
+    duplicate or late Configure-Ack must not renegotiate (pppd's seen_ack).
+    Echoes keep packets flowing over the lossy wire after the link is up."""
     rng = random.Random(seed)
-    wire = lambda: Wire(rng, drop=0.3, duplicate=0.2, reorder=0.3)
-    pair = Pair(seed=seed * 7, wire_ab=wire(), wire_ba=wire())
+    wire = lambda: Wire(rng, drop=0.3, duplicate=0.3, reorder=0.3)
+    settings = lambda: make_settings(lcp_echo_interval=2)
+    pair = Pair(settings(), settings(), seed=seed * 7, wire_ab=wire(), wire_ba=wire())
     pair.start()
     pair.run(120, until=both_network(pair))
     assert pair.a.link.phase == Phase.NETWORK and pair.b.link.phase == Phase.NETWORK
     assert pair.a.link.lcp.peer.magic == pair.b.link.lcp.ours.magic
+    pair.run(120)
+    pair._collect(pair.a), pair._collect(pair.b)
+    for endpoint in (pair.a, pair.b):
+        assert opened_count(endpoint) == 1, endpoint.name
+        assert endpoint.terminated is None
+        assert endpoint.link.lcp.fsm.state == State.OPENED
+        assert endpoint.link.phase == Phase.NETWORK
+    assert pair.a.link.lcp.stats["echo_replies"] > 10
+
+
+def test_duplicate_ack_in_opened_is_discarded():
+    pair = Pair()
+    pair.start()
+    pair.run(10, until=both_network(pair))
+    link = pair.a.link
+    ack, = [p for p in lcp_packets(pair.b, Code.CONF_ACK)]
+    before = link.lcp.fsm.stats["stale_reply"]
+    link.receive(0xC021, ack.raw, pair.now)
+    assert pair._collect(pair.a) == []
+    assert link.lcp.fsm.state == State.OPENED
+    assert link.lcp.fsm.stats["stale_reply"] == before + 1
+    assert opened_count(pair.a) == 1
 
 
 def test_silent_peer_gives_up_after_max_configure():
