@@ -264,3 +264,26 @@ def test_echo_request_is_answered_only_when_opened():
     packet = decode_control(reply)
     assert packet.code == Code.ECHO_REP and packet.identifier == 5
     assert packet.data == struct.pack("!I", link.lcp.ours.magic) + b"data"
+
+
+def test_identifier_wrap_to_zero_still_reopens():
+    """254 Protocol-Rejects use A's identifiers 2..255; the renegotiation
+    that follows sends ConfReq id 0, and the Ack for id 0 must count."""
+    pair = Pair()
+    pair.start()
+    pair.run(10, until=both_network(pair))
+    link = pair.a.link
+    for _ in range(254):
+        link.receive(0x802B, b"\x01\x01\x00\x04", pair.now)
+    pair._collect(pair.a)
+    rejects = lcp_packets(pair.a, Code.PROT_REJ)
+    assert [r.identifier for r in rejects][-1] == 255
+    # B's first request again, with a new id: A renegotiates from Opened.
+    request, = lcp_packets(pair.b, Code.CONF_REQ)
+    renegotiate = encode_control(Code.CONF_REQ, request.identifier + 1, request.data)
+    link.receive(0xC021, renegotiate, pair.now)
+    pair.run(30, until=lambda: link.lcp.fsm.is_opened and pair.b.link.lcp.fsm.is_opened)
+    assert link.lcp.fsm.is_opened and pair.b.link.lcp.fsm.is_opened
+    assert [r.identifier for r in lcp_packets(pair.a, Code.CONF_REQ)] == [1, 0]
+    assert opened_count(pair.a) == 2
+    assert pair.a.terminated is None and pair.b.terminated is None
