@@ -1,0 +1,588 @@
+"""The TUN device that carries the link's IP packets, its addresses and
+routes, resolv.conf for ``usepeerdns``, and the ip-up/ip-down scripts.
+
+No kernel PPP driver is involved: the data path reads the IP packets the host
+sends to the peer from the TUN fd and writes the packets the peer sent into
+it.
+
+:class:`TunDevice` opens ``/dev/net/tun`` (python-pytun) as a point-to-point
+TUN with ``IFF_TUN | IFF_NO_PI`` (the fd carries bare IP packets) and
+configures it with iproute2's ``ip`` command: addresses
+(``ip addr add LOCAL peer REMOTE dev NAME``), MTU, txqueuelen, up, and the
+default route.  The fd is non-blocking; :meth:`TunDevice.read_batch` reads
+until EAGAIN or a packet limit, :meth:`TunDevice.write_batch` writes a batch.
+The ``ip`` calls are synchronous (a few milliseconds each); they happen when
+IPCP comes up or goes down, never on the data path.
+
+The txqueuelen is small by default: the data path stops reading the TUN
+while its line queue is full, so packets wait in the kernel.  (On Linux the
+TUN's own packet ring holds txqueuelen packets and drops the newest when it
+is full; the qdisc in front of it does not hold packets back, so txqueuelen
+is what bounds the queueing delay on a slow line.)
+
+A TUN of that name that already exists as a persistent device (made with
+``ip tuntap add mode tun NAME``) is attached to, not created: on close the
+addresses and routes we added are removed and its MTU, txqueuelen and up/down
+state are put back; the device stays.  A TUN we created disappears when we
+close it, with its addresses and routes.
+
+Every failure is a :class:`TunError` whose text is one line naming the device
+(no /dev/net/tun, not permitted, name in use, not a TUN, an ``ip`` command
+failed).
+
+``demand``: open the TUN at start, :meth:`TunDevice.configure` it with
+:func:`demand_placeholders` (pppd's 10.112.112.112 / 10.64.64.64 + unit), and
+call :meth:`TunDevice.set_addresses` when IPCP gives the real ones; a default
+route through the device survives the change.
+
+Scripts: :func:`ip_script_args` and :func:`ip_script_env` give pppd's
+arguments (interface, tty device, speed, local IP, remote IP, ipparam) and
+environment; :func:`run_script` runs one as an asyncio subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import json
+import os
+import socket
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Sequence
+
+from ..config.options import Option, OptionError, flag, integer, text
+
+DEFAULT_NAME = "ppp0"
+DEFAULT_MTU = 1500
+DEFAULT_TXQUEUELEN = 10
+TUN_PATH = "/dev/net/tun"
+IFNAMSIZ = 16
+SCRIPT_PATH = "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_RESOLV_CONF = "resolv.conf"     # under /etc/ppp (or $USERPPP_ETC)
+
+
+class TunError(Exception):
+    """Opening, configuring or closing the TUN device failed.  ``str()`` is
+    one line fit for the log; the driver exits with pppd's fatal-error code."""
+
+
+def _ifname(value: str) -> str:
+    if not value or len(value.encode()) >= IFNAMSIZ or "/" in value \
+            or any(c.isspace() for c in value) or value in (".", ".."):
+        raise OptionError(f"invalid interface name '{value}' "
+                          f"(1 to {IFNAMSIZ - 1} characters, no '/' or spaces)")
+    return value
+
+
+OPTIONS = [
+    Option("tun", "tun_name", _ifname, default=DEFAULT_NAME, metavar="NAME",
+           aliases=("--tun",),
+           help=f"name of the TUN device that carries IP (default {DEFAULT_NAME})"),
+    integer("txqueuelen", "txqueuelen", DEFAULT_TXQUEUELEN,
+            "packets the kernel queues on the TUN while the line is busy",
+            minimum=1, maximum=100000),
+    flag("defaultroute", "defaultroute", True, default=False,
+         help="add a default route through the link if there is none"),
+    flag("nodefaultroute", "defaultroute", False, aliases=("-defaultroute",),
+         help="do not add a default route (the default)"),
+    flag("replacedefaultroute", "replacedefaultroute", True, default=False,
+         help="with defaultroute, replace an existing default route "
+              "(restored when the link goes down)"),
+    flag("noreplacedefaultroute", "replacedefaultroute", False,
+         help="leave an existing default route alone (the default)"),
+    text("ip-up-script", "ip_up_script", metavar="FILE",
+         help="script run when IP comes up (default /etc/ppp/ip-up)"),
+    text("ip-down-script", "ip_down_script", metavar="FILE",
+         help="script run when IP goes down (default /etc/ppp/ip-down)"),
+    text("resolv-conf", "resolv_conf", metavar="FILE",
+         help="with usepeerdns, write the peer's DNS servers here "
+              "(default /etc/ppp/resolv.conf)"),
+]
+
+
+# ---------------------------------------------------------------------------
+# iproute2
+
+def run_ip(*args: str, json_output: bool = False):
+    """Run ``ip ARGS``; return its stdout (parsed if ``json_output``).
+    Raises :class:`TunError` with ip's own one-line complaint."""
+    argv = ["ip"] + (["-j"] if json_output else []) + [str(a) for a in args]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        raise TunError("the ip command (iproute2) is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise TunError(f"'{' '.join(argv)}' did not finish in 10 s") from None
+    if done.returncode != 0:
+        why = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+        raise TunError(f"'{' '.join(argv)}' failed: {why}")
+    if json_output:
+        try:
+            return json.loads(done.stdout or "[]")
+        except ValueError:
+            raise TunError(f"'{' '.join(argv)}' printed unreadable JSON") from None
+    return done.stdout
+
+
+def _ipv4(value, what: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise TunError(f"invalid {what} IP address '{value}'") from None
+
+
+def default_routes() -> list:
+    """The IPv4 default routes of the main table, as ``ip -j`` gives them."""
+    return run_ip("-4", "route", "show", "default", json_output=True)
+
+
+def _route_args(route: Mapping) -> list:
+    """``ip route add`` arguments that re-create a route ``ip -j`` showed."""
+    args = ["default"]
+    if route.get("gateway"):
+        args += ["via", route["gateway"]]
+    if route.get("dev"):
+        args += ["dev", route["dev"]]
+    if route.get("protocol"):
+        args += ["proto", route["protocol"]]
+    if route.get("scope") and route.get("scope") != "global":
+        args += ["scope", route["scope"]]
+    if route.get("metric"):
+        args += ["metric", str(route["metric"])]
+    if route.get("prefsrc"):
+        args += ["src", route["prefsrc"]]
+    if "onlink" in route.get("flags", ()):
+        args.append("onlink")
+    return args
+
+
+def demand_placeholders(unit: int = 0) -> tuple:
+    """(local, remote) placeholder addresses for ``demand`` when none are
+    configured, as pppd picks them: 10.112.112.112+unit, 10.64.64.64+unit."""
+    return (str(ipaddress.IPv4Address("10.112.112.112") + unit),
+            str(ipaddress.IPv4Address("10.64.64.64") + unit))
+
+
+# ---------------------------------------------------------------------------
+# the device
+
+@dataclass
+class TunStats:
+    read_packets: int = 0       # from the host, to go over the link
+    read_bytes: int = 0
+    written_packets: int = 0    # from the link, into the host
+    written_bytes: int = 0
+    write_errors: int = 0       # packets the kernel refused (counted, dropped)
+
+
+class TunDevice:
+    """One TUN device.  Create with :meth:`open`; always :meth:`close`
+    (also a context manager).
+
+    Attributes: ``name``, ``fd`` (non-blocking), ``mtu``, ``txqueuelen``,
+    ``created`` (False when we attached to a persistent device),
+    ``local``/``remote`` (the addresses we set, or None), ``stats``.
+    """
+
+    def __init__(self, device, name: str, created: bool, snapshot: Optional[dict],
+                 mtu: int, txqueuelen: int):
+        self._device = device                   # the pytun object owns the fd
+        self.name = name
+        self.fd = device.fileno()
+        self.created = created
+        self._snapshot = snapshot               # persistent device's prior state
+        self.mtu = mtu
+        self.txqueuelen = txqueuelen
+        self.local: Optional[str] = None
+        self.remote: Optional[str] = None
+        self.stats = TunStats()
+        self._buffer = bytearray(max(mtu, DEFAULT_MTU) + 64)
+        self._view = memoryview(self._buffer)
+        self._added = False                     # we added local/remote
+        self._our_default: Optional[list] = None   # args of the route we added
+        self._replaced: list = []                  # routes we took away
+        self._closed = False
+
+    # -- opening -----------------------------------------------------------
+    @classmethod
+    def open(cls, name: str = DEFAULT_NAME, *, mtu: int = DEFAULT_MTU,
+             txqueuelen: int = DEFAULT_TXQUEUELEN) -> "TunDevice":
+        """Create the TUN ``name`` (or attach to a persistent one of that
+        name), set its MTU and txqueuelen.  It is not up until
+        :meth:`configure`."""
+        import pytun
+        try:
+            _ifname(name)
+        except OptionError as exc:
+            raise TunError(str(exc)) from None
+        if not os.path.exists(TUN_PATH):
+            raise TunError(f"{TUN_PATH} does not exist: no TUN support here "
+                           "(modprobe tun, or give the container /dev/net/tun)")
+        if not os.access(TUN_PATH, os.R_OK | os.W_OK):
+            mode = stat.filemode(os.stat(TUN_PATH).st_mode)
+            raise TunError(f"no permission to open {TUN_PATH} ({mode}; a "
+                           "container's /dev/net/tun is usually crw-rw-rw-)")
+        snapshot = None
+        try:
+            socket.if_nametoindex(name)
+            existed = True
+        except OSError:
+            existed = False
+        if existed:
+            snapshot = _link_state(name)
+        try:
+            device = pytun.TunTapDevice(name=name,
+                                        flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        except pytun.Error as exc:
+            raise TunError(_open_error(name, exc, existed)) from None
+        try:
+            os.set_blocking(device.fileno(), False)
+            tun = cls(device, name, not existed, snapshot, mtu, txqueuelen)
+        except BaseException:
+            device.close()
+            raise
+        try:
+            run_ip("link", "set", "dev", name, "mtu", mtu, "txqueuelen", txqueuelen)
+        except TunError:
+            tun.close()
+            raise
+        return tun
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    # -- configuration -------------------------------------------------------
+    def configure(self, local: str, remote: str, mtu: Optional[int] = None) -> None:
+        """Give the device its point-to-point addresses (and MTU) and bring
+        it up."""
+        if mtu is not None:
+            self.set_mtu(mtu)
+        self.set_addresses(local, remote)
+        run_ip("link", "set", "dev", self.name, "up")
+
+    def set_addresses(self, local: str, remote: str) -> None:
+        """Replace the addresses we set before (if any) by ``local peer remote``."""
+        local, remote = _ipv4(local, "local"), _ipv4(remote, "remote")
+        if (local, remote) == (self.local, self.remote):
+            return
+        # add the new pair before removing the old one: a device left with
+        # no IPv4 address loses its routes (the default route among them)
+        added = not self._had_address(local, remote)
+        if added:
+            run_ip("addr", "add", local, "peer", f"{remote}/32", "dev", self.name)
+        self._remove_address()
+        self.local, self.remote, self._added = local, remote, added
+
+    def set_mtu(self, mtu: int) -> None:
+        run_ip("link", "set", "dev", self.name, "mtu", mtu)
+        self.mtu = mtu
+        if len(self._buffer) < mtu + 64:
+            self._buffer = bytearray(mtu + 64)
+            self._view = memoryview(self._buffer)
+
+    def set_txqueuelen(self, txqueuelen: int) -> None:
+        run_ip("link", "set", "dev", self.name, "txqueuelen", txqueuelen)
+        self.txqueuelen = txqueuelen
+
+    def add_default_route(self, replace: bool = False) -> bool:
+        """pppd's ``defaultroute``: a default route through this device.
+        If one exists already, return False and leave it (pppd: "not
+        replacing existing default route"), unless ``replace``
+        (``replacedefaultroute``): then the existing ones are removed and
+        put back by :meth:`remove_default_route` / :meth:`close`."""
+        if self._our_default is not None:
+            return True
+        existing = [r for r in default_routes() if r.get("dev") != self.name]
+        if existing and not replace:
+            return False
+        for route in existing:
+            run_ip("route", "del", *_route_args(route))
+            self._replaced.append(route)
+        args = ["default", "dev", self.name]
+        run_ip("route", "add", *args)
+        self._our_default = args
+        return True
+
+    def remove_default_route(self) -> None:
+        """Remove the default route we added and restore the ones we replaced."""
+        errors = []
+        if self._our_default is not None:
+            args, self._our_default = self._our_default, None
+            try:
+                if any(r.get("dev") == self.name for r in default_routes()):
+                    run_ip("route", "del", *args)
+            except TunError as exc:
+                if _device_exists(self.name):
+                    errors.append(exc)
+        while self._replaced:
+            route = self._replaced.pop()
+            try:
+                run_ip("route", "add", *_route_args(route))
+            except TunError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    # -- packets -------------------------------------------------------------
+    def read_batch(self, max_packets: int = 64) -> list:
+        """Packets waiting in the TUN, at most ``max_packets``; stops at
+        EAGAIN (returns [] if none is waiting)."""
+        packets = []
+        view, fd, readv = self._view, self.fd, os.readv
+        buffers = [self._buffer]
+        try:
+            while len(packets) < max_packets:
+                n = readv(fd, buffers)
+                packets.append(bytes(view[:n]))
+        except BlockingIOError:
+            pass
+        stats = self.stats
+        stats.read_packets += len(packets)
+        stats.read_bytes += sum(map(len, packets))
+        return packets
+
+    def write_batch(self, packets: Iterable) -> int:
+        """Write IP packets into the host; returns how many the kernel took.
+        A packet it refuses (not IPv4/IPv6, truncated) is counted in
+        ``stats.write_errors`` and dropped."""
+        fd, write = self.fd, os.write
+        written = size = errors = 0
+        for packet in packets:
+            try:
+                write(fd, packet)
+            except BlockingIOError:
+                errors += 1
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    raise TunError(f"TUN {self.name} is closed") from None
+                errors += 1
+                continue
+            written += 1
+            size += len(packet)
+        stats = self.stats
+        stats.written_packets += written
+        stats.written_bytes += size
+        stats.write_errors += errors
+        return written
+
+    # -- closing -------------------------------------------------------------
+    def close(self) -> None:
+        """Undo everything: routes restored, our addresses removed, a
+        persistent device's MTU/txqueuelen/up state put back, fd closed.
+        Safe to call twice.  Raises :class:`TunError` after doing all of it
+        if a step failed."""
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
+        for step in (self.remove_default_route, self._remove_address,
+                     self._restore_link):
+            try:
+                step()
+            except TunError as exc:
+                errors.append(exc)
+        self._device.close()
+        self.fd = -1
+        if errors:
+            raise errors[0]
+
+    # -- helpers -------------------------------------------------------------
+    def _had_address(self, local, remote) -> bool:
+        """The persistent device already had this address pair: use it, and
+        leave it there on close."""
+        if self._snapshot is None:
+            return False
+        return any(a.get("local") == local and a.get("address") == remote
+                   for a in self._snapshot["addresses"])
+
+    def _remove_address(self) -> None:
+        local, remote, added = self.local, self.remote, self._added
+        self.local = self.remote = None
+        self._added = False
+        if not added or (self.created and self._closed):
+            return      # not ours to remove, or the device goes with it
+        try:
+            run_ip("addr", "del", local, "peer", f"{remote}/32", "dev", self.name)
+        except TunError:
+            if _device_exists(self.name):
+                raise
+
+    def _restore_link(self) -> None:
+        state = self._snapshot
+        if state is None:
+            return
+        run_ip("link", "set", "dev", self.name, "mtu", state["mtu"],
+               "txqueuelen", state["txqueuelen"],
+               "up" if state["up"] else "down")
+
+
+def _device_exists(name: str) -> bool:
+    try:
+        socket.if_nametoindex(name)
+        return True
+    except OSError:
+        return False
+
+
+def _link_state(name: str) -> dict:
+    links = run_ip("addr", "show", "dev", name, json_output=True)
+    if not links:
+        raise TunError(f"device {name} vanished while being opened")
+    link = links[0]
+    return {"mtu": link.get("mtu", DEFAULT_MTU),
+            "txqueuelen": link.get("txqlen", 1000),
+            "up": "UP" in link.get("flags", ()),
+            "addresses": [a for a in link.get("addr_info", ())
+                          if a.get("family") == "inet"]}
+
+
+def _open_error(name: str, exc, existed: bool) -> str:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    why = exc.args[-1] if exc.args else str(exc)
+    if code in (errno.EPERM, errno.EACCES):
+        if existed:
+            return (f"not permitted to use the existing TUN {name} "
+                    "(it belongs to another user, or CAP_NET_ADMIN is missing)")
+        return f"not permitted to create TUN {name} (CAP_NET_ADMIN is needed)"
+    if code == errno.EBUSY:
+        return f"TUN {name} is in use by another process"
+    if code == errno.EINVAL and existed:
+        return f"{name} exists and is not a TUN device (a TAP, or another kind)"
+    if code == errno.ENOENT:
+        return f"{TUN_PATH} does not exist: no TUN support here"
+    return f"cannot open TUN {name}: {why}"
+
+
+# ---------------------------------------------------------------------------
+# resolv.conf (usepeerdns)
+
+def write_resolv_conf(path: str, dns1: Optional[str], dns2: Optional[str] = None) -> None:
+    """Write the peer's DNS servers as pppd does: one ``nameserver`` line
+    each, DNS2 only if given and different; atomically (temp file, rename),
+    mode 0644.  Like pppd, nothing removes it when the link goes down (the
+    ip-down script may)."""
+    lines = []
+    for server in (dns1, dns2):
+        if server and server != "0.0.0.0":
+            line = f"nameserver {_ipv4(server, 'DNS')}\n"
+            if line not in lines:
+                lines.append(line)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".resolv.", dir=directory)
+    except OSError as exc:
+        raise TunError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write("".join(lines))
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except OSError as exc:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise TunError(f"cannot write {path}: {exc.strerror}") from None
+
+
+# ---------------------------------------------------------------------------
+# ip-up / ip-down
+
+@dataclass(frozen=True)
+class IpScriptInfo:
+    """What pppd tells its ip-up and ip-down scripts."""
+    ifname: str
+    device: str                 # the tty, e.g. /dev/ttyS0
+    speed: int
+    local: str
+    remote: str
+    ipparam: str = ""
+    peername: str = ""
+    dns1: str = ""
+    dns2: str = ""
+    linkname: str = ""
+    usepeerdns: bool = False
+    connect_time: Optional[int] = None      # ip-down only
+    bytes_sent: Optional[int] = None
+    bytes_rcvd: Optional[int] = None
+    extra: Mapping = field(default_factory=dict)
+
+
+def ip_script_args(info: IpScriptInfo) -> list:
+    """pppd's arguments: interface tty speed local-IP remote-IP ipparam."""
+    return [info.ifname, info.device, str(info.speed), info.local, info.remote,
+            info.ipparam or ""]
+
+
+def ip_script_env(info: IpScriptInfo) -> dict:
+    """pppd's environment for the scripts (a clean one, not ours)."""
+    env = {"PATH": SCRIPT_PATH, "IFNAME": info.ifname, "DEVICE": info.device,
+           "SPEED": str(info.speed), "IPLOCAL": info.local,
+           "IPREMOTE": info.remote, "PPPD_PID": str(os.getpid()),
+           "ORIG_UID": str(os.getuid())}
+    try:
+        import pwd
+        env["PPPLOGNAME"] = pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, ImportError):
+        pass
+    if info.peername:
+        env["PEERNAME"] = info.peername
+    if info.linkname:
+        env["LINKNAME"] = info.linkname
+    if info.ipparam:
+        env["IPPARAM"] = info.ipparam
+    if info.usepeerdns:
+        env["USEPEERDNS"] = "1"
+    if info.dns1:
+        env["DNS1"] = info.dns1
+    if info.dns2:
+        env["DNS2"] = info.dns2
+    if info.connect_time is not None:
+        env["CONNECT_TIME"] = str(info.connect_time)
+    if info.bytes_sent is not None:
+        env["BYTES_SENT"] = str(info.bytes_sent)
+    if info.bytes_rcvd is not None:
+        env["BYTES_RCVD"] = str(info.bytes_rcvd)
+    env.update({str(k): str(v) for k, v in info.extra.items()})
+    return env
+
+
+async def run_script(path: str, args: Sequence[str], env: Mapping,
+                     output: Optional[int] = None,
+                     timeout: Optional[float] = None) -> Optional[int]:
+    """Run ``path ARGS`` with exactly ``env``, stdin from /dev/null and its
+    output to fd ``output`` (default: discarded).  Returns the exit status,
+    or None if ``path`` is not an executable file (pppd skips a missing
+    ip-up silently).  With ``timeout``, a script still running then is
+    killed (status -9)."""
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        return None
+    sink = subprocess.DEVNULL if output is None else output
+    try:
+        process = await asyncio.create_subprocess_exec(
+            path, *args, env=dict(env), stdin=subprocess.DEVNULL,
+            stdout=sink, stderr=sink, start_new_session=True)
+    except OSError as exc:
+        raise TunError(f"cannot run {path}: {exc.strerror}") from None
+    try:
+        return await asyncio.wait_for(process.wait(), timeout)
+    except asyncio.TimeoutError:
+        process.kill()
+        return await process.wait()
+    except asyncio.CancelledError:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
