@@ -61,6 +61,11 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
+def _latin1(text: str) -> bytes:
+    """Status text parsed as latin-1 (chapdigests) back to its bytes."""
+    return text.encode("latin-1", "replace")
+
+
 def _packet(code: int, ident: int, data: bytes) -> bytes:
     return bytes([code, ident & 0xFF]) + (4 + len(data)).to_bytes(2, "big") + data
 
@@ -207,7 +212,7 @@ class Chap(ProtocolHandler):
             response_name = _name(raw_name)
             policy = self.policy
             lookup_name = policy.remote_name or response_name
-            ok, message = self._verify(lookup_name, response_name, ident, value)
+            ok, message = self._verify(lookup_name, bytes(raw_name), ident, value)
             s.status_message = message
             s.peer_name = lookup_name
             if not ok:
@@ -238,9 +243,10 @@ class Chap(ProtocolHandler):
                 if interval > 0:
                     s.deadline = now + interval
 
-    def _verify(self, lookup_name: str, response_name: str, ident: int,
+    def _verify(self, lookup_name: str, response_name: bytes, ident: int,
                 value: bytes) -> tuple:
-        """(ok, status message bytes) for the peer's response value."""
+        """(ok, status message bytes) for the peer's response value;
+        ``response_name`` is the Name field as received (hashed as bytes)."""
         s = self.server
         method = s.method
         entry = self.policy.peer_entry(method, lookup_name)
@@ -328,9 +334,9 @@ class Chap(ProtocolHandler):
                 rng = self.services.rng
                 peer_challenge = bytes(rng.getrandbits(8) for _ in range(16))
                 value = cd.mschap_v2_response_value(challenge, peer_challenge,
-                                                    user, secret)
+                                                    _encode(user), secret)
                 c.expected_auth = cd.generate_authenticator_response(
-                    secret, value[24:48], peer_challenge, challenge, user)
+                    secret, value[24:48], peer_challenge, challenge, _encode(user))
             packet = _packet(RESPONSE, ident, bytes([len(value)]) + value + _encode(user))
             c.response_key = key
             c.response_packet = packet
@@ -370,13 +376,13 @@ class Chap(ProtocolHandler):
         if method in (AuthMethod.MSCHAP, AuthMethod.MSCHAP_V2):
             failure = cd.parse_mschap_failure(body)
             if failure.message:
-                self.services.log(f"Remote message: {visible(_encode(failure.message))}", 0)
+                self.services.log(f"Remote message: {visible(_latin1(failure.message))}", 0)
             if failure.well_formed and not failure.message \
                     and failure.error not in cd.FAILURE_TEXTS:
                 self.services.log(f"Unknown MS-CHAP authentication failure: {visible(body)}", 0)
             else:
                 self.services.log(
-                    f"MS-CHAP authentication failed: {visible(_encode(failure.text()))}", 0)
+                    f"MS-CHAP authentication failed: {visible(_latin1(failure.text()))}", 0)
         elif body:
             self.services.log(f"CHAP authentication failed: {visible(body)}", 1)
         self._client_failed(body)
@@ -388,12 +394,13 @@ class Chap(ProtocolHandler):
             return False
         auth, message = parsed
         expected = self.client.expected_auth or ""
-        if not cd.digest_equal(auth.upper().encode("latin-1"),
-                               expected.upper().encode("latin-1")):
+        # The S= value is compared as bytes, hex digits in either case
+        # (bytes.upper changes only ASCII letters: 0xFF stays 0xFF).
+        if not cd.digest_equal(_latin1(auth).upper(), expected.encode("ascii").upper()):
             self.services.log("MS-CHAPv2 mutual authentication failed.", 0)
             return False
         if message:
-            self.services.log(f"Remote message: {visible(_encode(message))}", 0)
+            self.services.log(f"Remote message: {visible(_latin1(message))}", 0)
         return True
 
     def _client_failed(self, body: bytes = b"", message: str = "") -> None:

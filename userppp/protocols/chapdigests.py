@@ -48,7 +48,29 @@ FAILURE_TEXTS = {
 
 
 def _secret_bytes(secret) -> bytes:
-    return secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+    """A secret as bytes.  Secrets and names read from files keep bytes that
+    are not UTF-8 as surrogate escapes: they become those bytes again."""
+    if isinstance(secret, str):
+        return secret.encode("utf-8", "surrogateescape")
+    return bytes(secret)
+
+
+def name_bytes(name) -> bytes:
+    """A CHAP name as the bytes on the wire (str: from a file or the command
+    line through surrogateescape; bytes: as received)."""
+    return _secret_bytes(name)
+
+
+def _password_text(password) -> str:
+    """The password as characters for the UTF-16 NT hash.  A byte that is not
+    UTF-8 (a surrogate escape) stands for the character of that code point,
+    as pppd widens each byte of the secret."""
+    if isinstance(password, (bytes, bytearray, memoryview)):
+        password = bytes(password).decode("utf-8", "surrogateescape")
+    if any("\udc80" <= c <= "\udcff" for c in password):
+        password = "".join(chr(ord(c) - 0xDC00) if "\udc80" <= c <= "\udcff" else c
+                           for c in password)
+    return password
 
 
 # -- CHAP with MD5 (RFC 1994 section 4.1) ---------------------------------
@@ -61,7 +83,7 @@ def md5_response(ident: int, secret, challenge: bytes) -> bytes:
 # -- MS-CHAP building blocks (RFC 2433 / RFC 2759 section 8) ----------------
 def nt_password_hash(password: str) -> bytes:
     """MD4 of the password in UTF-16 little endian (RFC 2759 8.3)."""
-    return MD4.new(password.encode("utf-16-le")).digest()
+    return MD4.new(_password_text(password).encode("utf-16-le", "surrogatepass")).digest()
 
 
 def hash_nt_password_hash(password_hash: bytes) -> bytes:
@@ -89,16 +111,17 @@ def nt_challenge_response(challenge: bytes, password: str) -> bytes:
     return challenge_response(challenge, nt_password_hash(password))
 
 
-def strip_domain(username: str) -> str:
-    """The user name without a ``DOMAIN\\`` prefix (RFC 2759 8.2)."""
-    return username.rsplit("\\", 1)[-1]
+def strip_domain(username):
+    """The user name (str or bytes) without a ``DOMAIN\\`` prefix (RFC 2759 8.2)."""
+    return username.rsplit(b"\\" if isinstance(username, bytes) else "\\", 1)[-1]
 
 
 def challenge_hash(peer_challenge: bytes, authenticator_challenge: bytes,
-                   username: str) -> bytes:
-    """RFC 2759 8.2 (the domain, if any, is stripped here and only here)."""
+                   username) -> bytes:
+    """RFC 2759 8.2 over the user name's bytes (str or bytes, see
+    ``name_bytes``); the domain, if any, is stripped here and only here."""
     digest = hashlib.sha1(bytes(peer_challenge) + bytes(authenticator_challenge)
-                          + strip_domain(username).encode("utf-8")).digest()
+                          + strip_domain(name_bytes(username))).digest()
     return digest[:8]
 
 
