@@ -37,6 +37,8 @@ import time as _time
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
+from .config.files import FileTooLarge, read_capped
+
 DEFAULT_TIMEOUT = 45        # chat's DEFAULT_CHAT_TIMEOUT
 MAX_ABORTS = 50
 MAX_REPORTS = 50
@@ -370,10 +372,13 @@ class Chat:
     @classmethod
     def from_file(cls, path: str, **kwargs) -> "Chat":
         try:
-            with open(path, "r", encoding="latin-1") as f:
-                text = f.read()
+            text = read_capped(path).decode("latin-1")
+        except FileTooLarge as e:
+            raise ChatError(f"{path} -- chat script {e.strerror}") from None
         except OSError as e:
             raise ChatError(f"{path} -- open failed: {e.strerror}") from None
+        except ValueError:
+            raise ChatError(f"{path} -- open failed: NUL byte in the name") from None
         return cls(tokenize_script(text, filename=path), **kwargs)
 
     @classmethod

@@ -90,7 +90,7 @@ def test_seed_dial_chat_log_matches_chat_502():
 
 
 def test_seed_trace_is_read_from_the_repository_alone(tmp_path):
-    """A copy of tests/ with nothing beside it (no ../shared, no environment
+    """A copy of tests/ with nothing beside it (no seed document, no environment
     variable) still gives the seed's chat lines: the trace is a vector file."""
     import os
     import shutil
@@ -409,6 +409,18 @@ def test_chat_from_file(tmp_path):
     assert err.value.exit_code == 1
     with pytest.raises(ChatError):
         chat_from_argv(["chat", "-f", str(path), "OK", "ATZ"])
+
+
+def test_chat_file_past_the_size_cap_is_one_line(tmp_path):
+    # /dev/zero never ends: reading it whole was a MemoryError
+    with pytest.raises(ChatError) as err:
+        chat_from_argv(["chat", "-f", "/dev/zero"])
+    assert str(err.value) == "/dev/zero -- chat script larger than 1048576 bytes"
+    assert err.value.exit_code == 1
+    from userppp.config.files import MAX_FILE_SIZE
+    path = tmp_path / "at-cap.chat"
+    path.write_bytes(b"'' ATZ\n" + b" " * (MAX_FILE_SIZE - 7))
+    assert chat_from_argv(["chat", "-f", str(path)]).script == ["", "ATZ"]
 
 
 @pytest.mark.parametrize("command,argv", [

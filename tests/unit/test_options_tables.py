@@ -32,6 +32,77 @@ def test_dests_shared_between_modules_agree_on_kind():
     assert {d: k for d, k in kinds.items() if len(k) > 1} == {}
 
 
+def _integer_options():
+    """Every option whose value is an integer (probed: the first of a few
+    numbers it accepts parses to an int), with the module that declares it."""
+    found = []
+    for module, options in option_tables():
+        for option in options:
+            if not option.takes_argument:
+                continue
+            for probe in ("1", "0", "1000", "100000"):
+                try:
+                    value = option.parse(probe)
+                except Exception:
+                    continue
+                if isinstance(value, int) and not isinstance(value, bool):
+                    found.append((module, option))
+                break
+    return found
+
+
+INTEGER_OPTIONS = _integer_options()
+
+
+def test_integer_options_are_found():
+    names = {option.name for _, option in INTEGER_OPTIONS}
+    assert {"<speed>", "logfd", "holdoff", "maxfail", "kdebug", "connect-delay",
+            "mru", "lcp-max-terminate", "asyncmap"} <= names
+
+
+@pytest.mark.parametrize("module, option", INTEGER_OPTIONS,
+                         ids=[o.name for _, o in INTEGER_OPTIONS])
+def test_every_integer_option_has_a_range(etc, module, option):
+    """Each declares its minimum and maximum; one past either end is a
+    one-line ConfigError naming the option; both ends are accepted."""
+    assert option.minimum is not None and option.maximum is not None, (
+        f"{module}: option '{option.name}' declares no range")
+    assert option.minimum <= option.maximum
+    if is_positional(option):        # the speed: all digits, after a device
+        def argv(value):
+            return ["/dev/ttyS9", str(value)] if value >= 0 else ["/dev/ttyS9", f"-{-value}"]
+        name = option.dest
+    else:
+        def argv(value):
+            # hex: read by the decimal (base 0) parsers and the hex ones alike
+            return [option.name, f"{value:#x}"]
+        name = option.name
+    for bad in (option.maximum + 1, option.maximum * 10 ** 12 + 1, option.minimum - 1):
+        if bad < 0 and is_positional(option):
+            continue            # "-1" is no speed at all: an unknown option
+        with pytest.raises(ConfigError) as info:
+            parse_command_line(argv(bad), system_options=False)
+        message = str(info.value)
+        assert f"'{name}'" in message and "\n" not in message, message
+    for good in (option.minimum, option.maximum):
+        settings = parse_command_line(argv(good), system_options=False)
+        stored = getattr(settings, option.dest)
+        assert good == stored or good in (stored or ())
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["logfd", "99999999999999999999999"], "logfd"),
+    (["persist", "holdoff", "9999999999"], "holdoff"),
+    (["/dev/ttyS9", "99999999999"], "speed"),
+    (["maxfail", "-1"], "maxfail"),
+    (["connect-delay", "9999999999999"], "connect-delay"),
+])
+def test_numbers_from_the_issue_are_refused(etc, argv, name):
+    with pytest.raises(ConfigError) as info:
+        parse_command_line(argv, system_options=False)
+    assert f"for option '{name}'" in str(info.value)
+
+
 def test_general_positional_dests_and_names():
     p = OptionParser()
     assert set(p.positional) == {"device", "speed", "local_ip", "remote_ip"}

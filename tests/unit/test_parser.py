@@ -494,9 +494,53 @@ def test_any_command_line_parses_or_fails_cleanly(etc, argv):
     except ConfigError as error:
         assert "\n" not in str(error) and error.exit_code == 2
     except EarlyExit:
-        pytest.fail("no --help in these words")
+        # random text may spell "-h" (or --help, --version): nothing else exits
+        assert {"-h", "--help", "--version"} & set(argv), argv
 
 
 def test_control_characters_in_words_are_escaped_in_errors(etc):
     assert error_of(["bad\nword"]) == "command line: unrecognized option 'bad\\nword'"
     assert error_of(["mru", "1\x01"]) == "command line: invalid number '1\\001' for option 'mru'"
+
+
+# -- what used to end in a traceback -------------------------------------------
+
+def test_options_file_past_the_size_cap_is_one_line(etc):
+    # /dev/zero never ends: reading it whole was a MemoryError
+    assert error_of(["file", "/dev/zero"]) == (
+        "options file /dev/zero is larger than 1048576 bytes")
+
+
+def test_options_file_size_cap_is_exact(etc, tmp_path):
+    from userppp.config.files import MAX_FILE_SIZE
+    at_cap = tmp_path / "at-cap"
+    at_cap.write_bytes(b"crtscts\n" + b"#" * (MAX_FILE_SIZE - 9) + b"\n")
+    assert os.path.getsize(at_cap) == MAX_FILE_SIZE
+    assert parse(["file", str(at_cap)]).option_files == [str(at_cap)]
+    over = tmp_path / "over"
+    over.write_bytes(b"#" * (MAX_FILE_SIZE + 1))
+    assert error_of(["file", str(at_cap), "file", str(over)]) == (
+        f"options file {over} is larger than 1048576 bytes")
+
+
+def test_included_file_past_the_cap_names_the_including_line(etc, tmp_path):
+    f = tmp_path / "o"
+    f.write_text("crtscts\nfile /dev/zero\n")
+    assert error_of(["file", str(f)]) == (
+        f"{f}:2: options file /dev/zero is larger than 1048576 bytes")
+
+
+def test_nul_byte_in_a_device_word_from_a_file(etc, tmp_path):
+    f = tmp_path / "o"
+    f.write_text('crtscts\n"/dev/tty\\000S0"\n')
+    assert error_of(["file", str(f)]) == f"{f}:2: NUL byte in '/dev/tty\\000S0'"
+
+
+def test_nul_byte_in_an_option_value(etc, tmp_path):
+    f = tmp_path / "o"
+    f.write_text('logfile "/tmp/x\\0y"\npassword "ab\\0cd"\n')
+    assert error_of(["file", str(f)]) == (
+        f"{f}:1: NUL byte in the value of option 'logfile'")
+    f.write_text('password "ab\\0cd"\n')
+    message = error_of(["file", str(f)])
+    assert message == f"{f}:1: NUL byte in the value of option 'password'"

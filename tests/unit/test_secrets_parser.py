@@ -232,3 +232,30 @@ def test_first_of_equal_rank_wins():
     s = Secrets.from_text(chap="bob * first\nbob * second\n* * w1\n* * w2\n")
     assert s.lookup("chap", "bob", "x").secret == "first"
     assert s.lookup("chap", "carol", "x").secret == "w1"
+
+
+# ---------------------------------------------------------------- size caps
+def test_secrets_file_past_the_cap_is_one_line():
+    # /dev/zero never ends: reading it whole was a MemoryError
+    with pytest.raises(SecretsError) as info:
+        Secrets.load(None, "/dev/zero")
+    assert str(info.value) == "secrets file /dev/zero is larger than 1048576 bytes"
+
+
+def test_indirect_secret_past_the_cap_names_file_and_line(tmp_path):
+    chap = tmp_path / "chap-secrets"
+    chap.write_text(f"# x\nbob server {SECRET}\nalice server @/dev/zero\n")
+    with pytest.raises(SecretsError) as info:
+        Secrets.load(None, str(chap))
+    assert str(info.value) == (
+        f"{chap}:3: indirect secret file /dev/zero is larger than 1048576 bytes")
+    assert SECRET not in str(info.value)
+
+
+def test_indirect_secret_at_the_cap_is_read(tmp_path):
+    from userppp.config.files import MAX_FILE_SIZE
+    pw = tmp_path / "pw"
+    pw.write_bytes(b"big\n" + b" " * (MAX_FILE_SIZE - 4))
+    chap = tmp_path / "chap-secrets"
+    chap.write_text(f"bob server @{pw}\n")
+    assert Secrets.load(None, str(chap)).lookup("chap", "bob", "server").secret == "big"

@@ -13,19 +13,20 @@ nodetach, updetach, logfile, logfd, option_files, call, dryrun, dump,
 maxfail, persist, holdoff, linkname, ipparam, show_help, show_version.
 """
 
-from userppp.config.options import Option, flag, integer, parse_ipv4, text
+from userppp.config.options import (
+    INT_MAX, Option, flag, int_parser, integer, parse_ipv4, text)
 from userppp.config.parser import Exit, Include, Increment, Store
 
-
-def _nonnegative(text_value: str) -> int:
-    return integer("", "", minimum=0).parse(text_value)
+#: the fastest line Linux's termios knows (B4000000)
+MAX_SPEED = 4000000
 
 
 OPTIONS = [
     # -- by position ---------------------------------------------------
     Option("<device>", "device", str, metavar="",
            help="serial device: /dev/ttyS0, or ttyS0 for a device under /dev"),
-    Option("<speed>", "speed", _nonnegative, metavar="",
+    Option("<speed>", "speed", int_parser(0, MAX_SPEED), metavar="",
+           minimum=0, maximum=MAX_SPEED,
            help="line speed in bits per second (all digits, e.g. 38400)"),
     Option("<local>", "local_ip", parse_ipv4, metavar="",
            help="in LOCAL:REMOTE (dotted quads, either side may be empty): "
@@ -41,7 +42,8 @@ OPTIONS = [
             help="kernel driver debug level (accepted for pppd compatibility)"),
     Option("logfile", "logfile", str, value=Store(logfd=None), metavar="FILE",
            help="append log messages to FILE (instead of logfd)"),
-    Option("logfd", "logfd", _nonnegative, value=Store(logfile=None),
+    Option("logfd", "logfd", int_parser(0, INT_MAX), value=Store(logfile=None),
+           minimum=0, maximum=INT_MAX,
            metavar="N", help="send log messages to file descriptor N"),
     Option("nolog", "logfd", None, value=Store(-1, logfile=None),
            help="send log messages to no file or descriptor"),

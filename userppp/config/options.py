@@ -37,6 +37,10 @@ class Option:
     secret   the argument is a secret: never echoed in logs or errors
     append   store into a list (option may be given many times)
     aliases  other names for the same option (e.g. "-detach" for "nodetach")
+    minimum, maximum
+             the range of a numeric option (both given for every one:
+             :func:`integer` fills them in; the parser's error names the
+             option when a value falls outside)
     """
 
     name: str
@@ -49,6 +53,8 @@ class Option:
     append: bool = False
     aliases: tuple = ()
     metavar: str = ""
+    minimum: Optional[int] = None
+    maximum: Optional[int] = None
 
     @property
     def takes_argument(self) -> bool:
@@ -60,24 +66,38 @@ def flag(name, dest, value=True, default=None, help="", aliases=()):
                   aliases=tuple(aliases))
 
 
-def _int_parser(minimum, maximum):
+#: pppd keeps every numeric option in a C int: the widest range any takes
+INT_MAX = 2 ** 31 - 1
+
+
+def int_parser(minimum: int, maximum: int) -> Callable[[str], int]:
+    """A parse function for integers in [minimum, maximum] (decimal, or
+    0x hex / 0 octal as pppd's strtol with base 0 reads them)."""
+    if minimum is None or maximum is None:
+        raise ValueError("an integer option needs a minimum and a maximum")
+
     def parse(text: str) -> int:
         try:
             number = int(text, 0)
         except ValueError:
             raise OptionError(f"invalid number '{text}'") from None
-        if minimum is not None and number < minimum:
+        if number < minimum:
             raise OptionError(f"value {number} is below the minimum {minimum}")
-        if maximum is not None and number > maximum:
+        if number > maximum:
             raise OptionError(f"value {number} is above the maximum {maximum}")
         return number
     return parse
 
 
-def integer(name, dest, default=None, help="", minimum=None, maximum=None,
+def integer(name, dest, default=None, help="", minimum=0, maximum=INT_MAX,
             metavar="N", aliases=()):
-    return Option(name, dest, _int_parser(minimum, maximum), default=default,
-                  help=help, metavar=metavar, aliases=tuple(aliases))
+    """An integer option; without a declared range it takes 0..INT_MAX
+    (what pppd's int holds, no negative counts or times)."""
+    minimum = 0 if minimum is None else minimum
+    maximum = INT_MAX if maximum is None else maximum
+    return Option(name, dest, int_parser(minimum, maximum), default=default,
+                  help=help, metavar=metavar, aliases=tuple(aliases),
+                  minimum=minimum, maximum=maximum)
 
 
 def text(name, dest, default=None, help="", secret=False, append=False,

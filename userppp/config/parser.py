@@ -46,6 +46,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from userppp.config.files import FileTooLarge, read_capped
 from userppp.config.options import Option, OptionError, Settings
 from userppp.exitcodes import ExitCode
 
@@ -385,8 +386,9 @@ class OptionParser:
             raise ConfigError(f"{prefix}options files nested more than "
                               f"{MAX_FILE_DEPTH} deep (does {path} include itself?)")
         try:
-            with open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
+            text = read_capped(path).decode("utf-8", "surrogateescape")
+        except FileTooLarge as error:
+            raise ConfigError(f"{prefix}options file {error}") from None
         except (OSError, ValueError) as error:
             # ValueError: a path no file can have (an embedded NUL byte).
             reason = getattr(error, "strerror", None) or str(error)
@@ -413,6 +415,9 @@ class OptionParser:
             where = self._where(word, filename)
             option = self.by_name.get(word.text)
             if option is None:
+                if "\0" in word.text:
+                    # pppd's words are C strings: nothing can hold a NUL
+                    raise ConfigError(f"{where}: NUL byte in '{word.text}'")
                 self._positional(word.text, where)
                 i += 1
                 continue
@@ -437,6 +442,8 @@ class OptionParser:
                 self._apply(option, word.text, None, None, where)
 
     def _convert(self, option: Option, name: str, text: str, where: str) -> Any:
+        if "\0" in text:
+            raise ConfigError(f"{where}: NUL byte in the value of option '{name}'")
         try:
             return option.parse(text)
         except OptionError as error:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
+from .files import FileTooLarge, read_capped
 from .parser import SyntaxProblem, split_words
 
 DEFAULT_PAP_SECRETS = "/etc/ppp/pap-secrets"
@@ -94,8 +95,7 @@ def _decode(data: bytes) -> str:
 
 
 def _read_path(path: str) -> str:
-    with open(path, "rb") as handle:
-        return _decode(handle.read())
+    return _decode(read_capped(path))
 
 
 def parse_secrets(text: str, filename: str,
@@ -120,7 +120,10 @@ def parse_secrets(text: str, filename: str,
                 if read_file is None:
                     raise OSError("no file access")
                 content = read_file(path)
-            except OSError:
+            except FileTooLarge as error:
+                raise SecretsError(f"{filename}:{lineno}: indirect secret file "
+                                   f"{error}") from None
+            except (OSError, ValueError):
                 warnings.append(f"{filename}:{lineno}: can't open indirect secret file {path}")
                 continue
             word = _first_word(content, path)
@@ -161,6 +164,8 @@ class Secrets:
                 text = _read_path(path)
             except FileNotFoundError:
                 continue
+            except FileTooLarge as exc:
+                raise SecretsError(f"secrets file {exc}") from None
             except OSError as exc:
                 raise SecretsError(f"{path}: can't read: {exc.strerror or exc}") from None
             entries, more = parse_secrets(text, path, _read_path)

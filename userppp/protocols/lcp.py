@@ -76,7 +76,7 @@ OPTIONS = [
             minimum=MIN_MRU, maximum=MAX_MRU),
     flag("default-mru", "negotiate_mru", False, default=True,
          help="do not negotiate the MRU", aliases=("-mru",)),
-    Option("asyncmap", "asyncmap", _asyncmap, append=True, metavar="MAP",
+    Option("asyncmap", "asyncmap", _asyncmap, append=True, metavar="MAP", minimum=0, maximum=0xFFFFFFFF,
            help="control characters the peer must escape for us (hex, may be repeated; ORed)"),
     flag("default-asyncmap", "negotiate_asyncmap", False, default=True,
          help="do not negotiate the async control character map", aliases=("-am",)),
@@ -321,7 +321,10 @@ class Lcp(ProtocolHandler, NegotiationSpec):
             kind, value = option.type, option.data
             if kind == CI_MRU and len(value) == 2 and w.neg_mru:
                 mru = struct.unpack("!H", value)[0]
-                if mru <= w.mru or w.mru < DEFAULT_MRU:
+                # pppd's lcp_nakci: take it if it is no more than we asked
+                # for or no more than the default; never ask for more than
+                # we are able to receive.
+                if mru <= self.settings.mru or mru <= DEFAULT_MRU:
                     w.mru = max(mru, MIN_MRU)
             elif kind == CI_ASYNCMAP and len(value) == 4 and w.neg_asyncmap:
                 w.asyncmap |= struct.unpack("!I", value)[0]
