@@ -223,7 +223,10 @@ class Link:
         for handler in self.handlers.values():
             if handler is not self.lcp:
                 handler.lower_down(now)
+        # Both directions back to the defaults (RFC 1661 section 6: until
+        # the options are negotiated again).
         self.set_transmit_framing(Framing())
+        self.set_receive_framing(Framing())
         if self.phase != Phase.TERMINATE:
             self.phase = Phase.ESTABLISH
 

@@ -53,6 +53,9 @@ class Endpoint:
     logs: list = field(default_factory=list)
     events: list = field(default_factory=list)
     framing: dict = field(default_factory=dict)
+    # every SetFraming in output order, interleaved with what was sent:
+    # ("transmit"|"receive", Framing) or ("sent", (protocol, payload))
+    history: list = field(default_factory=list)
     sent: list = field(default_factory=list)
     queue: list = field(default_factory=list)
 
@@ -97,8 +100,10 @@ class Pair:
             if isinstance(item, Transmit):
                 endpoint.queue.append((item.protocol, item.payload))
                 endpoint.sent.append((item.protocol, item.payload))
+                endpoint.history.append(("sent", (item.protocol, item.payload)))
             elif isinstance(item, SetFraming):
                 endpoint.framing[item.direction] = item.framing
+                endpoint.history.append((item.direction, item.framing))
         endpoint.events.extend(endpoint.link.events())
         frames, endpoint.queue = endpoint.queue, []
         return frames
