@@ -76,7 +76,7 @@ OPTIONS = [
             minimum=MIN_MRU, maximum=MAX_MRU),
     flag("default-mru", "negotiate_mru", False, default=True,
          help="do not negotiate the MRU", aliases=("-mru",)),
-    Option("asyncmap", "asyncmap", _asyncmap, append=True, metavar="MAP",
+    Option("asyncmap", "asyncmap", _asyncmap, append=True, metavar="MAP", minimum=0, maximum=0xFFFFFFFF,
            help="control characters the peer must escape for us (hex, may be repeated; ORed)"),
     flag("default-asyncmap", "negotiate_asyncmap", False, default=True,
          help="do not negotiate the async control character map", aliases=("-am",)),
