@@ -136,8 +136,16 @@ class NegotiationSpec:
 
         ``reject_naks`` is true once max-failure Naks were sent in a row:
         options we would Nak must then be Rejected (RFC 1661 section 4.6).
+        Only called in states that answer a request (Stopped, Req-Sent,
+        Ack-Rcvd, Ack-Sent, Opened).  Judging changes nothing: what an
+        acceptable request asks for takes effect in ``request_acked``.
         """
         return Verdict.ACK, options
+
+    def request_acked(self, now: float) -> None:
+        """The ``sca`` action: the request judge_request accepted last is
+        being acked; its options take effect now (after the tld of the same
+        transition, so that the acked framing follows the default one)."""
 
     def this_layer_up(self, now: float) -> None: ...
     def this_layer_down(self, now: float) -> None: ...
@@ -287,11 +295,14 @@ class Automaton:
         self.deadline = now + self.config.restart
 
     def _sca(self, now, retransmit):
+        self.spec.request_acked(now)
         self.last_acked = self.peer_packet.raw
         self.reacks_left = max(1, self.config.max_configure // 2)
         self._send(Code.CONF_ACK, self.peer_packet.identifier, self.reply_data)
 
     def _scn(self, now, retransmit):
+        if self.reply_code == Code.CONF_NAK:
+            self.nak_loops += 1
         self._send(self.reply_code, self.peer_packet.identifier, self.reply_data)
 
     def _str(self, now, retransmit):
@@ -376,7 +387,16 @@ class Automaton:
                               f"0x{packet.identifier:x} repeated in Opened: acked again", 2)
             self._send(Code.CONF_ACK, packet.identifier, packet.data)
             return
-        reject_naks = self.nak_loops >= self.config.max_failure
+        if self.state in (State.CLOSED, State.CLOSING, State.STOPPING):
+            # Closed answers Terminate-Ack, Closing and Stopping ignore it;
+            # the request is not judged (pppd's fsm_rconfreq).
+            self.event("RCR-", now)
+            return
+        # From Stopped and Opened the scr of this transition starts a new
+        # negotiation, which clears the Nak count (pppd clears it before
+        # reqci).
+        fresh = self.state in (State.STOPPED, State.OPENED)
+        reject_naks = not fresh and self.nak_loops >= self.config.max_failure
         judged = self.spec.judge_request(packet.data, reject_naks)
         if judged is None:
             self.stats["malformed"] += 1
@@ -384,8 +404,6 @@ class Automaton:
             return
         verdict, data = judged
         self.reply_code, self.reply_data = verdict, data
-        if verdict == Verdict.NAK:
-            self.nak_loops += 1
         self.event("RCR+" if verdict == Verdict.ACK else "RCR-", now)
 
     def _receive_reply(self, packet: ControlPacket, now: float) -> None:

@@ -10,7 +10,7 @@ from userppp.events import LinkConfigured
 from userppp.exitcodes import ExitCode
 from userppp.fsm import State
 from userppp.link import Phase
-from userppp.protocols.lcp import Lcp
+from userppp.protocols.lcp import Framing, Lcp
 from userppp.wire import Code, decode_control, encode_control
 
 
@@ -287,3 +287,63 @@ def test_identifier_wrap_to_zero_still_reopens():
     assert [r.identifier for r in lcp_packets(pair.a, Code.CONF_REQ)] == [1, 0]
     assert opened_count(pair.a) == 2
     assert pair.a.terminated is None and pair.b.terminated is None
+
+
+NEGOTIATED = Framing(accm=0, pcomp=True, accomp=True, mru=1500)
+
+
+def test_renegotiation_from_opened_framing_before_during_after():
+    """Opened, then B's request arrives again with a new id: A goes down
+    (tld: default framing both ways), sends its request and acks B's (the
+    acked framing, queued after the defaults), and both sides end with the
+    negotiated framing again."""
+    pair = Pair()
+    pair.start()
+    pair.run(10, until=both_network(pair))
+    for endpoint in (pair.a, pair.b):                  # before
+        assert endpoint.framing == {"transmit": NEGOTIATED, "receive": NEGOTIATED}
+        endpoint.history.clear()
+    request, = lcp_packets(pair.b, Code.CONF_REQ)
+    link = pair.a.link
+    link.receive(0xC021, encode_control(Code.CONF_REQ, 0x42, request.data), pair.now)
+    pair.a.queue = pair._collect(pair.a)               # looked at, then delivered
+    kinds = [(kind, value if kind != "sent" else decode_control(value[1]).code)
+             for kind, value in pair.a.history]
+    assert kinds == [("transmit", Framing()), ("receive", Framing()),     # during
+                     ("sent", Code.CONF_REQ), ("transmit", NEGOTIATED),
+                     ("sent", Code.CONF_ACK)]
+    pair.run(10, until=lambda: link.lcp.fsm.is_opened and pair.b.link.lcp.fsm.is_opened)
+    for endpoint in (pair.a, pair.b):                  # after
+        assert endpoint.link.lcp.fsm.is_opened
+        assert endpoint.framing == {"transmit": NEGOTIATED, "receive": NEGOTIATED}
+        assert opened_count(endpoint) == 2
+    kinds_b = [kind for kind, _ in pair.b.history if kind != "sent"]
+    assert kinds_b[:2] == ["transmit", "receive"] and pair.b.framing["transmit"] == NEGOTIATED
+
+
+def test_request_in_closing_or_closed_has_no_side_effects():
+    """RFC 1661: Closing and Stopping ignore a Configure-Request, Closed
+    answers Terminate-Ack; none of them judges it (no stored peer options,
+    no framing, no loopback count) -- pppd's fsm_rconfreq checks the state
+    before it calls reqci."""
+    pair = Pair()
+    pair.start()
+    pair.run(10, until=both_network(pair))
+    link = pair.a.link
+    peer_before = link.lcp.peer
+    link.close(pair.now)                               # Closing
+    pair._collect(pair.a)
+    pair.a.history.clear()
+    own_magic = struct.pack("!I", link.lcp.want.magic)
+    looped = b"\x02\x06\x00\x00\xff\xff\x05\x06" + own_magic
+    link.receive(0xC021, encode_control(Code.CONF_REQ, 0x50, looped), pair.now)
+    assert link.lcp.fsm.state == State.CLOSING
+    assert pair._collect(pair.a) == [] and pair.a.history == []
+    assert link.lcp.peer is peer_before and link.lcp.loopback_count == 0
+    # Closed: a Terminate-Ack, nothing else
+    link.lcp.fsm.state = State.CLOSED
+    link.receive(0xC021, encode_control(Code.CONF_REQ, 0x51, looped), pair.now)
+    (protocol, payload), = pair._collect(pair.a)
+    assert decode_control(payload).code == Code.TERM_ACK
+    assert [k for k, _ in pair.a.history if k != "sent"] == []
+    assert link.lcp.peer is peer_before and link.lcp.loopback_count == 0

@@ -215,6 +215,7 @@ class Lcp(ProtocolHandler, NegotiationSpec):
         self.want = LcpOptions()
         self.ours = LcpOptions()           # acked by the peer
         self.peer = LcpOptions()           # the peer's request as we acked it
+        self._judged_peer = LcpOptions()   # the last acceptable request, until acked
         self.callback_operation: Optional[int] = None
         self.auth_candidates: list = []
         self.loopback_count = 0
@@ -439,12 +440,16 @@ class Lcp(ProtocolHandler, NegotiationSpec):
             return Verdict.REJECT, join_options(rejects)
         if naks:
             return Verdict.NAK, join_options(naks)
+        self._judged_peer = peer
+        return Verdict.ACK, data
+
+    def request_acked(self, now):
+        peer = self._judged_peer
         self.peer = peer
         # The transmit side changes as we send the Configure-Ack.
         self.link.set_transmit_framing(Framing(
             accm=peer.asyncmap, pcomp=peer.pcomp, accomp=peer.accomp,
             mru=peer.mru if peer.neg_mru else DEFAULT_MRU))
-        return Verdict.ACK, data
 
     def _loopback_suspected(self) -> None:
         self.loopback_count += 1
