@@ -9,6 +9,7 @@ gates packets by phase as pppd does.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Optional
@@ -39,6 +40,13 @@ PPP_EAP = 0xC227
 PPP_CBCP = 0xC029
 _AUTH_PHASE_PROTOCOLS = frozenset({PPP_LCP, PPP_LQR, PPP_PAP, PPP_CHAP, PPP_EAP})
 
+# Log lines a Link without a log sink keeps (the newest ones).
+LOG_LINES_KEPT = 10000
+# The level of a log sink that does not say (no ``level`` attribute): all.
+ALL_LEVELS = 99
+# Bytes of a packet of a protocol we do not run that the log shows.
+_UNKNOWN_DUMP = 32
+
 
 @dataclass(frozen=True)
 class Transmit:
@@ -59,11 +67,14 @@ class Link:
     """All protocol state of one PPP link.  No I/O, clock or global state."""
 
     def __init__(self, settings, *, rng, secrets=None, log: Optional[Callable[[int, str], None]] = None):
+        """``log(level, text)`` receives the log lines.  If it has an int
+        attribute ``level`` (the debug level it writes), lines above that
+        level are neither built nor passed to it; it may change at any time."""
         self.settings = settings
         self.secrets = secrets
         self.rng = rng            # random.Random-like: magic numbers, challenges
         self._log_sink = log
-        self.log_lines: list = []          # (level, text) when no sink
+        self.log_lines: deque = deque(maxlen=LOG_LINES_KEPT)  # (level, text) when no sink
         self._output: list = []
         self._events: list = []
         self.phase = Phase.DEAD
@@ -86,7 +97,9 @@ class Link:
     def send(self, protocol: int, payload: bytes) -> None:
         handler = self.handlers.get(protocol)
         if handler is not None:
-            self.log(f"sent [{handler.describe(payload)}]", handler.log_level(payload))
+            level = handler.log_level(payload)
+            if level <= self.log_level:
+                self.log(f"sent [{handler.describe(payload)}]", level)
         self._output.append(Transmit(protocol, bytes(payload)))
         self.stats["frames_out"] += 1
 
@@ -97,11 +110,18 @@ class Link:
         elif isinstance(event, AuthFailed):
             self._auth_failed(event)
 
+    @property
+    def log_level(self) -> int:
+        """The highest level the log sink writes (all, without a sink)."""
+        level = getattr(self._log_sink, "level", ALL_LEVELS)
+        return level if isinstance(level, int) else ALL_LEVELS
+
     def log(self, message: str, level: int = 0) -> None:
-        if self._log_sink is not None:
-            self._log_sink(level, message)
-        else:
+        sink = self._log_sink
+        if sink is None:
             self.log_lines.append((level, message))
+        elif level <= self.log_level:
+            sink(level, message)
 
     # -- driver interface --------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -143,22 +163,27 @@ class Link:
         self.stats["frames_in"] += 1
         handler = self.handlers.get(protocol)
         if handler is not None:
-            self.log(f"rcvd [{handler.describe(payload)}]", handler.log_level(payload))
-        else:
-            self.log(f"rcvd [proto=0x{protocol:x}]{hex_bytes(payload[:32])}"
-                     + (" ..." if len(payload) > 32 else ""), 1)
+            level = handler.log_level(payload)
+            if level <= self.log_level:
+                self.log(f"rcvd [{handler.describe(payload)}]", level)
+        elif self.log_level >= 1:
+            self.log(f"rcvd [proto=0x{protocol:x}]{hex_bytes(payload[:_UNKNOWN_DUMP])}"
+                     + (" ..." if len(payload) > _UNKNOWN_DUMP else ""), 1)
         if protocol != PPP_LCP and not self.lcp.fsm.is_opened:
             self._discard("Discarded non-LCP packet when LCP not open")
             return
         if self.phase in (Phase.ESTABLISH, Phase.AUTHENTICATE) and \
                 protocol not in _AUTH_PHASE_PROTOCOLS:
-            self._discard(f"discarding proto 0x{protocol:x} in phase "
-                          f"{self.phase.value}")
+            self.stats["discarded"] += 1
+            if self.log_level >= 2:
+                self.log(f"discarding proto 0x{protocol:x} in phase "
+                         f"{self.phase.value}", 2)
             return
         if handler is None or protocol in self.rejected_protocols:
-            name = protocol_long_name(protocol)
-            self.log(f"Unsupported protocol {repr(name) + ' ' if name else ''}"
-                     f"(0x{protocol:x}) received", 1)
+            if self.log_level >= 1:
+                name = protocol_long_name(protocol)
+                self.log(f"Unsupported protocol {repr(name) + ' ' if name else ''}"
+                         f"(0x{protocol:x}) received", 1)
             self.stats["protocol_rejects_sent"] += 1
             self.lcp.send_protocol_reject(protocol, payload)
             return

@@ -100,8 +100,10 @@ def join_options(options) -> bytes:
 
 
 def hex_bytes(data: bytes) -> str:
-    """pppd's way of dumping bytes it does not decode: ' xx' each."""
-    return "".join(f" {b:02x}" for b in data)
+    """pppd's way of dumping bytes it does not decode: ' xx' each (so
+    ``"LCP" + hex_bytes(b"\\x01\\x02")`` is ``"LCP 01 02"``).  The one hex
+    dumper of the packet log."""
+    return " " + bytes(data).hex(" ") if data else ""
 
 
 def printable_string(data: bytes) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Optional, Protocol as TypingProtocol
 
+from ..wire import hex_bytes
+
 if TYPE_CHECKING:
     import random
 
@@ -76,7 +78,7 @@ class ProtocolHandler:
         """pppd's text for one packet, the part inside ``sent [...]``,
         e.g. ``CHAP Challenge id=0x10 <e7be164ac369627f>, name = ""``.
         Must never raise, whatever the bytes, and never show a secret."""
-        return f"{cls.name} " + " ".join(f"{b:02x}" for b in payload)
+        return cls.name + hex_bytes(payload)
 
     @classmethod
     def log_level(cls, payload: bytes) -> int:

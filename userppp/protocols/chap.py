@@ -28,7 +28,7 @@ from userppp.events import AuthFailed, AuthSucceeded
 from userppp.protocols import chapdigests as cd
 from userppp.protocols.authpolicy import AuthMethod, AuthPolicy
 from userppp.protocols.base import ProtocolHandler
-from userppp.wire import decode_control
+from userppp.wire import decode_control, hex_bytes
 from userppp.protocols.pap import pppd_string, quoted, visible
 
 CHALLENGE, RESPONSE, SUCCESS, FAILURE = 1, 2, 3, 4
@@ -483,17 +483,16 @@ class Chap(ProtocolHandler):
         try:
             return cls._describe(bytes(payload))
         except Exception:                       # never raise on odd bytes
-            return "CHAP " + " ".join(f"{b:02x}" for b in bytes(payload))
+            return "CHAP" + hex_bytes(payload)
 
     @classmethod
     def _describe(cls, p: bytes) -> str:
-        hexdump = lambda data: "".join(f" {b:02x}" for b in data)
         if len(p) < 4:
-            return "CHAP" + hexdump(p)
+            return "CHAP" + hex_bytes(p)
         code, ident = p[0], p[1]
         length = int.from_bytes(p[2:4], "big")
         if length < 4 or length > len(p):
-            return "CHAP" + hexdump(p)
+            return "CHAP" + hex_bytes(p)
         body = p[4:length]
         name = CODE_NAMES.get(code)
         out = f"CHAP {name}" if name else f"CHAP code=0x{code:x}"
@@ -501,9 +500,9 @@ class Chap(ProtocolHandler):
         if code in (CHALLENGE, RESPONSE):
             parts = _value_and_name(body)
             if parts is None:
-                return out + hexdump(body)
+                return out + hex_bytes(body)
             value, raw_name = parts
             return out + f" <{value.hex()}>, name = {pppd_string(raw_name)}"
         if code in (SUCCESS, FAILURE):
             return out + " " + pppd_string(body)
-        return out + hexdump(body)
+        return out + hex_bytes(body)

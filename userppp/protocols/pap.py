@@ -23,7 +23,7 @@ from userppp.config.options import integer
 from userppp.events import AuthFailed, AuthSucceeded
 from userppp.protocols.authpolicy import AuthMethod, AuthPolicy
 from userppp.protocols.base import ProtocolHandler
-from userppp.wire import decode_control, printable_string
+from userppp.wire import decode_control, hex_bytes, printable_string
 
 AUTHREQ, AUTHACK, AUTHNAK = 1, 2, 3
 CODE_NAMES = {AUTHREQ: "AuthReq", AUTHACK: "AuthAck", AUTHNAK: "AuthNak"}
@@ -289,14 +289,14 @@ class Pap(ProtocolHandler):
         if len(p) >= 1 and p[0] == AUTHREQ and len(p) < 4:
             return "PAP AuthReq <malformed>"
         if len(p) < 4:
-            return "PAP " + " ".join(f"{b:02x}" for b in p)
+            return "PAP" + hex_bytes(p)
         code, ident = p[0], p[1]
         length = int.from_bytes(p[2:4], "big")
         if code == AUTHREQ and (length < 4 or length > len(p)):
             # a damaged request may still hold a password: never dump it
             return f"PAP AuthReq id=0x{ident:x} <malformed>"
         if length < 4 or length > len(p):
-            return "PAP " + " ".join(f"{b:02x}" for b in p)
+            return "PAP" + hex_bytes(p)
         body = p[4:length]
         trailer = ""
         if code in CODE_NAMES:
@@ -316,7 +316,7 @@ class Pap(ProtocolHandler):
             out += " " + pppd_string(body[1:1 + body[0]])
             rest = body[1 + body[0]:]
         if rest:
-            trailer = " " + " ".join(f"{b:02x}" for b in rest)
+            trailer = hex_bytes(rest)
         return out + trailer
 
 
