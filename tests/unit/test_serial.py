@@ -7,7 +7,7 @@ import time
 import pytest
 
 from userppp.config.parser import OptionParser
-from userppp.io.serial import OPTIONS, Line, speed_constant
+from userppp.io.serial import OPTIONS, Line, UnsupportedSpeed, actual_speeds, speed_constant
 
 
 def test_options_declared():
@@ -90,6 +90,87 @@ def test_local_keeps_clocal(pty_pair):
         assert termios.tcgetattr(line.fd)[2] & termios.CLOCAL
 
 
-def test_bad_speed():
-    with pytest.raises(ValueError):
+def test_no_termios_constant_for_an_odd_speed():
+    with pytest.raises(UnsupportedSpeed) as info:
         speed_constant(12345)
+    assert str(info.value) == "speed 12345 not supported"
+
+
+@pytest.mark.parametrize("speed", [250000, 1000000, 12345, 4000000, 115200])
+def test_any_speed_the_driver_takes_is_set(pty_pair, speed):
+    """Speeds termios constants lack (250000, 12345) go through pyserial's
+    custom baud rate (BOTHER); the line, seen from the master, runs at it."""
+    master, name = pty_pair
+    with Line.open(name, speed, crtscts=False) as line:
+        assert line.speed == speed
+        assert actual_speeds(line.fd) == (speed, speed)
+        assert actual_speeds(master) == (speed, speed)
+        # still pppd's raw line after pyserial set the speed
+        iflag, oflag, cflag, lflag = termios.tcgetattr(line.fd)[:4]
+        assert iflag == termios.IGNBRK | termios.IGNPAR and oflag == 0 and lflag == 0
+        assert cflag & termios.CSIZE == termios.CS8 and cflag & termios.CLOCAL
+        os.write(master, bytes(range(256)))
+        time.sleep(0.05)
+        assert line.read(1000) == bytes(range(256))     # 8 bits, untouched
+        # DTR drop on a pty is B0; raising it brings the custom speed back
+        line.set_dtr(False)
+        assert termios.tcgetattr(master)[5] == termios.B0
+        line.set_dtr(True)
+        assert actual_speeds(master) == (speed, speed)
+
+
+def test_no_speed_keeps_the_line_speed(pty_pair):
+    master, name = pty_pair
+    Line.open(name, 250000).close(restore=False)
+    with Line.open(name) as line:
+        assert line.speed == 250000
+    with Line.open(name, 0) as line:         # pppd: speed 0 is none given
+        assert line.speed == 250000
+
+
+@pytest.mark.parametrize("speed", [2 ** 31, -9600, 2 ** 64])
+def test_a_speed_that_cannot_be_set_is_one_line(pty_pair, speed):
+    master, name = pty_pair
+    before = termios.tcgetattr(master)
+    with pytest.raises(UnsupportedSpeed) as info:
+        Line.open(name, speed)
+    assert str(info.value) == f"speed {speed} not supported"
+    assert isinstance(info.value, OSError) and info.value.strerror == str(info.value)
+    assert termios.tcgetattr(master) == before
+
+
+def test_a_speed_the_driver_rounds_away_is_refused(pty_pair, monkeypatch):
+    """A UART whose divisor cannot come within 3% of the speed: the kernel
+    reports the rate it runs at, and that is no line at the speed asked."""
+    import userppp.io.serial as serial_module
+    master, name = pty_pair
+    real = serial_module.actual_speeds
+    monkeypatch.setattr(serial_module, "actual_speeds",
+                        lambda fd: (lambda got: got and (got[0], 230400))(real(fd)))
+    with pytest.raises(UnsupportedSpeed) as info:
+        Line.open(name, 250000)
+    assert str(info.value) == "speed 250000 not supported"
+    Line.open(name, 230400).close()         # within tolerance: fine
+
+
+def test_crtscts_unset_leaves_the_line_as_it_was(pty_pair):
+    master, name = pty_pair
+    Line.open(name, 38400, crtscts=True).close(restore=False)
+    with Line.open(name, 38400) as line:
+        assert termios.tcgetattr(line.fd)[2] & termios.CRTSCTS
+    with Line.open(name, 38400, crtscts=False) as line:
+        assert not termios.tcgetattr(line.fd)[2] & termios.CRTSCTS
+
+
+def test_modem_status_lines_absent_on_a_pty(pty_pair):
+    master, name = pty_pair
+    with Line.open(name, 38400) as line:
+        assert line.modem_status() is None and line.carrier() is None
+        assert line.port is not None and line.port.fd == line.fd
+
+
+def test_not_a_tty_and_missing_device_keep_their_errors(tmp_path):
+    with pytest.raises(termios.error):
+        Line.open("/dev/null", 38400)
+    with pytest.raises(FileNotFoundError):
+        Line.open(str(tmp_path / "nope"), 38400)
