@@ -18,6 +18,7 @@ SOURCES = [
     "cpu.c",
     "fcs.c",
     "hdlc.c",
+    "bsdcomp.c",
 ]
 CFLAGS = ["-std=c99", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 

@@ -152,4 +152,71 @@ ptrdiff_t upp_decode(upp_dec *d, const uint8_t *in, size_t len,
                      uint32_t *rec, size_t maxrec, size_t *nrec);
 /* UPP_CDEF_END */
 
+/* UPP_CDEF_BEGIN bsdcomp  (RFC 1977 BSD-Compress, data format of Linux bsd_comp.c) */
+enum {
+    UPP_BSD_MIN_BITS = 9,
+    UPP_BSD_MAX_BITS = 15,
+    UPP_BSD_PROTO_MIN = 0x21,   /* protocols compressed: 0x0021..0x00F9 */
+    UPP_BSD_PROTO_MAX = 0xF9,
+    /* upp_bsd_decompress errors */
+    UPP_BSD_ERR_SEQ = -20,      /* sequence number not the one expected */
+    UPP_BSD_ERR_CODE = -21,     /* invalid code, or CLEAR not at the end */
+    UPP_BSD_ERR_TOOLONG = -22,  /* would decompress past the MRU (bomb) */
+    UPP_BSD_ERR_SHORT = -23     /* no sequence number, or no protocol octet */
+};
+
+/* One hash table slot. Slot i also tells where code i lives (cptr). */
+typedef struct upp_bsd_dict {
+    uint32_t fcode;   /* suffix << 16 | prefix code */
+    uint16_t codem1;  /* code - 1 held here; >= max_ent means free */
+    uint16_t cptr;    /* slot holding code i (i = this slot's index) */
+} upp_bsd_dict;
+
+/* One direction's state. The dictionary lives in a caller buffer of
+ * upp_bsd_space(bits, decomp) bytes (4-byte aligned). Treat as read-only. */
+typedef struct upp_bsd {
+    upp_bsd_dict *dict;
+    uint16_t *lens;       /* decompressor: string length of each code */
+    uint32_t hsize;
+    uint32_t maxmaxcode;
+    uint32_t max_ent;     /* largest code in use */
+    uint32_t mru;         /* decompressor: largest payload produced */
+    uint32_t in_count;    /* uncompressed octets since the clear, aged */
+    uint32_t bytes_out;   /* compressed octets since the clear, aged */
+    uint32_t ratio;       /* last ratio, 8 fractional bits */
+    uint32_t checkpoint;
+    uint32_t clear_count; /* dictionary clears since the last reset */
+    uint16_t seqno;       /* sequence number of the next packet */
+    uint8_t hshift;
+    uint8_t n_bits;       /* current code width */
+    uint8_t maxbits;
+    uint8_t decomp;
+    uint8_t reserved[2];
+} upp_bsd;
+
+/* Bytes of dictionary space for a code size (9..15); 0 if invalid. */
+size_t upp_bsd_space(unsigned bits, unsigned decomp);
+/* Initialise one direction (decomp: 1 decompressor, 0 compressor); mru
+ * bounds the decompressed payload (the octets after the protocol). */
+int upp_bsd_init(upp_bsd *db, unsigned bits, unsigned decomp, uint32_t mru,
+                 void *space, size_t spacelen);
+/* Clear the dictionary and restart sequence numbers (CCP Reset). */
+void upp_bsd_reset(upp_bsd *db);
+/* Compress one packet (protocol, payload). Returns the length of the
+ * 0x00FD payload written to out (sequence number + codes), or 0: send the
+ * packet as it was (protocol outside 0x21..0xF9, or not shorter; the
+ * dictionary has learnt it in the second case). out needs cap >= len to
+ * hold any result worth sending. */
+ptrdiff_t upp_bsd_compress(upp_bsd *db, unsigned protocol, const uint8_t *in,
+                           size_t len, uint8_t *out, size_t cap);
+/* Receiver: learn a packet that arrived uncompressed. 1 if learnt, 0 if
+ * its protocol is not one BSD-Compress handles. */
+int upp_bsd_incomp(upp_bsd *db, unsigned protocol, const uint8_t *in, size_t len);
+/* Decompress one 0x00FD payload into out (cap >= mru + 1): the protocol's
+ * low octet then the payload (high octet 0). Returns the decoded length
+ * (>= 1) or UPP_BSD_ERR_* (the caller sends a CCP Reset-Request). */
+ptrdiff_t upp_bsd_decompress(upp_bsd *db, const uint8_t *in, size_t len,
+                             uint8_t *out, size_t cap);
+/* UPP_CDEF_END */
+
 #endif /* UPP_H */

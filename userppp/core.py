@@ -278,3 +278,99 @@ fcs16_update = _default.fcs16_update
 fcs32_update = _default.fcs32_update
 HdlcEncoder = _default.HdlcEncoder
 HdlcDecoder = _default.HdlcDecoder
+
+
+# ---- BSD-Compress (RFC 1977; cext/bsdcomp.c, twin userppp/ref/bsdcomp.py) ----
+
+class CBsdState:
+    """One direction of BSD-Compress over upp_bsd, with its dictionary in a
+    buffer owned here. Same interface as :class:`userppp.ref.bsdcomp.BsdState`."""
+
+    __slots__ = ("_ffi", "_lib", "_db", "_space", "_out", "_outp", "_cap", "_u8",
+                 "decomp", "maxbits", "mru")
+
+    _ATTRS = ("seqno", "n_bits", "max_ent", "clear_count", "in_count", "bytes_out",
+              "ratio", "checkpoint", "maxmaxcode", "hsize")
+
+    def __init__(self, bits, decomp, mru=1500):
+        self._ffi, self._lib = ffi, lib = _load()
+        if not lib.UPP_BSD_MIN_BITS <= bits <= lib.UPP_BSD_MAX_BITS or not 0 <= mru <= 0xFFFF:
+            raise ValueError("BSD-Compress: code size must be 9..15 and mru 0..65535")
+        size = lib.upp_bsd_space(bits, bool(decomp))
+        self._space = ffi.new("uint32_t[]", (size + 3) // 4)
+        self._db = ffi.new("upp_bsd *")
+        r = lib.upp_bsd_init(self._db, bits, bool(decomp), mru, self._space, size)
+        if r < 0:
+            _raise(r, "BsdState")
+        self._cap = 0x10000
+        self._out = ffi.new("uint8_t[]", self._cap)
+        self._outp = ffi.cast("char *", self._out)
+        self._u8 = ffi.typeof("uint8_t[]")
+        self.decomp = bool(decomp)
+        self.maxbits = bits
+        self.mru = mru
+
+    def __getattr__(self, key):
+        if key in CBsdState._ATTRS:
+            return getattr(self._db, key)
+        raise AttributeError(key)
+
+    def reset(self):
+        self._lib.upp_bsd_reset(self._db)
+
+    def compress(self, protocol, payload):
+        if self.decomp:
+            raise ValueError("BsdState.compress on a decompressor")
+        if type(payload) is not bytes:
+            payload = self._ffi.from_buffer(self._u8, payload)
+        n = len(payload)
+        if n > 0xFFFF:
+            raise ValueError("BsdState.compress: packet too long")
+        if not 0 <= protocol <= 0xFFFF:
+            return None
+        r = self._lib.upp_bsd_compress(self._db, protocol, payload, n, self._out, self._cap)
+        if r < 0:
+            _raise(r, "BsdState.compress")
+        return self._ffi.unpack(self._outp, r) if r else None
+
+    def incomp(self, protocol, payload):
+        if type(payload) is not bytes:
+            payload = self._ffi.from_buffer(self._u8, payload)
+        if len(payload) > 0xFFFF:
+            raise ValueError("BsdState.incomp: packet too long")
+        if not 0 <= protocol <= 0xFFFF:
+            return False
+        r = self._lib.upp_bsd_incomp(self._db, protocol, payload, len(payload))
+        if r < 0:
+            _raise(r, "BsdState.incomp")
+        return bool(r)
+
+    def decompress(self, payload):
+        """(protocol, data), or a negative UPP_BSD_ERR_* code."""
+        if not self.decomp:
+            raise ValueError("BsdState.decompress on a compressor")
+        if type(payload) is not bytes:
+            payload = self._ffi.from_buffer(self._u8, payload)
+        r = self._lib.upp_bsd_decompress(self._db, payload, len(payload), self._out, self._cap)
+        if r <= 0:
+            if r in (-20, -21, -22, -23):
+                return r
+            _raise(r, "BsdState.decompress")
+        out = self._outp
+        return self._out[0], self._ffi.unpack(out + 1, r - 1)
+
+
+def bsd_state_class(name=None):
+    """BsdState of the "c" or "ref" backend (None: the default backend)."""
+    if name is None:
+        name = "ref" if PURE else "c"
+    if name == "ref":
+        from userppp.ref.bsdcomp import BsdState as RefBsdState
+        return RefBsdState
+    if name == "c":
+        _load()
+        return CBsdState
+    raise ValueError(f"unknown backend {name!r} (expected 'c' or 'ref')")
+
+
+BsdState = bsd_state_class()

@@ -1,0 +1,391 @@
+"""CCP data compression for the data path: BSD-Compress (RFC 1977) and
+Deflate (RFC 1979), one interface for both, in the packet formats of the
+Linux kernel's bsd_comp.c and ppp_deflate.c (what pppd uses).
+
+Negotiation is CCP's business (userppp/protocols/ccp.py); once CCP has
+chosen a method per direction, the data path makes one of each::
+
+    comp = make_compressor("bsd", 15)              # or ("deflate", 15), or 21/26/24
+    decomp = make_decompressor("bsd", 15, mru=1500)
+
+    protocol, payload = comp.compress(0x0021, ip_packet)
+    # protocol is 0x00FD with the compressed payload, or the original protocol
+    # with the original payload (not compressible, or a protocol the method
+    # leaves alone: BSD-Compress only takes 0x0021..0x00F9, Deflate anything
+    # up to 0x3FFF except 0xFB/0xFD)
+
+    result = decomp.receive(protocol, payload)     # every non-LCP/CCP frame
+    if result:                                     # (protocol, data)
+        ...
+    else:                                          # a DecompressError (falsy)
+        ...  # send CCP Reset-Request (or close CCP if result.fatal, as pppd)
+
+``receive`` decompresses 0x00FD frames and feeds other frames to the
+dictionary (``incomp``: the peer's compressor learnt them too), returning
+them unchanged. After an error the decompressor drops 0x00FD frames
+(``DecompressError("reset-wait")``) and learns nothing until ``reset()``,
+as the kernel does between an error and the Reset-Ack. The compressor is
+reset when we send a Reset-Ack, the decompressor when we receive one.
+
+Decompressed payloads never exceed ``mru`` octets: a packet that would is
+a ``DecompressError("toolong")`` (counted in ``stats["bombs"]``), found
+before anything past the bound is produced.
+
+Batch forms: ``compress_many(items)`` and ``receive_many(frames)`` take and
+give lists of (protocol, payload) (results or errors for ``receive_many``).
+"""
+import zlib
+from dataclasses import dataclass
+
+from userppp import core
+
+PROTO_COMP = 0x00FD       # compressed datagram (RFC 1962)
+PROTO_COMP_LINK = 0x00FB  # individual-link compressed datagram
+CI_BSD_COMPRESS = 21      # CCP option numbers
+CI_DEFLATE = 26
+CI_DEFLATE_DRAFT = 24
+
+BSD_BITS = range(9, 16)
+DEFLATE_WINDOWS = range(9, 16)   # the kernel refuses 8
+
+_METHODS = {"bsd": "bsd", "bsdcomp": "bsd", "bsd-compress": "bsd", CI_BSD_COMPRESS: "bsd",
+            "deflate": "deflate", CI_DEFLATE: "deflate", CI_DEFLATE_DRAFT: "deflate"}
+
+
+@dataclass(frozen=True)
+class DecompressError:
+    """Why a compressed packet was dropped. Falsy, so ``if result:`` tells
+    a result from an error.
+
+    reason: "seq" (sequence number not the expected one: a frame was lost
+    or duplicated), "short" (too short, or decodes to no protocol),
+    "code" (invalid data), "toolong" (would exceed the MRU: a bomb),
+    "reset-wait" (dropped while waiting for the Reset-Ack).
+    fatal: the kernel's DECOMP_FATALERROR classification (pppd closes CCP
+    with "Lost compression sync" instead of sending Reset-Request).
+    """
+    method: str
+    reason: str
+    fatal: bool = False
+
+    def __bool__(self):
+        return False
+
+
+# the kernel's classification: DECOMP_ERROR (Reset-Request) or
+# DECOMP_FATALERROR (pppd closes CCP: "Lost compression sync")
+_FATAL = {"seq": False, "short": False, "code": True, "toolong": True}
+
+
+def _method(method):
+    key = method.lower() if isinstance(method, str) else method
+    try:
+        return _METHODS[key]
+    except KeyError:
+        raise ValueError(f"unknown compression method {method!r}") from None
+
+
+def _check_bits(kind, bits):
+    allowed = BSD_BITS if kind == "bsd" else DEFLATE_WINDOWS
+    if bits not in allowed:
+        what = "code size" if kind == "bsd" else "window size"
+        raise ValueError(f"{_NAMES[kind]} {what} must be {allowed.start}..{allowed.stop - 1}")
+
+
+_NAMES = {"bsd": "BSD-Compress", "deflate": "Deflate"}
+
+
+class _Base:
+    method = ""
+
+    @property
+    def name(self):
+        """pppd's name for the method: "BSD-Compress (15)", "Deflate (15)"."""
+        return f"{_NAMES[self.method]} ({self.bits})"
+
+    @property
+    def ratio(self):
+        """Uncompressed octets per octet sent/received (1.0 when nothing yet)."""
+        s = self.stats
+        return s["bytes_in"] / s["bytes_out"] if s["bytes_out"] else 1.0
+
+
+class Compressor(_Base):
+    """Transmit side of one method. Counters in ``stats``:
+    packets, bytes_in (payload octets offered), bytes_out (payload octets
+    sent, compressed or not), comp_packets, comp_bytes (compressed payload
+    octets), incomp_packets/incomp_bytes (not shorter: sent as they were),
+    skipped (protocol the method leaves alone), resets."""
+
+    def __init__(self, bits):
+        self.bits = bits
+        self.stats = dict(packets=0, bytes_in=0, bytes_out=0, comp_packets=0, comp_bytes=0,
+                          incomp_packets=0, incomp_bytes=0, skipped=0, resets=0)
+
+    def _compress(self, protocol, payload):  # -> bytes | None | False (skipped)
+        raise NotImplementedError
+
+    def compress(self, protocol, payload):
+        """(0x00FD, compressed payload) or (protocol, payload) unchanged."""
+        s = self.stats
+        n = len(payload)
+        s["packets"] += 1
+        s["bytes_in"] += n
+        out = self._compress(protocol, payload)
+        if out:
+            s["comp_packets"] += 1
+            s["comp_bytes"] += len(out)
+            s["bytes_out"] += len(out)
+            return PROTO_COMP, out
+        if out is None:
+            s["incomp_packets"] += 1
+            s["incomp_bytes"] += n
+        else:
+            s["skipped"] += 1
+        s["bytes_out"] += n
+        return protocol, payload
+
+    def compress_many(self, items):
+        compress = self.compress
+        return [compress(p, pl) for p, pl in items]
+
+    def reset(self):
+        """On sending a CCP Reset-Ack: fresh dictionary, sequence from 0."""
+        self.stats["resets"] += 1
+        self._reset()
+
+
+class Decompressor(_Base):
+    """Receive side of one method. Counters in ``stats``: packets (0x00FD
+    frames seen), bytes_in (compressed payload octets), bytes_out (octets
+    produced), incomp_packets/incomp_bytes (learnt from uncompressed
+    frames), errors, seq_errors, short_errors, code_errors, bombs,
+    dropped (while waiting for a reset), resets."""
+
+    def __init__(self, bits, mru):
+        if not 0 <= mru <= 0xFFFF:
+            raise ValueError("mru must be 0..65535")
+        self.bits = bits
+        self.mru = mru
+        self.needs_reset = False
+        self.stats = dict(packets=0, bytes_in=0, bytes_out=0, incomp_packets=0,
+                          incomp_bytes=0, errors=0, seq_errors=0, short_errors=0,
+                          code_errors=0, bombs=0, dropped=0, resets=0)
+
+    _COUNTER = {"seq": "seq_errors", "short": "short_errors", "code": "code_errors",
+                "toolong": "bombs"}
+
+    def _error(self, reason):
+        s = self.stats
+        s["errors"] += 1
+        s[self._COUNTER[reason]] += 1
+        self.needs_reset = True
+        return DecompressError(self.method, reason, _FATAL[reason])
+
+    def decompress(self, payload):
+        """A 0x00FD payload -> (protocol, data) or a DecompressError."""
+        s = self.stats
+        s["packets"] += 1
+        s["bytes_in"] += len(payload)
+        if self.needs_reset:
+            s["dropped"] += 1
+            return DecompressError(self.method, "reset-wait", False)
+        r = self._decompress(payload)
+        if type(r) is tuple:
+            s["bytes_out"] += len(r[1])
+            return r
+        return self._error(r)
+
+    def incomp(self, protocol, payload):
+        """Learn a frame that arrived uncompressed (any protocol; those the
+        method leaves alone are ignored). True if learnt."""
+        if self.needs_reset:
+            return False
+        if self._incomp(protocol, payload):
+            self.stats["incomp_packets"] += 1
+            self.stats["incomp_bytes"] += len(payload)
+            return True
+        return False
+
+    def receive(self, protocol, payload):
+        """Any received data frame: decompress 0x00FD, learn the others and
+        return them unchanged."""
+        if protocol == PROTO_COMP:
+            return self.decompress(payload)
+        self.incomp(protocol, payload)
+        return protocol, payload
+
+    def receive_many(self, frames):
+        receive = self.receive
+        return [receive(p, pl) for p, pl in frames]
+
+    def reset(self):
+        """On receiving a CCP Reset-Ack: fresh dictionary, sequence from 0,
+        compressed frames accepted again."""
+        self.stats["resets"] += 1
+        self.needs_reset = False
+        self._reset()
+
+
+# ---- BSD-Compress -----------------------------------------------------------
+
+_BSD_ERRORS = {-20: "seq", -21: "code", -22: "toolong", -23: "short"}
+
+
+class BsdCompressor(Compressor):
+    method = "bsd"
+
+    def __init__(self, bits, backend=None):
+        _check_bits("bsd", bits)
+        super().__init__(bits)
+        self.state = core.bsd_state_class(backend)(bits, False)
+        self._reset = self.state.reset
+
+    def _compress(self, protocol, payload):
+        if not 0x21 <= protocol <= 0xF9:
+            return False
+        return self.state.compress(protocol, payload)
+
+
+class BsdDecompressor(Decompressor):
+    method = "bsd"
+
+    def __init__(self, bits, mru=1500, backend=None):
+        _check_bits("bsd", bits)
+        super().__init__(bits, mru)
+        self.state = core.bsd_state_class(backend)(bits, True, mru)
+        self._reset = self.state.reset
+        self._incomp = self.state.incomp
+
+    def _decompress(self, payload):
+        r = self.state.decompress(payload)
+        if type(r) is int:
+            return _BSD_ERRORS[r]
+        return 0x0000 | r[0], r[1]
+
+
+# ---- Deflate ----------------------------------------------------------------
+
+_SYNC_TAIL = b"\x00\x00\xff\xff"
+
+
+def _deflate_handles(protocol):
+    return 0 <= protocol <= 0x3FFF and protocol not in (PROTO_COMP, PROTO_COMP_LINK)
+
+
+def _pfc(protocol):
+    # protocol field compression inside the compressed data
+    return bytes((protocol,)) if protocol <= 0xFF else protocol.to_bytes(2, "big")
+
+
+class DeflateCompressor(Compressor):
+    """Raw deflate (no zlib header), default level, memLevel 8, flushed with
+    Z_SYNC_FLUSH after each packet, the trailing 00 00 FF FF not sent."""
+    method = "deflate"
+
+    def __init__(self, bits):
+        _check_bits("deflate", bits)
+        super().__init__(bits)
+        self._reset()
+
+    def _reset(self):
+        self.seqno = 0
+        self._z = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.bits, 8,
+                                   zlib.Z_DEFAULT_STRATEGY)
+
+    def _compress(self, protocol, payload):
+        if not _deflate_handles(protocol):
+            return False
+        seq = self.seqno
+        self.seqno = (seq + 1) & 0xFFFF
+        z = self._z
+        out = z.compress(_pfc(protocol) + payload) + z.flush(zlib.Z_SYNC_FLUSH)
+        # the sync flush always ends with an empty stored block's LEN/NLEN
+        n = len(out) - 4
+        if n + 2 < len(payload):
+            return seq.to_bytes(2, "big") + out[:n]
+        return None
+
+
+class DeflateDecompressor(Decompressor):
+    method = "deflate"
+
+    def __init__(self, bits, mru=1500):
+        _check_bits("deflate", bits)
+        super().__init__(bits, mru)
+        self._reset()
+
+    def _reset(self):
+        self.seqno = 0
+        self._z = zlib.decompressobj(-self.bits)
+
+    def _decompress(self, payload):
+        if len(payload) <= 2:
+            return "short"
+        if (payload[0] << 8 | payload[1]) != self.seqno:
+            return "seq"
+        self.seqno = (self.seqno + 1) & 0xFFFF
+        data = payload[2:]
+        # Senders strip the sync flush's 00 00 FF FF (the kernel does; such a
+        # packet never ends in FF); put it back so inflate ends on a block
+        # boundary. A sender that kept it is accepted as well.
+        if not data.endswith(_SYNC_TAIL):
+            data += _SYNC_TAIL
+        z = self._z
+        limit = self.mru + 3   # room to see one octet past the MRU
+        try:
+            out = z.decompress(data, limit)
+        except zlib.error:
+            return "code"
+        if z.eof:
+            return "code"  # a final block: the stream cannot go on
+        if not out:
+            return "short"
+        if out[0] & 1:
+            protocol, start = out[0], 1
+        elif len(out) >= 2:
+            protocol, start = out[0] << 8 | out[1], 2
+        else:
+            return "short"
+        if len(out) - start > self.mru or z.unconsumed_tail:
+            return "toolong"
+        return protocol, out[start:]
+
+    def _incomp(self, protocol, payload):
+        if not _deflate_handles(protocol):
+            return False
+        self.seqno = (self.seqno + 1) & 0xFFFF
+        data = _pfc(protocol) + payload
+        # add the octets to the history as stored blocks (what the kernel's
+        # inflateIncomp does to the window)
+        blocks = bytearray()
+        for i in range(0, len(data), 0xFFFF):
+            chunk = data[i:i + 0xFFFF]
+            n = len(chunk)
+            blocks += bytes((0, n & 0xFF, n >> 8, ~n & 0xFF, (~n >> 8) & 0xFF)) + chunk
+        try:
+            self._z.decompress(bytes(blocks))
+        except zlib.error:  # pragma: no cover - stored blocks always inflate
+            return False
+        return True
+
+
+# ---- construction -------------------------------------------------------------
+
+def make_compressor(method, bits, mru=1500, backend=None):
+    """Compressor for a method ("bsd", "deflate", or the CCP option number
+    21, 26 or 24) and code size / window (9..15). backend: "c" or "ref"
+    for BSD-Compress (default as userppp.core selects). mru is accepted for
+    symmetry (the compressor does not need it)."""
+    kind = _method(method)
+    if kind == "bsd":
+        return BsdCompressor(bits, backend)
+    return DeflateCompressor(bits)
+
+
+def make_decompressor(method, bits, mru=1500, backend=None):
+    """Decompressor; mru bounds the decompressed payload (our MRU)."""
+    kind = _method(method)
+    if kind == "bsd":
+        return BsdDecompressor(bits, mru, backend)
+    return DeflateDecompressor(bits, mru)
