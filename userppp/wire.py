@@ -106,6 +106,25 @@ def hex_bytes(data: bytes) -> str:
     return " " + bytes(data).hex(" ") if data else ""
 
 
+def hex_hiding_password(packet: bytes) -> str:
+    """``hex_bytes`` of a packet quoted inside a Protocol-Reject or a
+    Code-Reject, with the password of a PAP Authenticate-Request shown as
+    ``<hidden>``: code 1, id, length, Peer-ID length, Peer-ID, Passwd-Length,
+    Password (RFC 1334 section 2.2.1).  The layout is read from the bytes
+    present, whatever the length field says; a quote cut short hides what
+    there is of the password."""
+    packet = bytes(packet)
+    if len(packet) < 6 or packet[0] != 1:
+        return hex_bytes(packet)
+    start = 4 + 1 + packet[4] + 1           # first password byte
+    if start >= len(packet):                # no password byte in the quote
+        return hex_bytes(packet)
+    end = start + packet[start - 1]
+    if end == start:                        # empty password: nothing to hide
+        return hex_bytes(packet)
+    return hex_bytes(packet[:start]) + " <hidden>" + hex_bytes(packet[end:])
+
+
 def printable_string(data: bytes) -> str:
     """pppd's print_string: quoted, with non-printables escaped."""
     out = []
@@ -147,6 +166,9 @@ def describe_control(name: str, payload: bytes, describe_options=None,
         if data and 0x20 <= data[0] < 0x7F:
             return head + " " + printable_string(data)
         return head + hex_bytes(data)
+    if packet.code == Code.CODE_REJ:
+        # The rejected packet is quoted: it may be one that held a secret.
+        return head + hex_hiding_password(data)
     if describe_extra is not None:
         text = describe_extra(packet)
         if text is not None:

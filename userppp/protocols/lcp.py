@@ -20,12 +20,13 @@ from ..config.options import Option, OptionError, flag, integer
 from ..hdlc import UNESCAPABLE
 from ..fsm import Automaton, AutomatonConfig, NegotiationSpec, Verdict
 from ..wire import (Code, ControlPacket, RawOption, describe_control,
-                    encode_control, hex_bytes, join_options, printable_string,
-                    split_options)
+                    encode_control, hex_bytes, hex_hiding_password, join_options,
+                    printable_string, split_options)
 from .authpolicy import AuthMethod
 from .base import ProtocolHandler
 
 PPP_LCP = 0xC021
+PPP_PAP_BYTES = b"\xc0\x23"     # PAP's protocol number as a Protocol-Reject quotes it
 
 CI_MRU = 1
 CI_ASYNCMAP = 2
@@ -152,6 +153,12 @@ def describe_options(data: bytes) -> str:
 
 def _describe_extra(packet: ControlPacket) -> Optional[str]:
     data = packet.data
+    if packet.code == Code.PROT_REJ and len(data) >= 2:
+        # The rejected packet is quoted: a PAP Authenticate-Request holds a
+        # password, which is never dumped.
+        if data[:2] == PPP_PAP_BYTES:
+            return hex_bytes(data[:2]) + hex_hiding_password(data[2:])
+        return hex_bytes(data)
     if packet.code in (Code.ECHO_REQ, Code.ECHO_REP, Code.DISC_REQ) and len(data) >= 4:
         text = f" magic=0x{struct.unpack('!I', data[:4])[0]:x}"
         return text + hex_bytes(data[4:])

@@ -23,7 +23,7 @@ from userppp.config.options import integer
 from userppp.events import AuthFailed, AuthSucceeded
 from userppp.protocols.authpolicy import AuthMethod, AuthPolicy
 from userppp.protocols.base import ProtocolHandler
-from userppp.wire import decode_control, hex_bytes, printable_string
+from userppp.wire import decode_control, hex_bytes, hex_hiding_password, printable_string
 
 AUTHREQ, AUTHACK, AUTHNAK = 1, 2, 3
 CODE_NAMES = {AUTHREQ: "AuthReq", AUTHACK: "AuthAck", AUTHNAK: "AuthNak"}
@@ -42,6 +42,10 @@ OPTIONS = [
 
 
 pppd_string = printable_string     # pppd's print_string
+
+# The dump of a PAP packet quoted in a Protocol-Reject or Code-Reject: hex,
+# with an Authenticate-Request's password as <hidden>.
+hide_password = hex_hiding_password
 
 
 def visible(data: bytes) -> str:
