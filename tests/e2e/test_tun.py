@@ -12,7 +12,8 @@ import textwrap
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from netns import NetNamespace, UserNetNamespace, have_netns, have_userns  # noqa: E402
+from netns import (NetNamespace, UserNetNamespace, have_netns, have_userns,  # noqa: E402
+                   run_in_userns)
 
 pytestmark = pytest.mark.skipif(not have_netns(), reason="needs root and iproute2")
 
@@ -69,11 +70,13 @@ def test_configured_device_and_packet_from_the_stack(ns):
         sock.sendto(b"hello tun", ("10.9.0.2", 9999))
         packets = [dpkt.ip.IP(p) for p in wait_packets(tun, 1) if p[0] >> 4 == 4]
         udp = [p for p in packets if p.p == 17]
+        time.sleep(1.0)             # IPv6 would have sent RS/MLD by now
+        others = [p.hex()[:8] for p in tun.read_batch()]
         tun.close()
         print(json.dumps({
             "mtu": link["mtu"], "txqlen": link["txqlen"], "flags": link["flags"],
-            "addr": [(a["local"], a.get("address"), a["prefixlen"])
-                     for a in link["addr_info"] if a["family"] == "inet"],
+            "addr": [(a["family"], a["local"], a.get("address"), a["prefixlen"])
+                     for a in link["addr_info"]], "others": others,
             "src": socket.inet_ntoa(udp[0].src), "dst": socket.inet_ntoa(udp[0].dst),
             "dport": udp[0].data.dport, "payload": udp[0].data.data.decode(),
             "stats": [tun.stats.read_packets, tun.stats.read_bytes],
@@ -81,7 +84,8 @@ def test_configured_device_and_packet_from_the_stack(ns):
     """))
     assert result["mtu"] == 1400 and result["txqlen"] == 7
     assert "UP" in result["flags"] and "POINTOPOINT" in result["flags"]
-    assert result["addr"] == [["10.9.0.1", "10.9.0.2", 32]]
+    assert result["addr"] == [["inet", "10.9.0.1", "10.9.0.2", 32]], "no IPv6 address"
+    assert result["others"] == [], "nothing but what we sent (no IPv6 solicitations)"
     assert (result["src"], result["dst"], result["dport"], result["payload"]) == \
         ("10.9.0.1", "10.9.0.2", 9999, "hello tun")
     assert result["stats"][0] >= 1 and result["stats"][1] >= 37
@@ -127,6 +131,18 @@ def test_ping_answered_through_the_tun(ns):
     assert result["rc"] == 0, result["output"]
     assert "3 packets transmitted, 3 received" in result["output"]
     assert result["answered"] == 3 and result["written"] == 3
+
+
+@pytest.mark.skipif(not have_userns(), reason="no unprivileged user namespaces")
+def test_ping_answered_in_a_process_started_by_unshare():
+    """The container case as a user meets it: the process itself was started
+    by ``unshare --user --map-root-user --net`` (nothing joined from outside)."""
+    import json
+    done = run_in_userns(["/bin/sh", "-c", "ip link set lo up && exec \"$0\" -c \"$1\"",
+                          sys.executable, code(RESPONDER)])
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "3 packets transmitted, 3 received" in result["output"]
 
 
 def test_read_batch_limit_and_bad_packets_counted(ns):

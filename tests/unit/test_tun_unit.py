@@ -98,3 +98,46 @@ def test_dev_net_tun_not_accessible(monkeypatch):
     with pytest.raises(TunError) as info:
         TunDevice.open("ppp0")
     assert str(info.value).startswith("no permission to open /dev/net/tun (c")
+
+
+def test_ip_down_waits_for_ip_up_and_logs_as_pppd(tmp_path, monkeypatch):
+    import asyncio
+    from userppp.io.tun import IpScripts
+    record = tmp_path / "order"
+    up = tmp_path / "ip-up"
+    up.write_text(f"#!/bin/sh\nsleep 0.3\necho up >> {record}\nexit 3\n")
+    down = tmp_path / "ip-down"
+    down.write_text(f'#!/bin/sh\necho "down $BYTES_SENT" >> {record}\n')
+    up.chmod(0o755)
+    down.chmod(0o755)
+    monkeypatch.setenv("USERPPP_ETC", str(tmp_path))
+    lines = []
+    info = IpScriptInfo(ifname="ppp0", device="/dev/ttyS0", speed=38400,
+                        local="10.0.0.2", remote="10.0.0.1", bytes_sent=5)
+
+    async def session():
+        scripts = IpScripts(log=lines.append)     # paths from $USERPPP_ETC
+        task = scripts.start_up(info)
+        assert not task.done()
+        return await task, await scripts.down(info)
+    assert asyncio.run(session()) == (3, 0)
+    assert record.read_text() == "up\ndown 5\n"
+    assert lines[0].startswith(f"Script {up} started (pid ")
+    assert lines[1].startswith(f"Script {up} finished (pid ")
+    assert lines[1].endswith("), status = 0x300")
+    assert lines[3].endswith("), status = 0x0")
+
+
+def test_missing_scripts_are_skipped(tmp_path):
+    import asyncio
+    from userppp.io.tun import IpScripts
+    lines = []
+    info = IpScriptInfo(ifname="ppp0", device="/dev/ttyS0", speed=38400,
+                        local="10.0.0.2", remote="10.0.0.1")
+
+    async def session():
+        scripts = IpScripts(str(tmp_path / "no-up"), str(tmp_path / "no-down"),
+                            log=lines.append)
+        return await scripts.start_up(info), await scripts.down(info)
+    assert asyncio.run(session()) == (None, None)
+    assert lines == []

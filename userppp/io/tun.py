@@ -186,6 +186,8 @@ class TunDevice:
 
     Attributes: ``name``, ``fd`` (non-blocking), ``mtu``, ``txqueuelen``,
     ``created`` (False when we attached to a persistent device),
+    IPv6 is disabled on the device (there is no IPV6CP yet), so the kernel
+    sends no router solicitations or MLD reports into the link;
     ``local``/``remote`` (the addresses we set, or None), ``stats``.
     """
 
@@ -207,6 +209,7 @@ class TunDevice:
         self._our_default: Optional[list] = None   # args of the route we added
         self._replaced: list = []                  # routes we took away
         self._closed = False
+        self._ipv6_was: Optional[bool] = None   # disable_ipv6 before we set it
 
     # -- opening -----------------------------------------------------------
     @classmethod
@@ -248,6 +251,9 @@ class TunDevice:
             raise
         try:
             run_ip("link", "set", "dev", name, "mtu", mtu, "txqueuelen", txqueuelen)
+            # no IPV6CP yet: keep the kernel from sending router
+            # solicitations and MLD reports into the link
+            tun._ipv6_was = _set_disable_ipv6(name, True)
         except TunError:
             tun.close()
             raise
@@ -423,6 +429,8 @@ class TunDevice:
         state = self._snapshot
         if state is None:
             return
+        if self._ipv6_was is not None:
+            _set_disable_ipv6(self.name, self._ipv6_was)
         run_ip("link", "set", "dev", self.name, "mtu", state["mtu"],
                "txqueuelen", state["txqueuelen"],
                "up" if state["up"] else "down")
@@ -434,6 +442,22 @@ def _device_exists(name: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def _set_disable_ipv6(name: str, value: bool) -> Optional[bool]:
+    """Set net.ipv6.conf.NAME.disable_ipv6; the previous value, or None
+    where the kernel has no IPv6."""
+    path = f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"
+    try:
+        with open(path, "r+") as handle:
+            before = handle.read().strip() == "1"
+            handle.seek(0)
+            handle.write("1\n" if value else "0\n")
+        return before
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise TunError(f"cannot set {path}: {exc.strerror}") from None
 
 
 def _link_state(name: str) -> dict:
@@ -561,12 +585,13 @@ def ip_script_env(info: IpScriptInfo) -> dict:
 
 async def run_script(path: str, args: Sequence[str], env: Mapping,
                      output: Optional[int] = None,
-                     timeout: Optional[float] = None) -> Optional[int]:
+                     timeout: Optional[float] = None,
+                     on_start=None) -> Optional[int]:
     """Run ``path ARGS`` with exactly ``env``, stdin from /dev/null and its
     output to fd ``output`` (default: discarded).  Returns the exit status,
     or None if ``path`` is not an executable file (pppd skips a missing
     ip-up silently).  With ``timeout``, a script still running then is
-    killed (status -9)."""
+    killed (status -9).  ``on_start(pid)`` is called once it runs."""
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         return None
     sink = subprocess.DEVNULL if output is None else output
@@ -576,6 +601,8 @@ async def run_script(path: str, args: Sequence[str], env: Mapping,
             stdout=sink, stderr=sink, start_new_session=True)
     except OSError as exc:
         raise TunError(f"cannot run {path}: {exc.strerror}") from None
+    if on_start is not None:
+        on_start(process.pid)
     try:
         return await asyncio.wait_for(process.wait(), timeout)
     except asyncio.TimeoutError:
@@ -586,3 +613,61 @@ async def run_script(path: str, args: Sequence[str], env: Mapping,
             process.kill()
             await process.wait()
         raise
+
+
+def wait_status(returncode: int) -> int:
+    """asyncio's returncode as the raw wait status pppd prints."""
+    return -returncode if returncode < 0 else returncode << 8
+
+
+class IpScripts:
+    """ip-up and ip-down for one link, in pppd's order: ip-down does not
+    start until ip-up has finished.  ``up_path``/``down_path`` default to
+    /etc/ppp/ip-up and /etc/ppp/ip-down (under $USERPPP_ETC if set; the
+    ``ip-up-script``/``ip-down-script`` options override them).  ``log``
+    (optional) gets pppd's debug lines "Script X started (pid N)" and
+    "Script X finished (pid N), status = 0x..."."""
+
+    def __init__(self, up_path: Optional[str] = None, down_path: Optional[str] = None,
+                 *, output: Optional[int] = None, log=None):
+        from ..config.parser import etc_path
+        self.up_path = up_path or etc_path("ip-up")
+        self.down_path = down_path or etc_path("ip-down")
+        self.output = output
+        self.log = log
+        self._up: Optional[asyncio.Task] = None
+
+    @classmethod
+    def from_settings(cls, settings, **kwargs) -> "IpScripts":
+        return cls(getattr(settings, "ip_up_script", None),
+                   getattr(settings, "ip_down_script", None), **kwargs)
+
+    def start_up(self, info: IpScriptInfo) -> asyncio.Task:
+        """Start ip-up (not awaited: the link carries on meanwhile)."""
+        self._up = asyncio.ensure_future(self._run(self.up_path, info))
+        return self._up
+
+    async def down(self, info: IpScriptInfo) -> Optional[int]:
+        """Wait for a running ip-up, then run ip-down; its exit status or
+        None if there is no such script."""
+        if self._up is not None:
+            up, self._up = self._up, None
+            try:
+                await up
+            except TunError:
+                pass
+        return await self._run(self.down_path, info)
+
+    async def _run(self, path: str, info: IpScriptInfo) -> Optional[int]:
+        log, pids = self.log, []
+
+        def started(pid):
+            pids.append(pid)
+            if log is not None:
+                log(f"Script {path} started (pid {pid})")
+        status = await run_script(path, ip_script_args(info), ip_script_env(info),
+                                  output=self.output, on_start=started)
+        if status is not None and log is not None:
+            log(f"Script {path} finished (pid {pids[0]}), "
+                f"status = 0x{wait_status(status):x}")
+        return status
