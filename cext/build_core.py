@@ -19,6 +19,7 @@ SOURCES = [
     "fcs.c",
     "hdlc.c",
     "bsdcomp.c",
+    "vj.c",
 ]
 CFLAGS = ["-std=c99", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 

@@ -219,4 +219,91 @@ ptrdiff_t upp_bsd_decompress(upp_bsd *db, const uint8_t *in, size_t len,
                              uint8_t *out, size_t cap);
 /* UPP_CDEF_END */
 
+/* UPP_CDEF_BEGIN vj  (Van Jacobson TCP/IP header compression, RFC 1144) */
+enum {
+    UPP_PROTO_IP = 0x21,
+    UPP_PROTO_VJC_COMP = 0x2D,    /* VJ compressed TCP/IP */
+    UPP_PROTO_VJC_UNCOMP = 0x2F,  /* VJ uncompressed: slot id in the IP protocol field */
+    UPP_VJ_MAX_SLOTS = 16,        /* slot tables hold 1..16 slots (IPCP max-slot-id 0..15) */
+    UPP_VJ_HDR_MAX = 120,         /* 60 bytes of IP header + 60 of TCP header */
+    UPP_VJ_NO_SLOT = 255
+};
+
+/* One saved connection: the IP header (with options) and TCP header (with
+ * options) of its last packet, as the other end also holds them. */
+typedef struct upp_vj_slot {
+    uint8_t ip[60];
+    uint8_t tcp[60];
+    uint8_t next;     /* compressor: circular LRU list (as slhc keeps it) */
+    uint8_t valid;    /* decompressor: set by a good uncompressed packet */
+} upp_vj_slot;
+
+/* Compressor (transmit side). Treat as opaque; counters may be read. */
+typedef struct upp_vj_comp {
+    upp_vj_slot slot[16];
+    uint8_t nslots;
+    uint8_t compress_slot;  /* may omit the slot id (C bit clear) */
+    uint8_t oldest;         /* least recently used slot */
+    uint8_t current;        /* slot of the last VJ packet sent, or 255 */
+    uint64_t ip;            /* sent as plain IP (0x21): not TCP or not compressible */
+    uint64_t uncompressed;  /* sent as 0x2F */
+    uint64_t compressed;    /* sent as 0x2D */
+    uint64_t searches;      /* slot list steps */
+    uint64_t misses;        /* new connections (oldest slot reused) */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+} upp_vj_comp;
+
+/* Decompressor (receive side). */
+typedef struct upp_vj_decomp {
+    upp_vj_slot slot[16];
+    uint8_t nslots;
+    uint8_t current;        /* slot an implicit (C bit clear) packet refers to */
+    uint16_t reserved;
+    uint32_t mru;           /* longest IP packet emitted */
+    uint64_t ip;            /* 0x21 passed through (batch interface) */
+    uint64_t uncompressed;  /* 0x2F received */
+    uint64_t compressed;    /* 0x2D received */
+    uint64_t tossed;        /* 0x2D dropped: its slot awaits an uncompressed packet */
+    uint64_t errors;        /* malformed or inconsistent 0x2D/0x2F: dropped, all slots tossed */
+    uint64_t bad_checksum;  /* of errors: rebuilt TCP checksum wrong */
+    uint64_t tosses;        /* upp_vj_toss calls (line errors reported by the caller) */
+} upp_vj_decomp;
+
+/* nslots 1..16; compress_slot: 1 unless IPCP negotiated no slot-id compression. */
+int upp_vj_comp_init(upp_vj_comp *c, unsigned nslots, unsigned compress_slot);
+/* mru: 40..65535 (packets that would rebuild longer are errors). */
+int upp_vj_decomp_init(upp_vj_decomp *d, unsigned nslots, unsigned mru);
+
+/* Compress one IP packet into out (cap >= len suffices: output is never
+ * longer). Sets *protocol to 0x21, 0x2F or 0x2D; returns the length. */
+ptrdiff_t upp_vj_compress(upp_vj_comp *c, const uint8_t *pkt, size_t len,
+                          uint8_t *out, size_t cap, unsigned *protocol);
+/* Compress count packets (packet i is data[offsets[i]:offsets[i+1]]) back to
+ * back into out (cap >= offsets[count] - offsets[0]); rec gets two uint32 per
+ * packet: protocol and end offset in out. Returns the total length. */
+ptrdiff_t upp_vj_compress_many(upp_vj_comp *c, size_t count, const uint8_t *data,
+                               const uint32_t *offsets, uint8_t *out, size_t cap,
+                               uint32_t *rec);
+
+/* Decompress one frame's information field; protocol 0x2D or 0x2F (else
+ * UPP_ERR_PROTO). cap must be >= d->mru. Returns the IP packet's length, or 0
+ * when the frame was dropped (counted in tossed/errors). */
+ptrdiff_t upp_vj_uncompress(upp_vj_decomp *d, unsigned protocol, const uint8_t *in,
+                            size_t len, uint8_t *out, size_t cap);
+/* A frame was lost or damaged (deframer error): every slot waits for its
+ * next uncompressed packet. */
+void upp_vj_toss(upp_vj_decomp *d);
+/* Batch: frame i is data[offsets[i]:offsets[i+1]] with protocols[i]: 0x2D,
+ * 0x2F, 0x21 (copied through) or 0 (a toss marker: a line error at that
+ * point). Each emitted IP packet is appended to out at *outlen, rec gets two
+ * uint32 for it (input index, end offset) at 2 * *nrec. Stops before a frame
+ * whose result might not fit; returns the number of frames consumed or a
+ * negative error. */
+ptrdiff_t upp_vj_uncompress_many(upp_vj_decomp *d, size_t count,
+                                 const uint16_t *protocols, const uint8_t *data,
+                                 const uint32_t *offsets, uint8_t *out, size_t cap,
+                                 size_t *outlen, uint32_t *rec, size_t *nrec);
+/* UPP_CDEF_END */
+
 #endif /* UPP_H */

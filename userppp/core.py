@@ -374,3 +374,212 @@ def bsd_state_class(name=None):
 
 
 BsdState = bsd_state_class()
+
+
+# ---- VJ TCP/IP header compression (RFC 1144; cext/vj.c, twin userppp/ref/vj.py) ----
+
+class CVjCompressor:
+    """upp_vj_comp: IP packets in, (protocol, information field) out.
+
+    ``compress(packet) -> (protocol, bytes)``; ``compress_many(packets) ->
+    [(protocol, bytes), ...]`` in one C call; ``stats()``."""
+
+    STAT_KEYS = ("ip", "uncompressed", "compressed", "searches", "misses",
+                 "bytes_in", "bytes_out")
+
+    __slots__ = ("_ffi", "_lib", "_c", "_out", "_outc", "_cap", "_rec", "_nrec",
+                 "_proto", "_u8", "slots", "compress_slot")
+
+    def __init__(self, slots=16, compress_slot=True):
+        self._ffi, self._lib = ffi, lib = _load()
+        if not isinstance(slots, int) or not 1 <= slots <= 16:
+            raise ValueError("VJ slots must be 1..16")
+        self.slots, self.compress_slot = slots, bool(compress_slot)
+        self._c = ffi.new("upp_vj_comp *")
+        if lib.upp_vj_comp_init(self._c, slots, self.compress_slot) < 0:
+            raise ValueError("VjCompressor: invalid argument")
+        self._u8 = ffi.typeof("uint8_t[]")
+        self._proto = ffi.new("unsigned *")
+        self._cap = 0
+        self._nrec = 0
+        self._grow(1 << 16, 256)
+
+    def _grow(self, cap, nrec):
+        ffi = self._ffi
+        if cap > self._cap:
+            self._cap = max(cap, 2 * self._cap)
+            self._out = ffi.new("uint8_t[]", self._cap)
+            self._outc = ffi.cast("char *", self._out)
+        if nrec > self._nrec:
+            self._nrec = max(nrec, 2 * self._nrec)
+            self._rec = ffi.new("uint32_t[]", 2 * self._nrec)
+
+    def stats(self):
+        c = self._c
+        return {key: getattr(c, key) for key in self.STAT_KEYS}
+
+    def compress(self, packet):
+        if type(packet) is not bytes:
+            packet = bytes(packet)
+        n = len(packet)
+        if n > self._cap:
+            self._grow(n, 0)
+        r = self._lib.upp_vj_compress(self._c, packet, n, self._out, self._cap, self._proto)
+        if r < 0:
+            _raise(r, "VjCompressor.compress")
+        return self._proto[0], self._ffi.unpack(self._outc, r)
+
+    def compress_many(self, packets):
+        ffi = self._ffi
+        if type(packets) is not list:
+            packets = list(packets)
+        k = len(packets)
+        if not k:
+            return []
+        try:
+            data = b"".join(packets)
+        except TypeError:
+            packets = [bytes(p) for p in packets]
+            data = b"".join(packets)
+        ends = list(itertools.accumulate(map(len, packets)))
+        total = ends[-1]
+        if total > 0xFFFFFFFF:
+            raise ValueError("VjCompressor.compress_many: batch too large")
+        if total > self._cap or k > self._nrec:
+            self._grow(total, k)
+        offsets = ffi.new("uint32_t[]", k + 1)
+        offsets[1:k + 1] = ends
+        r = self._lib.upp_vj_compress_many(self._c, k, data, offsets, self._out,
+                                           self._cap, self._rec)
+        if r < 0:
+            _raise(r, "VjCompressor.compress_many")
+        blob = ffi.unpack(self._outc, r)
+        it = iter(ffi.unpack(self._rec, 2 * k))
+        res = []
+        start = 0
+        for p, e in zip(it, it):
+            res.append((p, blob[start:e]))
+            start = e
+        return res
+
+
+class CVjDecompressor:
+    """upp_vj_decomp: VJ frames in, IP packets out.
+
+    ``decompress(protocol, data) -> bytes | None`` (protocol 0x2D or 0x2F;
+    None: dropped and counted); ``decompress_many(frames) -> [bytes, ...]``
+    where frames are (protocol, data) pairs with protocol 0x2D, 0x2F or 0x21
+    (passed through), or None for a line error at that point; ``toss()`` (a
+    frame was lost or damaged); ``stats()``."""
+
+    STAT_KEYS = ("ip", "uncompressed", "compressed", "tossed", "errors",
+                 "bad_checksum", "tosses")
+    OUT_CAP = 1 << 18
+
+    __slots__ = ("_ffi", "_lib", "_d", "_out", "_outc", "_cap", "_rec", "_nrec",
+                 "_outlen", "_nout", "slots", "mru")
+
+    def __init__(self, slots=16, mru=1500):
+        self._ffi, self._lib = ffi, lib = _load()
+        if not isinstance(slots, int) or not 1 <= slots <= 16:
+            raise ValueError("VJ slots must be 1..16")
+        if not isinstance(mru, int) or not 40 <= mru <= 65535:
+            raise ValueError("VJ mru must be 40..65535")
+        self.slots, self.mru = slots, mru
+        self._d = ffi.new("upp_vj_decomp *")
+        if lib.upp_vj_decomp_init(self._d, slots, mru) < 0:
+            raise ValueError("VjDecompressor: invalid argument")
+        self._cap = max(self.OUT_CAP, 4 * mru)
+        self._out = ffi.new("uint8_t[]", self._cap)
+        self._outc = ffi.cast("char *", self._out)
+        self._nrec = 0
+        self._rec = None
+        self._outlen = ffi.new("size_t *")
+        self._nout = ffi.new("size_t *")
+
+    def stats(self):
+        d = self._d
+        return {key: getattr(d, key) for key in self.STAT_KEYS}
+
+    def toss(self):
+        self._lib.upp_vj_toss(self._d)
+
+    def decompress(self, protocol, data):
+        if protocol not in (0x2D, 0x2F):
+            raise ValueError("VjDecompressor.decompress: invalid PPP protocol number")
+        if type(data) is not bytes:
+            data = bytes(data)
+        r = self._lib.upp_vj_uncompress(self._d, protocol, data, len(data),
+                                        self._out, self._cap)
+        if r < 0:
+            _raise(r, "VjDecompressor.decompress")
+        return self._ffi.unpack(self._outc, r) if r else None
+
+    def decompress_many(self, frames):
+        ffi, lib = self._ffi, self._lib
+        protos, payloads = [], []
+        for f in frames:
+            if f is None:
+                protos.append(0)
+                payloads.append(b"")
+            else:
+                p, pl = f
+                if p not in (0x21, 0x2D, 0x2F):
+                    raise ValueError("VjDecompressor.decompress_many: invalid PPP protocol number")
+                protos.append(p)
+                payloads.append(pl if type(pl) is bytes else bytes(pl))
+        k = len(protos)
+        if not k:
+            return []
+        data = b"".join(payloads)
+        if len(data) > 0xFFFFFFFF:
+            raise ValueError("VjDecompressor.decompress_many: batch too large")
+        if k > self._nrec:
+            self._nrec = max(k, 2 * self._nrec, 64)
+            self._rec = ffi.new("uint32_t[]", 2 * self._nrec)
+        offsets = ffi.new("uint32_t[]", k + 1)
+        offsets[1:k + 1] = list(itertools.accumulate(map(len, payloads)))
+        protocols = ffi.new("uint16_t[]", protos)
+        res = []
+        outlen, nout = self._outlen, self._nout
+        done = 0
+        while done < k:
+            outlen[0] = 0
+            nout[0] = 0
+            r = lib.upp_vj_uncompress_many(self._d, k - done, protocols + done, data,
+                                           offsets + done, self._out, self._cap,
+                                           outlen, self._rec, nout)
+            if r < 0:
+                _raise(r, "VjDecompressor.decompress_many")
+            m = nout[0]
+            if m:
+                blob = ffi.unpack(self._outc, outlen[0])
+                it = iter(ffi.unpack(self._rec, 2 * m))
+                start = 0
+                for _, e in zip(it, it):
+                    res.append(blob[start:e])
+                    start = e
+            elif r == 0:
+                raise RuntimeError("VjDecompressor.decompress_many: no progress (bug)")
+            done += r
+        return res
+
+
+_C_VJ_BACKEND = types.SimpleNamespace(
+    name="c", VjCompressor=CVjCompressor, VjDecompressor=CVjDecompressor,
+    PROTO_IP=0x21, PROTO_VJC_COMP=0x2D, PROTO_VJC_UNCOMP=0x2F,
+)
+
+
+def vj_backend(name=None):
+    """The VJ implementation namespace: "c", "ref", or None for the default
+    (the C core unless USERPPP_PURE=1)."""
+    if name is None:
+        name = "ref" if PURE else "c"
+    if name == "ref":
+        from userppp.ref import vj as ref_vj
+        return ref_vj
+    if name == "c":
+        _load()
+        return _C_VJ_BACKEND
+    raise ValueError(f"unknown backend {name!r} (expected 'c' or 'ref')")
