@@ -131,3 +131,78 @@ def test_undefined_cells_change_nothing():
         fsm.state = State(state)
         fsm.event(event, 0.0)
         assert fsm.state == State(state) and services.sent == []
+
+
+# ---------------------------------------------------------------- replies
+def negotiating(last_id=0):
+    services = Services()
+    fsm = Automaton(0xC021, "LCP", RecordingSpec([]), services)
+    fsm.last_id = last_id
+    fsm.open(0.0)
+    fsm.up(0.0)
+    request = services.sent[-1]
+    assert fsm.state == State.REQ_SENT and request.code == Code.CONF_REQ
+    return fsm, services, request
+
+
+def reply(code, identifier, data=b""):
+    from userppp.wire import encode_control
+    return encode_control(code, identifier, data)
+
+
+def test_duplicate_ack_in_ack_rcvd_is_discarded():
+    """Without pppd's seen_ack the second copy is RCA in Ack-Rcvd
+    (scr/6x): a needless renegotiation."""
+    fsm, services, request = negotiating()
+    fsm.receive(reply(Code.CONF_ACK, request.identifier), 0.0)
+    assert fsm.state == State.ACK_RCVD
+    sent = len(services.sent)
+    fsm.receive(reply(Code.CONF_ACK, request.identifier), 0.0)
+    assert fsm.state == State.ACK_RCVD and len(services.sent) == sent
+    assert fsm.stats["stale_reply"] == 1
+
+
+def test_reply_before_any_request_is_discarded():
+    services = Services()
+    fsm = Automaton(0xC021, "LCP", RecordingSpec([]), services)
+    fsm.state = State.STOPPED
+    fsm.receive(reply(Code.CONF_ACK, 0), 0.0)
+    assert services.sent == [] and fsm.stats["stale_reply"] == 1
+
+
+def test_retransmission_accepts_a_reply_again():
+    fsm, services, request = negotiating()
+    fsm.handle_timer(fsm.next_timer())                # TO+: same id again
+    assert services.sent[-1].identifier == request.identifier
+    fsm.receive(reply(Code.CONF_ACK, request.identifier), 0.0)
+    assert fsm.state == State.ACK_RCVD
+
+
+@pytest.mark.parametrize("last_id", [254, 255])
+def test_identifier_zero_is_an_identifier_like_any_other(last_id):
+    fsm, services, request = negotiating(last_id)
+    assert request.identifier == (last_id + 1) & 0xFF
+    fsm.receive(reply(Code.CONF_ACK, request.identifier), 0.0)
+    assert fsm.state == State.ACK_RCVD
+
+
+def test_request_in_closed_closing_stopping_is_not_judged():
+    class Judging(RecordingSpec):
+        def judge_request(self, options, reject_naks):
+            self.log.append("judge")
+            return Verdict.ACK, options
+    for state, answer in ((State.CLOSED, Code.TERM_ACK), (State.CLOSING, None),
+                          (State.STOPPING, None)):
+        log = []
+        services = Services()
+        fsm = Automaton(0xC021, "LCP", Judging(log), services)
+        fsm.state = state
+        fsm.receive(reply(Code.CONF_REQ, 9, b"\x07\x02"), 0.0)
+        assert log == [] and fsm.state == state
+        assert [p.code for p in services.sent] == ([answer] if answer else [])
+    log = []
+    services = Services()
+    fsm = Automaton(0xC021, "LCP", Judging(log), services)
+    fsm.state = State.STOPPED                          # the RFC answers here: judged
+    fsm.receive(reply(Code.CONF_REQ, 9, b"\x07\x02"), 0.0)
+    assert log == ["judge"] and fsm.state == State.ACK_SENT
