@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Benchmark of CCP data compression (BSD-Compress, Deflate).
+
+    python bench/bench_compress.py [--quick] [--no-pure] [--no-vj]
+
+For each method and code size / window (9, 12, 15) on a text corpus and on
+random data, cut into 1500-octet packets (protocol 0x0021): compress and
+decompress MB/s of uncompressed payload through the public Python API
+(userppp.compress, one call per packet and through the batch forms), and
+the compression ratio (payload octets / octets sent, packets that did not
+shrink counted at their own size). Beside them, in the same run: zlib at
+the same window on the same packets (raw deflate, Z_SYNC_FLUSH per packet,
+which is Deflate's work without the PPP layer), and zlib on the corpus in
+one piece. The pure-Python BSD-Compress twin is timed on a few packets.
+
+If bench/bench_vj.py is present, its VJ section runs afterwards.
+Prints a table; never asserts on time.
+"""
+import argparse
+import glob
+import os
+import random
+import sys
+import time
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..")
+sys.path.insert(0, ROOT)
+
+from userppp.compress import make_compressor, make_decompressor  # noqa: E402
+
+PACKET = 1500
+PROTO = 0x0021
+
+
+def text_corpus(limit):
+    """Real text: the seed HOWTO and the project's own sources and docs."""
+    paths = [os.path.join(ROOT, "..", "shared", "seed", "ppp-mschap-callback-howto.txt"),
+             os.path.join(ROOT, "README.md")]
+    paths += sorted(glob.glob(os.path.join(ROOT, "userppp", "**", "*.py"), recursive=True))
+    paths += sorted(glob.glob(os.path.join(ROOT, "tests", "**", "*.py"), recursive=True))
+    out = bytearray()
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                out += f.read()
+        except OSError:
+            continue
+        if len(out) >= limit:
+            break
+    return bytes(out[:limit])
+
+
+def packets_of(data):
+    return [data[i:i + PACKET] for i in range(0, len(data), PACKET)]
+
+
+def timed(fn, min_time):
+    """Best-of repetitions: seconds per call of fn (run at least min_time)."""
+    best = float("inf")
+    t_end = time.perf_counter() + min_time
+    while True:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best = min(best, dt)
+        if time.perf_counter() >= t_end:
+            return best
+
+
+def bench_method(method, bits, pkts, min_time, batch=False, backend=None):
+    total = sum(map(len, pkts))
+    items = [(PROTO, p) for p in pkts]
+    wire = []
+
+    def comp_run():
+        c = make_compressor(method, bits, backend=backend)
+        if batch:
+            wire[:] = c.compress_many(items)
+        else:
+            compress = c.compress
+            wire[:] = [compress(PROTO, p) for p in pkts]
+        comp_run.ratio = c.ratio
+
+    t_c = timed(comp_run, min_time)
+    sent = sum(len(pl) for _, pl in wire)
+
+    def decomp_run():
+        d = make_decompressor(method, bits, mru=PACKET, backend=backend)
+        if batch:
+            out = d.receive_many(wire)
+        else:
+            receive = d.receive
+            out = [receive(p, pl) for p, pl in wire]
+        decomp_run.ok = all(out) and [pl for _, pl in out] == pkts
+
+    t_d = timed(decomp_run, min_time)
+    return total / t_c / 1e6, total / t_d / 1e6, total / sent, decomp_run.ok
+
+
+def bench_zlib(bits, pkts, min_time):
+    """Raw deflate at the same window, sync flush per packet (Deflate's
+    zlib work alone), and inflate of the same stream."""
+    total = sum(map(len, pkts))
+    out = []
+
+    def comp_run():
+        z = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -bits, 8)
+        out[:] = [z.compress(p) + z.flush(zlib.Z_SYNC_FLUSH) for p in pkts]
+
+    t_c = timed(comp_run, min_time)
+
+    def decomp_run():
+        z = zlib.decompressobj(-bits)
+        for o in out:
+            z.decompress(o)
+
+    t_d = timed(decomp_run, min_time)
+    sent = sum(min(len(o) - 2, len(p)) for o, p in zip(out, pkts))
+    return total / t_c / 1e6, total / t_d / 1e6, total / sent
+
+
+def bench_zlib_whole(bits, data, min_time):
+    def run():
+        z = zlib.compressobj(6, zlib.DEFLATED, -bits)
+        return z.compress(data) + z.flush()
+
+    t = timed(run, min_time)
+    n = len(run())
+    return len(data) / t / 1e6, len(data) / n
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run")
+    ap.add_argument("--no-pure", action="store_true", help="skip the pure-Python twin")
+    ap.add_argument("--no-vj", action="store_true", help="skip bench_vj.py's section")
+    args = ap.parse_args(argv)
+    size = 300_000 if args.quick else 2_000_000
+    min_time = 0.05 if args.quick else 0.5
+    rng = random.Random(1977)
+    corpora = {"text": text_corpus(size), "random": rng.randbytes(size // 2)}
+
+    print("CCP data compression, 1500-octet packets, protocol 0x0021; MB/s of payload")
+    print(f"text corpus {len(corpora['text'])} octets (seed HOWTO + sources), "
+          f"random {len(corpora['random'])} octets")
+    print()
+    hdr = f"{'case':<30} {'comp MB/s':>10} {'decomp MB/s':>12} {'ratio':>7}"
+    for name, data in corpora.items():
+        pkts = packets_of(data)
+        print(f"--- {name} ---")
+        print(hdr)
+        for bits in (9, 12, 15):
+            for method, label in (("bsd", "BSD-Compress"), ("deflate", "Deflate")):
+                c, d, r, ok = bench_method(method, bits, pkts, min_time)
+                flag = "" if ok else "  (ROUND TRIP FAILED)"
+                print(f"{label + f' ({bits})':<30} {c:>10.1f} {d:>12.1f} {r:>7.2f}{flag}")
+                c, d, r, ok = bench_method(method, bits, pkts, min_time, batch=True)
+                print(f"{'  batch (compress_many)':<30} {c:>10.1f} {d:>12.1f} {r:>7.2f}")
+            c, d, r = bench_zlib(bits, pkts, min_time)
+            print(f"{f'zlib -{bits} sync flush/packet':<30} {c:>10.1f} {d:>12.1f} {r:>7.2f}")
+            c, r = bench_zlib_whole(bits, data, min_time)
+            print(f"{f'zlib -{bits} whole corpus':<30} {c:>10.1f} {'':>12} {r:>7.2f}")
+        if not args.no_pure:
+            few = pkts[:20 if args.quick else 60]
+            c, d, r, ok = bench_method("bsd", 15, few, min_time, backend="ref")
+            print(f"{'BSD-Compress (15) pure Python':<30} {c:>10.2f} {d:>12.2f} {r:>7.2f}")
+        print()
+
+    vj = os.path.join(HERE, "bench_vj.py")
+    if os.path.exists(vj) and not args.no_vj:
+        print("--- VJ (bench/bench_vj.py) ---")
+        sys.path.insert(0, HERE)
+        import bench_vj  # noqa: E402
+        vj_argv = ["--quick"] if args.quick else []
+        if hasattr(bench_vj, "main"):
+            try:
+                bench_vj.main(vj_argv)
+            except TypeError:
+                sys.argv = [vj] + vj_argv
+                bench_vj.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
