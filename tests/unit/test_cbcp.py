@@ -10,7 +10,7 @@ from userppp.protocols.cbcp import (Cbcp, CallbackAgreed, CallbackDeclined, Call
                                     describe_parts, log_line, parse_options, OPTIONS)
 from userppp.wire import encode_control as pkt
 
-from test_ipcp import Pair, Services
+from test_ipcp import Pair, Services, seed_lines
 
 SEED_REQUEST = pkt(1, 1, bytes.fromhex("0102") + bytes.fromhex("0205000100"))
 SEED_RESPONSE_OPTION = bytes.fromhex("020B0501353535313131 00".replace(" ", ""))
@@ -109,6 +109,10 @@ def test_seed_exchange_as_caller():
         "rcvd [CBCP Ack id=0x1 < UserDefined delay = 5 number = 555111>] "
         "35 35 35 31 31 31 00",
         "peer will call: 555111"]
+    # ... which are the seed's own, from cbcp_lowerup to "peer will call".
+    seed = seed_lines(501, lambda m: True)
+    seed = seed[seed.index("cbcp_lowerup"):seed.index("peer will call: 555111") + 1]
+    assert s.texts() == [m for m in seed if "CHAP" not in m]
     assert h.next_timer() is None
 
 
