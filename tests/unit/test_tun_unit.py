@@ -141,3 +141,16 @@ def test_missing_scripts_are_skipped(tmp_path):
         return await scripts.start_up(info), await scripts.down(info)
     assert asyncio.run(session()) == (None, None)
     assert lines == []
+
+
+def test_script_info_from_settings():
+    from types import SimpleNamespace
+    settings = SimpleNamespace(device="/dev/ttyUSB0", speed=115200, ipparam="office",
+                               linkname=None)
+    info = IpScriptInfo.from_settings(settings, "ppp3", "10.0.0.2", "10.0.0.1",
+                                      peername="isp", dns1="10.0.0.53")
+    assert ip_script_args(info) == ["ppp3", "/dev/ttyUSB0", "115200", "10.0.0.2",
+                                    "10.0.0.1", "office"]
+    env = ip_script_env(info)
+    assert env["PEERNAME"] == "isp" and env["DNS1"] == "10.0.0.53"
+    assert "LINKNAME" not in env

@@ -186,9 +186,10 @@ class TunDevice:
 
     Attributes: ``name``, ``fd`` (non-blocking), ``mtu``, ``txqueuelen``,
     ``created`` (False when we attached to a persistent device),
-    IPv6 is disabled on the device (there is no IPV6CP yet), so the kernel
-    sends no router solicitations or MLD reports into the link;
     ``local``/``remote`` (the addresses we set, or None), ``stats``.
+
+    IPv6 is disabled on the device (there is no IPV6CP yet), so the kernel
+    sends no router solicitations or MLD reports into the link.
     """
 
     def __init__(self, device, name: str, created: bool, snapshot: Optional[dict],
@@ -203,7 +204,8 @@ class TunDevice:
         self.local: Optional[str] = None
         self.remote: Optional[str] = None
         self.stats = TunStats()
-        self._buffer = bytearray(max(mtu, DEFAULT_MTU) + 64)
+        # one packet per read; big enough for any MTU, so never truncated
+        self._buffer = bytearray(65536)
         self._view = memoryview(self._buffer)
         self._added = False                     # we added local/remote
         self._our_default: Optional[list] = None   # args of the route we added
@@ -293,9 +295,6 @@ class TunDevice:
     def set_mtu(self, mtu: int) -> None:
         run_ip("link", "set", "dev", self.name, "mtu", mtu)
         self.mtu = mtu
-        if len(self._buffer) < mtu + 64:
-            self._buffer = bytearray(mtu + 64)
-            self._view = memoryview(self._buffer)
 
     def set_txqueuelen(self, txqueuelen: int) -> None:
         run_ip("link", "set", "dev", self.name, "txqueuelen", txqueuelen)
@@ -542,6 +541,17 @@ class IpScriptInfo:
     bytes_sent: Optional[int] = None
     bytes_rcvd: Optional[int] = None
     extra: Mapping = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings, ifname: str, local: str, remote: str,
+                      **more) -> "IpScriptInfo":
+        """The line's part from the options (device, speed, ipparam,
+        linkname); the rest (peername, dns1, dns2, usepeerdns, counters)
+        from the caller."""
+        return cls(ifname=ifname, device=getattr(settings, "device", "") or "",
+                   speed=getattr(settings, "speed", 0) or 0, local=local,
+                   remote=remote, ipparam=getattr(settings, "ipparam", "") or "",
+                   linkname=getattr(settings, "linkname", "") or "", **more)
 
 
 def ip_script_args(info: IpScriptInfo) -> list:
