@@ -74,6 +74,8 @@ class Link:
         self.secrets = secrets
         self.rng = rng            # random.Random-like: magic numbers, challenges
         self._log_sink = log
+        self.stats = {"frames_in": 0, "frames_out": 0, "discarded": 0,
+                      "protocol_rejects_sent": 0, "log_errors": 0}
         self.log_lines: deque = deque(maxlen=LOG_LINES_KEPT)  # (level, text) when no sink
         self._output: list = []
         self._events: list = []
@@ -90,8 +92,6 @@ class Link:
         self.rejected_protocols: set = set()
         self.auth_pending: set = set()
         self.now = 0.0                     # time of the current input
-        self.stats = {"frames_in": 0, "frames_out": 0, "discarded": 0,
-                      "protocol_rejects_sent": 0}
 
     # -- LinkServices ---------------------------------------------------------------
     def send(self, protocol: int, payload: bytes) -> None:
@@ -121,7 +121,12 @@ class Link:
         if sink is None:
             self.log_lines.append((level, message))
         elif level <= self.log_level:
-            sink(level, message)
+            try:
+                sink(level, message)
+            except Exception:
+                # A log line that cannot be written (full disk, closed pipe)
+                # must not stop the protocol half-way: count it and go on.
+                self.stats["log_errors"] += 1
 
     # -- driver interface --------------------------------------------------------------
     def start(self, now: float) -> None:

@@ -127,3 +127,21 @@ def test_hex_dumps_keep_pppd_format():
     assert Other.describe(b"") == "XYZ"
     assert Other.describe(b"\x80\x21") == "XYZ 80 21"
     assert Pap.describe(encode_control(2, 1, b"\x02ok\xaa\xbb")) == 'PAP AuthAck id=0x1 "ok" aa bb'
+
+
+def test_a_failing_sink_never_breaks_the_link():
+    """A sink that raises (a full disk, a closed pipe) must not leave the
+    automaton half-way through a transition: the line is dropped and counted."""
+    class Broken:
+        level = 99
+
+        def __call__(self, level, text):
+            raise OSError(28, "No space left on device")
+
+    pair = Pair()
+    pair.a.link = Link(pair.a.link.settings, rng=random.Random(3), log=Broken())
+    pair.start()
+    pair.run(10, until=lambda: pair.a.link.phase == Phase.NETWORK
+             and pair.b.link.phase == Phase.NETWORK)
+    assert pair.a.link.phase == Phase.NETWORK and pair.b.link.phase == Phase.NETWORK
+    assert pair.a.link.stats["log_errors"] > 0
