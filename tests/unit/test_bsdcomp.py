@@ -78,14 +78,6 @@ def test_incompressible_rule_and_protocols(backend):
 
 # ---- the C core and its twin, byte for byte -----------------------------------------
 
-packet = st.one_of(
-    st.tuples(st.just("text"), st.integers(0, 1600)),
-    st.tuples(st.just("random"), st.integers(0, 600)),
-    st.tuples(st.just("repeat"), st.integers(0, 1600)),
-)
-protocols = st.sampled_from([0x21, 0x21, 0x21, 0x2D, 0x2F, 0x57, 0xF9, 0xFB, 0x8021, 0x20])
-
-
 def make_packet(rng, kind, n):
     if kind == "text":
         return text_like(rng, n)
@@ -94,33 +86,68 @@ def make_packet(rng, kind, n):
     return bytes([rng.randrange(256)]) * n
 
 
+PROTOCOLS = [0x21, 0x21, 0x21, 0x2D, 0x2F, 0x57, 0xF9, 0xFB, 0x8021, 0x20]
+ATTRS = ("seqno", "n_bits", "max_ent", "clear_count", "in_count", "bytes_out", "ratio",
+         "checkpoint")
+
+
+def twins_step(rng, cc, rc, cd, rd, proto, data, fate):
+    a, b = cc.compress(proto, data), rc.compress(proto, data)
+    assert a == b
+    if fate == "garbage":     # the receiver's view of a bad frame
+        a = rng.randbytes(rng.randrange(0, 40))
+    if fate == "reset":
+        for s in (cc, rc, cd, rd):
+            s.reset()
+        return
+    if a is None:
+        assert cd.incomp(proto, data) == rd.incomp(proto, data)
+    else:
+        if fate == "flip" and len(a) > 3:
+            i = rng.randrange(2, len(a))
+            a = a[:i] + bytes([a[i] ^ 1 << rng.randrange(8)]) + a[i + 1:]
+        assert cd.decompress(a) == rd.decompress(a)
+    for attr in ATTRS:
+        assert getattr(cc, attr) == getattr(rc, attr), attr
+        assert getattr(cd, attr) == getattr(rd, attr), attr
+
+
 @SETTINGS
-@given(bits=st.integers(9, 15), seed=st.integers(0, 2**32 - 1),
-       packets=st.lists(st.tuples(packet, protocols, st.integers(0, 9)), max_size=40))
-def test_c_equals_twin(bits, seed, packets):
+@given(bits=st.integers(9, 15), seed=st.integers(0, 2**32 - 1), count=st.integers(1, 80),
+       mix=st.sampled_from([(8, 1, 1), (1, 1, 0), (1, 0, 1), (0, 1, 0)]),
+       faults=st.sampled_from([0.0, 0.02, 0.1]))
+def test_c_equals_twin(bits, seed, count, mix, faults):
+    """Random packet sequences (text-like, random, runs; protocols in and out
+    of range; garbage, flipped bits, resets): same bytes and same state."""
     rng = random.Random(seed)
     cc, rc = core.CBsdState(bits, False), ref.BsdState(bits, False)
     cd, rd = core.CBsdState(bits, True, 1500), ref.BsdState(bits, True, 1500)
-    for (kind, n), proto, fate in packets:
-        data = make_packet(rng, kind, n)
-        a, b = cc.compress(proto, data), rc.compress(proto, data)
-        assert a == b
-        if fate == 0:   # the receiver's view of a bad frame: garbage
-            a = rng.randbytes(rng.randrange(0, 40))
-        if fate == 1:
-            cc.reset(), rc.reset(), cd.reset(), rd.reset()
-            continue
-        if a is None:
-            assert cd.incomp(proto, data) == rd.incomp(proto, data)
-        else:
-            if fate == 2 and len(a) > 3:   # one flipped bit
-                i = rng.randrange(2, len(a))
-                a = a[:i] + bytes([a[i] ^ 1 << rng.randrange(8)]) + a[i + 1:]
-            assert cd.decompress(a) == rd.decompress(a)
-        for attr in ("seqno", "n_bits", "max_ent", "clear_count", "in_count", "bytes_out",
-                     "ratio", "checkpoint"):
-            assert getattr(cc, attr) == getattr(rc, attr), attr
-            assert getattr(cd, attr) == getattr(rd, attr), attr
+    kinds = ["text"] * mix[0] + ["random"] * mix[1] + ["repeat"] * mix[2]
+    for _ in range(count):
+        kind = rng.choice(kinds)
+        data = make_packet(rng, kind, rng.randrange(0, 1600 if kind != "random" else 600))
+        r = rng.random()
+        fate = "ok" if r >= faults else rng.choice(["garbage", "flip", "reset"])
+        twins_step(rng, cc, rc, cd, rd, rng.choice(PROTOCOLS), data, fate)
+
+
+@pytest.mark.parametrize("bits", [12, 13, 14, 15])
+def test_c_equals_twin_full_dictionaries(bits):
+    # long enough to fill the dictionary, run the ratio check and clear
+    rng = random.Random(bits)
+    cc, rc = core.CBsdState(bits, False), ref.BsdState(bits, False)
+    cd, rd = core.CBsdState(bits, True, 1500), ref.BsdState(bits, True, 1500)
+    total = {12: 60_000, 13: 120_000, 14: 250_000, 15: 500_000}[bits]
+    sent = 0
+    full = False
+    while sent < total or rc.clear_count == 0:
+        kind = "text" if (sent * 3 // total) % 2 == 0 else "random"
+        data = make_packet(rng, kind, rng.randrange(200, 1500))
+        sent += len(data)
+        twins_step(rng, cc, rc, cd, rd, 0x21, data, "ok")
+        full = full or rc.max_ent == rc.maxmaxcode
+        assert sent < 3 * total
+    assert full and rc.clear_count >= 1 and rd.clear_count == rc.clear_count
 
 
 @SETTINGS
@@ -128,6 +155,13 @@ def test_c_equals_twin(bits, seed, packets):
        mru=st.integers(0, 2000))
 def test_garbage_never_raises_and_twins_agree(bits, garbage, mru):
     cd, rd = core.CBsdState(bits, True, mru), ref.BsdState(bits, True, mru)
+    # a dictionary with strings in it first, so garbage codes find some
+    warm = core.CBsdState(bits, False)
+    rng = random.Random(len(garbage))
+    for _ in range(3):
+        data = text_like(rng, 1000)
+        z = warm.compress(0x21, data)
+        cd.decompress(z), rd.decompress(z)
     for g in garbage:
         # a valid sequence number half the time, so the codes get decoded
         if g and g[0] & 1:
