@@ -35,7 +35,7 @@ import os
 import shlex
 import time as _time
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from .config.files import FileTooLarge, read_capped
 
@@ -344,7 +344,8 @@ class Chat:
     def __init__(self, script: Sequence[str], *, timeout: int = DEFAULT_TIMEOUT,
                  verbose: bool = False, phone: Optional[str] = None,
                  phone2: Optional[str] = None, env: Optional[dict] = None,
-                 echo: bool = False, report_file: Optional[str] = None):
+                 echo: bool = False, report_file: Optional[str] = None,
+                 report_writer: Optional[Callable[[str], None]] = None):
         self.script = list(script)
         self.timeout = timeout if timeout > 0 else DEFAULT_TIMEOUT
         self.verbose = verbose
@@ -352,7 +353,10 @@ class Chat:
         self.phone2 = phone2
         self.env = env
         self.echo = echo
-        self.report_file = report_file      # for the driver; chat -r
+        self.report_file = report_file      # chat -r FILE
+        # where REPORT lines go: chat -r's file (a :class:`ReportFile`), or
+        # None for Report actions (the driver writes them to stderr)
+        self.report_writer = report_writer
         self.hangup_enabled = True
         self.aborts: List[bytes] = []
         self.reports: List[bytes] = []
@@ -474,6 +478,9 @@ class Chat:
 
     def _finish(self, code: int):
         self.exit_code = code
+        close = getattr(self.report_writer, "close", None)
+        if close is not None:
+            close()
         self._actions.append(Done(code))
 
     def _resume(self, value):
@@ -544,8 +551,12 @@ class Chat:
         raise _Terminate(code)
 
     def _emit_report(self):
-        self._actions.append(Report(self._report_text.decode("latin-1")))
+        text = self._report_text.decode("latin-1")
         self._report_text = None
+        if self.report_writer is not None:
+            self.report_writer(text)
+        else:
+            self._actions.append(Report(text))
 
     def _chat_expect(self, word: str):
         if word in EXPECT_KEYWORDS:
@@ -871,13 +882,20 @@ def chat_from_argv(argv: Sequence[str], *, env: Optional[dict] = None) -> Chat:
                   verbose=verbose, phone=phone, phone2=phone2, echo=echo,
                   env=(dict(os.environ) if env is None else env) if use_env else None,
                   report_file=report_file)
-    if chat_file is not None:
-        if script:
-            raise ChatError("chat: -f and a script on the command line")
-        return Chat.from_file(chat_file, **kwargs)
-    if not script:
+    if chat_file is not None and script:
+        raise ChatError("chat: -f and a script on the command line")
+    if chat_file is None and not script:
         raise ChatError("chat: no script given")
-    return Chat(script, **kwargs)
+    if report_file is not None:
+        kwargs["report_writer"] = ReportFile(report_file, verbose=verbose)
+    try:
+        if chat_file is not None:
+            return Chat.from_file(chat_file, **kwargs)
+        return Chat(script, **kwargs)
+    except BaseException:
+        if report_file is not None:
+            kwargs["report_writer"].close()
+        raise
 
 
 def report_line(text: str, when: Optional[float] = None) -> str:
@@ -887,9 +905,53 @@ def report_line(text: str, when: Optional[float] = None) -> str:
     return f"chat:  {stamp}{text}"
 
 
+class ReportFile:
+    """chat's ``-r FILE``: each REPORT string's match, with the rest of its
+    line, is appended to FILE as :func:`report_line` formats it; with ``-v``
+    chat notes opening and closing the file there too.
+
+    The file is opened for appending when chat starts (a file that cannot be
+    opened is fatal, exit 2, as in chat(8)) and closed when the script ends.
+    A failed write is dropped (chat does not check its fprintf either)."""
+
+    def __init__(self, path: str, *, verbose: bool = False):
+        self.path = path
+        self.verbose = verbose
+        try:
+            self._file = open(path, "a", encoding="latin-1", errors="replace")
+        except (OSError, ValueError):
+            raise ChatError(f'cannot open "{path}" for appending',
+                            EXIT_IO_ERROR) from None
+        if verbose:
+            self._write(f'Opening "{path}"...\n')
+
+    def _write(self, text: str) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __call__(self, text: str) -> None:
+        self._write(report_line(text) + "\n")
+
+    def close(self) -> None:
+        if self._file is None:
+            return
+        if self.verbose:
+            self._write(f'Closing "{self.path}".\n')
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        self._file = None
+
+
 __all__ = [
     "Chat", "ChatError", "Send", "Break", "Log", "Say", "Echo", "Report",
     "SetHangup", "Done", "clean", "visible", "split_subexpect",
     "tokenize_script", "parse_chat_command", "chat_from_argv", "report_line",
-    "DEFAULT_TIMEOUT",
+    "ReportFile", "DEFAULT_TIMEOUT",
 ]

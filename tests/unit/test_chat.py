@@ -268,6 +268,71 @@ def test_report_ends_at_the_one_second_limit():
     assert run.code == 0
 
 
+def test_report_file_gets_the_reports_as_chat_r_writes_them(tmp_path):
+    """chat -r FILE: REPORT matches go to FILE (appended, chat's
+    "chat:  <date> <text>" lines; -v adds Opening/Closing), not to stderr."""
+    import re
+    report = tmp_path / "report"
+    report.write_text("earlier\n")
+    chat = chat_from_argv(["chat", "-v", "-r", str(report), "REPORT", "CONNECT",
+                           "", "ATDT1", "CONNECT", ""])
+    run = Run.__new__(Run)
+    run.chat, run.actions = chat, list(chat.start(0.0))
+    run.feed(b"CONNECT 38400/ARQ\r\n", 1)
+    assert run.code == 0
+    assert not [a for a in run.actions if isinstance(a, Report)]
+    lines = report.read_text().splitlines()
+    assert lines[0] == "earlier" and lines[1] == f'Opening "{report}"...'
+    assert re.fullmatch(r"chat:  [A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d CONNECT 38400/ARQ",
+                        lines[2]), lines
+    assert lines[3:] == [f'Closing "{report}".']
+
+
+def test_report_file_without_v_and_unopenable(tmp_path):
+    report = tmp_path / "r"
+    chat = chat_from_argv(["chat", "-r", str(report), "REPORT", "BUSY", "ABORT", "BUSY",
+                           "", "ATDT1", "CONNECT", ""])
+    chat.start(0.0)
+    assert done(chat.receive(b"BUSY now\r\n", 1)) == 4
+    assert [l.split(" ", 5)[-1] for l in report.read_text().splitlines()] == ["BUSY now"]
+    with pytest.raises(ChatError) as err:
+        chat_from_argv(["chat", "-r", str(tmp_path / "no" / "dir"), "", "ATZ"])
+    assert err.value.exit_code == 2
+    assert str(err.value) == f'cannot open "{tmp_path / "no" / "dir"}" for appending'
+
+
+def test_report_file_over_a_pty_with_run_connect(tmp_path):
+    """The built-in chat run by the driver, on a real pty: the report lands
+    in the file and nothing on stderr."""
+    import asyncio
+    import os
+    from userppp.io.modemline import run_connect
+    master, slave = os.openpty()
+    report = tmp_path / "report"
+    stderr = []
+    try:
+        os.set_blocking(slave, False)
+
+        async def modem():
+            await asyncio.sleep(0.2)
+            os.write(master, b"\r\nCONNECT 115200\r\n")
+
+        async def main():
+            answer = asyncio.create_task(modem())
+            result = await run_connect(
+                slave, f"chat -r {report} REPORT CONNECT '' ATDT1 CONNECT ''",
+                log=lambda text: None, stderr=stderr.append)
+            await answer
+            return result
+        result = asyncio.run(main())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert result.status == 0 and result.builtin, result
+    assert stderr == []
+    assert report.read_text().endswith(" CONNECT 115200\n")
+
+
 def test_say_echo_hangup():
     run = Run(["SAY", "dialling\\n", "HANGUP", "OFF", "ECHO", "ON", "OK", "",
                "HANGUP", "ON", "X", ""])

@@ -38,8 +38,8 @@ OPTIONS = [
     Option("debug", "debug", None, value=Increment(), default=0,
            aliases=("-d",),
            help="increase the debugging level (debug debug: level 2)"),
-    integer("kdebug", "kdebug", default=0, minimum=0,
-            help="kernel driver debug level (accepted for pppd compatibility)"),
+    integer("kdebug", "kdebug", default=0, minimum=0, compat=True,
+            help="kernel driver debug level (userppp has no kernel driver)"),
     Option("logfile", "logfile", str, value=Store(logfd=None), metavar="FILE",
            help="append log messages to FILE (instead of logfd)"),
     Option("logfd", "logfd", int_parser(0, INT_MAX), value=Store(logfile=None),
@@ -49,7 +49,7 @@ OPTIONS = [
            help="send log messages to no file or descriptor"),
 
     # -- detaching ---------------------------------------------------------
-    flag("nodetach", "nodetach", default=False, aliases=("-detach",),
+    flag("nodetach", "nodetach", default=False, aliases=("-detach",), compat=True,
          help="stay in the foreground (userppp always does unless updetach)"),
     flag("updetach", "updetach", default=False,
          help="detach from the controlling terminal once the link is up"),

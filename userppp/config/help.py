@@ -1,12 +1,13 @@
 """``--help``: usage built from the option tables, grouped by module.
 
 Only names, metavars, help lines and non-secret defaults are shown; a secret
-option's default is never printed.
+option's default is never printed.  An option accepted for pppd
+compatibility only (``Option.compat``) says so on its line.
 """
 
 from __future__ import annotations
 
-from userppp.config.options import Option
+from userppp.config.options import COMPAT_NOTE, Option
 
 PROGRAM = "userppp"
 WIDTH = 30
@@ -45,6 +46,8 @@ def format_help(groups) -> str:
         for option in options:
             label = _label(option)
             summary = (option.help or "") + _default(option)
+            if option.compat:
+                summary = f"{summary} {COMPAT_NOTE}".strip()
             if len(label) > WIDTH - 3:
                 lines.append(f"  {label}")
                 lines.append(f"  {'':<{WIDTH - 2}}{summary}".rstrip())

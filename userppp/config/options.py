@@ -37,6 +37,8 @@ class Option:
     secret   the argument is a secret: never echoed in logs or errors
     append   store into a list (option may be given many times)
     aliases  other names for the same option (e.g. "-detach" for "nodetach")
+    compat   accepted for pppd compatibility only: the option has no effect
+             in userppp (``--help`` says so); every other option must have one
     minimum, maximum
              the range of a numeric option (both given for every one:
              :func:`integer` fills them in; the parser's error names the
@@ -55,15 +57,20 @@ class Option:
     metavar: str = ""
     minimum: Optional[int] = None
     maximum: Optional[int] = None
+    compat: bool = False
 
     @property
     def takes_argument(self) -> bool:
         return self.parse is not None
 
 
-def flag(name, dest, value=True, default=None, help="", aliases=()):
+#: what ``--help`` adds to the line of a ``compat`` option
+COMPAT_NOTE = "(accepted for pppd compatibility; no effect)"
+
+
+def flag(name, dest, value=True, default=None, help="", aliases=(), compat=False):
     return Option(name, dest, None, value=value, default=default, help=help,
-                  aliases=tuple(aliases))
+                  aliases=tuple(aliases), compat=compat)
 
 
 #: pppd keeps every numeric option in a C int: the widest range any takes
@@ -90,20 +97,21 @@ def int_parser(minimum: int, maximum: int) -> Callable[[str], int]:
 
 
 def integer(name, dest, default=None, help="", minimum=0, maximum=INT_MAX,
-            metavar="N", aliases=()):
+            metavar="N", aliases=(), compat=False):
     """An integer option; without a declared range it takes 0..INT_MAX
     (what pppd's int holds, no negative counts or times)."""
     minimum = 0 if minimum is None else minimum
     maximum = INT_MAX if maximum is None else maximum
     return Option(name, dest, int_parser(minimum, maximum), default=default,
                   help=help, metavar=metavar, aliases=tuple(aliases),
-                  minimum=minimum, maximum=maximum)
+                  minimum=minimum, maximum=maximum, compat=compat)
 
 
 def text(name, dest, default=None, help="", secret=False, append=False,
-         metavar="STRING", aliases=()):
+         metavar="STRING", aliases=(), compat=False):
     return Option(name, dest, str, default=default, help=help, secret=secret,
-                  append=append, metavar=metavar, aliases=tuple(aliases))
+                  append=append, metavar=metavar, aliases=tuple(aliases),
+                  compat=compat)
 
 
 def parse_ipv4(text: str) -> str:
