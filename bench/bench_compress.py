@@ -173,13 +173,8 @@ def main(argv=None):
         print("--- VJ (bench/bench_vj.py) ---")
         sys.path.insert(0, HERE)
         import bench_vj  # noqa: E402
-        vj_argv = ["--quick"] if args.quick else []
-        if hasattr(bench_vj, "main"):
-            try:
-                bench_vj.main(vj_argv)
-            except TypeError:
-                sys.argv = [vj] + vj_argv
-                bench_vj.main()
+        # bench_vj.main(argv) takes its own options (--seconds, --packets, ...)
+        bench_vj.main(["--seconds", "0.2", "--packets", "2048"] if args.quick else [])
     return 0
 
 
