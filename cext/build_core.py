@@ -20,6 +20,8 @@ SOURCES = [
     "hdlc.c",
     "bsdcomp.c",
     "vj.c",
+    "csum.c",
+    "nat.c",
 ]
 CFLAGS = ["-std=c99", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 

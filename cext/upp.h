@@ -306,4 +306,137 @@ ptrdiff_t upp_vj_uncompress_many(upp_vj_decomp *d, size_t count,
                                  size_t *outlen, uint32_t *rec, size_t *nrec);
 /* UPP_CDEF_END */
 
+/* UPP_CDEF_BEGIN nat  (checksum RFC 1071/1624; NAPT RFC 3022/4787/5382/5508) */
+/* Ones' complement sum of data as big-endian 16-bit words (an odd last byte
+ * is padded with zero), added to initial, folded to 16 bits, not
+ * complemented. A header holding a correct checksum sums to 0xFFFF. */
+uint16_t upp_csum_sum(const uint8_t *data, size_t len, uint16_t initial);
+/* The Internet checksum of data: ~upp_csum_sum(data, len, 0). */
+uint16_t upp_inet_csum(const uint8_t *data, size_t len);
+/* RFC 1624 eqn. 3: checksum ck after a 16-bit (32-bit) field covered by it
+ * changed from old to new_: ~(~ck + ~old + new_). */
+uint16_t upp_csum_update16(uint16_t ck, uint16_t old, uint16_t new_);
+uint16_t upp_csum_update32(uint16_t ck, uint32_t old, uint32_t new_);
+
+enum {
+    /* upp_nat_batch() directions */
+    UPP_NAT_OUT = 0,           /* inside -> link: source becomes the outside address */
+    UPP_NAT_IN = 1,            /* link -> inside: destination back to the inside host */
+
+    /* per-packet verdicts (0 = translated, else the reason it was dropped) */
+    UPP_NAT_PASS = 0,
+    UPP_NAT_MALFORMED = 1,     /* bad version/IHL/length/header checksum, absurd
+                                  fragment offset, truncated L4 or embedded header */
+    UPP_NAT_NO_MAPPING = 2,    /* unsolicited inbound (no mapping, no forward), or an
+                                  ICMP error about a flow without a mapping */
+    UPP_NAT_NOT_INSIDE = 3,    /* outbound source (or embedded destination) is not in
+                                  the inside subnet */
+    UPP_NAT_NOT_OURS = 4,      /* inbound destination is not the outside address */
+    UPP_NAT_UNSUPPORTED = 5,   /* protocol or ICMP type the NAT does not translate */
+    UPP_NAT_FRAG_UNKNOWN = 6,  /* inbound later fragment whose first was not seen */
+    UPP_NAT_NO_PORT = 7,       /* no free outside port or identifier */
+    UPP_NAT_NO_ADDR = 8,       /* outside address not known yet (0.0.0.0) */
+    UPP_NAT_NVERDICTS = 9,
+
+    UPP_NAT_MAX_FORWARDS = 64,
+    UPP_NAT_NONE = -1,         /* no entry (index fields), as uint32 0xFFFFFFFF */
+
+    /* upp_nat_entry.tcp bits: what the mapping has seen */
+    UPP_NAT_TCP_OUT = 1,       /* a segment outbound */
+    UPP_NAT_TCP_IN = 2,        /* a segment inbound */
+    UPP_NAT_TCP_FIN_OUT = 4,
+    UPP_NAT_TCP_FIN_IN = 8,
+    UPP_NAT_TCP_RST = 16
+};
+
+typedef struct upp_nat_entry {
+    uint64_t last;         /* time of last use, ms */
+    uint32_t in_addr;      /* inside address (host byte order) */
+    uint32_t hnext_in;     /* hash chain by inside (proto, addr, port) */
+    uint32_t hnext_out;    /* hash chain by outside (proto, port) */
+    uint32_t prev, next;   /* use order, least recently used first; next
+                              also links the free list */
+    uint16_t in_port;      /* inside port, or ICMP echo identifier */
+    uint16_t out_port;     /* outside port or identifier */
+    uint8_t proto;         /* 6 TCP, 17 UDP, 1 ICMP; 0 = free */
+    uint8_t tcp;           /* UPP_NAT_TCP_* bits */
+    uint8_t reserved[2];
+} upp_nat_entry;
+
+typedef struct upp_nat_frag {
+    uint64_t last;         /* time the first fragment passed, ms */
+    uint32_t src;          /* remote (source) address */
+    uint32_t in_addr;      /* inside host the datagram goes to */
+    uint16_t id;           /* IP identification */
+    uint8_t proto;
+    uint8_t used;
+    uint32_t reserved;
+} upp_nat_frag;
+
+typedef struct upp_nat_forward {
+    uint32_t in_addr;
+    uint16_t out_port;
+    uint16_t in_port;
+    uint8_t proto;
+    uint8_t reserved[3];
+} upp_nat_forward;
+
+/* All state lives here and in caller memory given to upp_nat_init; nothing
+ * is allocated. Read the counters directly; change settings through the
+ * functions below. */
+typedef struct upp_nat {
+    uint32_t inside_net, inside_mask;  /* inside subnet, host byte order */
+    uint32_t outside;                  /* outside address, 0 = unknown */
+    uint32_t max_entries, nentries, hmask, max_frags;
+    uint32_t lru_head, lru_tail, free_head;
+    uint32_t timeout_udp, timeout_tcp_est, timeout_tcp_trans, timeout_icmp,
+             timeout_frag;             /* ms */
+    uint16_t mss;                      /* clamp TCP MSS in SYNs to this; 0 = off */
+    uint16_t port_lo, port_hi, cursor; /* outside port range, next to try */
+    uint32_t nforwards;
+    upp_nat_forward forwards[64];
+    upp_nat_entry *entries;
+    uint32_t *bucket_in, *bucket_out;
+    upp_nat_frag *frags;
+    uint64_t drops[9];                 /* by verdict; drops[0] unused */
+    uint64_t translated_out, translated_in;
+    uint64_t created, expired, evicted;
+    uint64_t mss_clamped, icmp_errors, frags_tracked;
+} upp_nat;
+
+/* Bytes of caller memory (8-byte aligned) for a table of max_entries
+ * mappings (1..1048576) and max_frags fragment slots (1..4096). */
+size_t upp_nat_mem_size(uint32_t max_entries, uint32_t max_frags);
+/* Defaults: inside 10.64.0.0/24, outside unknown, no MSS clamp, ports
+ * 1024-65535, timeouts UDP 300 s, TCP established 7440 s, TCP transitory
+ * 240 s, ICMP 60 s, fragments 30 s. */
+int upp_nat_init(upp_nat *n, void *mem, size_t memlen, uint32_t max_entries,
+                 uint32_t max_frags);
+/* Forwards must be re-added after a change of subnet. */
+int upp_nat_config(upp_nat *n, uint32_t inside_net, uint32_t inside_mask,
+                   unsigned mss);
+/* New outside address; existing mappings keep their ports (renumbered). */
+void upp_nat_set_outside(upp_nat *n, uint32_t outside);
+int upp_nat_set_timeouts(upp_nat *n, uint32_t udp_ms, uint32_t tcp_est_ms,
+                         uint32_t tcp_trans_ms, uint32_t icmp_ms, uint32_t frag_ms);
+int upp_nat_set_ports(upp_nat *n, unsigned lo, unsigned hi);
+/* Static mapping: inbound proto (6/17) to outside port out_port goes to
+ * in_addr:in_port (inside the subnet), and its replies go out from out_port. */
+int upp_nat_add_forward(upp_nat *n, unsigned proto, unsigned out_port,
+                        uint32_t in_addr, unsigned in_port);
+/* Translate count IPv4 packets in place: packet i is
+ * data[offsets[i] : offsets[i] + lens[i]]; lens[i] becomes the IP total
+ * length (trailing bytes dropped); verdicts[i] gets UPP_NAT_PASS or the drop
+ * reason. Returns the number translated. */
+size_t upp_nat_batch(upp_nat *n, unsigned dir, uint64_t now_ms, uint8_t *data,
+                     const uint32_t *offsets, uint32_t *lens, uint8_t *verdicts,
+                     size_t count);
+/* Remove every expired mapping; returns how many. */
+uint32_t upp_nat_expire(upp_nat *n, uint64_t now_ms);
+/* Baseline for benchmarks: copy count packets as upp_nat_batch would see
+ * them, touching each byte once, no translation. */
+size_t upp_nat_copy_batch(uint8_t *out, const uint8_t *data,
+                          const uint32_t *offsets, const uint32_t *lens, size_t count);
+/* UPP_CDEF_END */
+
 #endif /* UPP_H */

@@ -583,3 +583,186 @@ def vj_backend(name=None):
         _load()
         return _C_VJ_BACKEND
     raise ValueError(f"unknown backend {name!r} (expected 'c' or 'ref')")
+
+
+# ---- Internet checksum and NAT (cext/csum.c, cext/nat.c; twin userppp/ref/nat.py) ----
+
+def c_csum_sum(data, initial=0):
+    ffi, lib = _load()
+    if type(data) is not bytes:
+        data = ffi.from_buffer("uint8_t[]", data)
+    return lib.upp_csum_sum(data, len(data), initial)
+
+
+def c_inet_checksum(data):
+    ffi, lib = _load()
+    if type(data) is not bytes:
+        data = ffi.from_buffer("uint8_t[]", data)
+    return lib.upp_inet_csum(data, len(data))
+
+
+def c_csum_update16(ck, old, new):
+    return _load()[1].upp_csum_update16(ck, old, new)
+
+
+def c_csum_update32(ck, old, new):
+    return _load()[1].upp_csum_update32(ck, old, new)
+
+
+class CNatEngine:
+    """upp_nat with its table in memory owned here; the interface of
+    :class:`userppp.ref.nat.NatEngine`. One C call per batch of packets."""
+
+    STAT_KEYS = ("translated_out", "translated_in", "created", "expired", "evicted",
+                 "mss_clamped", "icmp_errors", "frags_tracked")
+    VERDICT_NAMES = ("pass", "malformed", "no_mapping", "not_inside", "not_ours",
+                     "unsupported", "frag_unknown", "no_port", "no_addr")
+
+    __slots__ = ("_ffi", "_lib", "_n", "_mem", "_cap", "_buf", "_cbuf", "_nrec", "_offs",
+                 "_lens", "_verd", "max_entries", "max_frags")
+
+    def __init__(self, max_entries=4096, max_frags=64):
+        self._ffi, self._lib = ffi, lib = _load()
+        size = lib.upp_nat_mem_size(max_entries, max_frags) if (
+            0 < max_entries <= 1 << 20 and 0 < max_frags <= 4096) else 0
+        if not size:
+            raise ValueError("NatEngine: invalid table size")
+        self._n = ffi.new("upp_nat *")
+        self._mem = ffi.new("uint64_t[]", size // 8)
+        if lib.upp_nat_init(self._n, self._mem, size, max_entries, max_frags) < 0:
+            raise ValueError("NatEngine: invalid table size")
+        self.max_entries, self.max_frags = max_entries, max_frags
+        self._cap = self._nrec = 0
+        self._grow(1 << 16, 64)
+
+    def _grow(self, cap, nrec):
+        ffi = self._ffi
+        if cap > self._cap:
+            self._cap = cap
+            self._buf = ffi.new("uint8_t[]", cap)
+            self._cbuf = ffi.buffer(self._buf)
+        if nrec > self._nrec:
+            self._nrec = nrec
+            self._offs = ffi.new("uint32_t[]", nrec)
+            self._lens = ffi.new("uint32_t[]", nrec)
+            self._verd = ffi.new("uint8_t[]", nrec)
+
+    # ---- settings
+    def configure(self, inside_net, inside_mask, mss):
+        if not (0 <= inside_net <= 0xFFFFFFFF and 0 <= inside_mask <= 0xFFFFFFFF
+                and 0 <= mss <= 65535) or \
+                self._lib.upp_nat_config(self._n, inside_net, inside_mask, mss) < 0:
+            raise ValueError("NatEngine.configure: invalid argument")
+
+    def set_outside(self, addr):
+        self._lib.upp_nat_set_outside(self._n, addr & 0xFFFFFFFF)
+
+    def set_timeouts(self, udp_ms, tcp_est_ms, tcp_trans_ms, icmp_ms, frag_ms):
+        values = (udp_ms, tcp_est_ms, tcp_trans_ms, icmp_ms, frag_ms)
+        if not all(0 < v <= 0xFFFFFFFF for v in values) or \
+                self._lib.upp_nat_set_timeouts(self._n, *values) < 0:
+            raise ValueError("NatEngine.set_timeouts: invalid argument")
+
+    def set_ports(self, lo, hi):
+        if not 1 <= lo <= hi <= 65535 or self._lib.upp_nat_set_ports(self._n, lo, hi) < 0:
+            raise ValueError("NatEngine.set_ports: invalid argument")
+
+    def add_forward(self, proto, out_port, in_addr, in_port):
+        ok = (0 <= proto <= 255 and 0 <= out_port <= 65535 and 0 <= in_port <= 65535
+              and 0 <= in_addr <= 0xFFFFFFFF)
+        r = self._lib.upp_nat_add_forward(self._n, proto, out_port, in_addr, in_port) if ok else -1
+        if r == -2:
+            raise ValueError("NatEngine.add_forward: too many forwards")
+        if r < 0:
+            raise ValueError("NatEngine.add_forward: invalid argument")
+
+    @property
+    def outside(self):
+        return self._n.outside
+
+    @property
+    def mss(self):
+        return self._n.mss
+
+    # ---- table
+    @property
+    def nentries(self):
+        return self._n.nentries
+
+    def entries(self):
+        """(proto, in_addr, in_port, out_port, tcp_bits, last_ms), least
+        recently used first."""
+        n, out = self._n, []
+        i = n.lru_head
+        while i != 0xFFFFFFFF:
+            e = n.entries[i]
+            out.append((e.proto, e.in_addr, e.in_port, e.out_port, e.tcp, e.last))
+            i = e.next
+        return out
+
+    def stats(self):
+        n = self._n
+        out = {key: getattr(n, key) for key in self.STAT_KEYS}
+        for i in range(1, len(self.VERDICT_NAMES)):
+            out["drop_" + self.VERDICT_NAMES[i]] = n.drops[i]
+        out["entries"] = n.nentries
+        return out
+
+    def expire(self, now_ms):
+        return self._lib.upp_nat_expire(self._n, now_ms)
+
+    def batch(self, direction, packets, now_ms):
+        """Translate each packet in one C call: (outputs, verdicts);
+        outputs[i] is the translated packet (bytes) or None when dropped."""
+        k = len(packets)
+        if not k:
+            return [], []
+        data = b"".join(packets)
+        lens = list(map(len, packets))
+        self._grow(len(data), k)
+        self._cbuf[0:len(data)] = data
+        offs = [0, *itertools.accumulate(lens)]
+        del offs[-1]
+        self._offs[0:k] = offs
+        self._lens[0:k] = lens
+        self._lib.upp_nat_batch(self._n, 1 if direction == 1 else 0, now_ms, self._buf,
+                                self._offs, self._lens, self._verd, k)
+        verdicts = self._ffi.unpack(self._verd, k)
+        newlens = self._ffi.unpack(self._lens, k)
+        buf = self._cbuf
+        outputs = [buf[o:o + n] if not v else None
+                   for o, n, v in zip(offs, newlens, verdicts)]
+        return outputs, list(verdicts)
+
+
+def c_nat_copy_batch(packets):
+    """Benchmark baseline: the C copy loop over one batch (no translation)."""
+    ffi, lib = _load()
+    data = b"".join(packets)
+    lens = [len(p) for p in packets]
+    offs = [0, *itertools.accumulate(lens)][:-1]
+    out = ffi.new("uint8_t[]", max(1, len(data)))
+    return lib.upp_nat_copy_batch(out, data, ffi.new("uint32_t[]", offs),
+                                  ffi.new("uint32_t[]", lens), len(packets))
+
+
+_C_NAT_BACKEND = types.SimpleNamespace(
+    name="c",
+    csum_sum=c_csum_sum, inet_checksum=c_inet_checksum,
+    csum_update16=c_csum_update16, csum_update32=c_csum_update32,
+    NatEngine=CNatEngine, OUT=0, IN=1, VERDICT_NAMES=CNatEngine.VERDICT_NAMES,
+)
+
+
+def nat_backend(name=None):
+    """The checksum/NAT implementation namespace: "c", "ref", or None for the
+    default (the C core unless USERPPP_PURE=1)."""
+    if name is None:
+        name = "ref" if PURE else "c"
+    if name == "ref":
+        from userppp.ref import nat as ref_nat
+        return ref_nat
+    if name == "c":
+        _load()
+        return _C_NAT_BACKEND
+    raise ValueError(f"unknown backend {name!r} (expected 'c' or 'ref')")

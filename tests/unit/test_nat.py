@@ -794,3 +794,37 @@ def test_random_bytes_never_raise(blobs, direction):
     ro, rv = r.batch(direction, blobs, 0)
     assert (co, cv) == (ro, rv)
     assert all(0 <= v < len(VERDICT_NAMES) for v in cv)
+
+
+@SETTINGS
+@given(st.lists(packet(OUT), min_size=1, max_size=30), st.lists(packet(IN), max_size=30),
+       st.lists(st.integers(1, 8), min_size=1, max_size=10))
+def test_batch_boundaries_do_not_matter(outbound, inbound, cuts):
+    """One batch or the same packets cut into random smaller batches: the
+    same outputs, verdicts, counters and table, in C and in the twin."""
+    whole = _engines(8, 1200, 1024, 65535)
+    split = _engines(8, 1200, 1024, 65535)
+    for direction, pkts in ((OUT, outbound), (IN, inbound)):
+        expect = [e.batch(direction, pkts, 5) for e in whole]
+        assert expect[0] == expect[1]
+        for e in split:
+            outs, verdicts, i, c = [], [], 0, 0
+            while i < len(pkts):
+                n = cuts[c % len(cuts)]
+                o, v = e.batch(direction, pkts[i:i + n], 5)
+                outs += o
+                verdicts += v
+                i += n
+                c += 1
+            assert (outs, verdicts) == expect[0]
+    for a, b in zip(whole, split):
+        assert a.stats() == b.stats() and a.entries() == b.entries()
+
+
+def test_large_batch_grows_buffers():
+    nat = make("c")
+    pkts = [udp("10.64.0.2", 3000 + i, SERVER, 53, b"x" * 1400) for i in range(300)]
+    out, verdicts = nat.translate(OUT, pkts, 0)
+    assert verdicts == [0] * 300
+    assert out == [udp(OUTSIDE, 3000 + i, SERVER, 53, b"x" * 1400) for i in range(300)]
+    assert nat.translate(OUT, [], 0) == ([], [])
