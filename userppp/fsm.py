@@ -296,6 +296,7 @@ class Automaton:
 
     def _sca(self, now, retransmit):
         self.spec.request_acked(now)
+        self.nak_loops = 0            # max-failure counts Naks without an Ack between
         self.last_acked = self.peer_packet.raw
         self.reacks_left = max(1, self.config.max_configure // 2)
         self._send(Code.CONF_ACK, self.peer_packet.identifier, self.reply_data)

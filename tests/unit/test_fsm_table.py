@@ -206,3 +206,23 @@ def test_request_in_closed_closing_stopping_is_not_judged():
     fsm.state = State.STOPPED                          # the RFC answers here: judged
     fsm.receive(reply(Code.CONF_REQ, 9, b"\x07\x02"), 0.0)
     assert log == ["judge"] and fsm.state == State.ACK_SENT
+
+
+def test_nak_count_restarts_after_an_ack():
+    """RFC 1661 4.6: Max-Failure counts Configure-Naks sent without sending
+    a Configure-Ack (pppd clears nakloops when it acks)."""
+    verdicts = []
+
+    class Spec(RecordingSpec):
+        def judge_request(self, options, reject_naks):
+            verdicts.append(reject_naks)
+            return (Verdict.ACK, options) if options == b"ok" else (Verdict.NAK, b"")
+    services = Services()
+    fsm = Automaton(0xC021, "LCP", Spec([]), services, AutomatonConfig(max_failure=2))
+    fsm.open(0.0)
+    fsm.up(0.0)
+    for data in (b"x", b"ok", b"x", b"x"):
+        fsm.receive(reply(Code.CONF_REQ, 3, data), 0.0)
+    assert verdicts == [False, False, False, False]
+    fsm.receive(reply(Code.CONF_REQ, 3, b"x"), 0.0)
+    assert verdicts[-1] is True
