@@ -3,7 +3,6 @@ not in PAP packets, and not in the copies of them that a Protocol-Reject or
 a Code-Reject quotes (sent or received)."""
 
 import random
-import struct
 
 import pytest
 
