@@ -560,3 +560,67 @@ def test_protocol_reject_stops_ipcp():
     h.protocol_rejected(1.0)
     assert h.fsm.state == State.STARTING and h.next_timer() is None
     assert s.events_of(IpcpFinished)
+
+
+_ADDRESS_CHOICES = [
+    {}, {"local_ip": "10.8.0.1"}, {"remote_ip": "10.8.0.9"},
+    {"local_ip": "10.8.0.1", "remote_ip": "10.8.0.9"},
+    {"local_ip": "10.8.0.2", "ipcp_accept_local": True},
+    {"remote_ip": "10.8.0.8", "ipcp_accept_remote": True},
+    {"ip_pool": ("10.9.0.10", "10.9.0.20"), "local_ip": "10.9.0.1"},
+]
+_EXTRA_CHOICES = [
+    {}, {"vj": False}, {"vjccomp": False}, {"vj_max_slots": 4}, {"usepeerdns": True},
+    {"ms_dns": ["10.0.0.53"]}, {"usepeerwins": True, "ms_wins": ["10.0.0.60"]},
+]
+
+
+@given(st.sampled_from(_ADDRESS_CHOICES), st.sampled_from(_ADDRESS_CHOICES),
+       st.sampled_from(_EXTRA_CHOICES), st.sampled_from(_EXTRA_CHOICES),
+       st.sampled_from([0.0, 0.2, 0.4]), st.integers(0, 1000))
+@hsettings(max_examples=120, deadline=None)
+def test_pair_outcomes_are_consistent(a_addr, b_addr, a_extra, b_extra, drop, seed):
+    """Whatever the two configurations and the loss: when both ends come up
+    they agree on both addresses and on VJ each way, and what one end was
+    given as name servers is what the other offered."""
+    pair = _pair(dict(a_addr, **a_extra), dict(b_addr, **b_extra), drop=drop, seed=seed)
+    pair.run(200)
+    ups_a, ups_b = pair.a.events_of(IpcpUp), pair.b.events_of(IpcpUp)
+    assert len(ups_a) <= 1 and len(ups_b) <= 1
+    if ups_a and ups_b and pair.ha.fsm.is_opened and pair.hb.fsm.is_opened:
+        a, b = ups_a[0], ups_b[0]
+        assert (a.local, a.remote) == (b.remote, b.local)
+        assert a.vj_tx == b.vj_rx and a.vj_rx == b.vj_tx
+        for vj in (a.vj_tx, a.vj_rx):
+            assert vj is None or 1 <= vj.slots <= 16
+        if a_extra.get("usepeerdns") and b_extra.get("ms_dns"):
+            assert a.dns == ("10.0.0.53", "10.0.0.53")
+        if a_extra.get("vj") is False or b_extra.get("vj") is False:
+            assert a.vj_tx is None and a.vj_rx is None
+    for services, handler in ((pair.a, pair.ha), (pair.b, pair.hb)):
+        if not handler.fsm.is_opened:
+            assert handler.fsm.state in (State.STOPPED, State.CLOSED, State.CLOSING,
+                                         State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT,
+                                         State.STOPPING)
+
+
+def test_restart_and_terminate_settings_take_effect():
+    s = Services(local_ip="10.0.0.1", ipcp_restart=7, ipcp_max_terminate=2)
+    h = started(s)
+    assert h.next_timer() == 7.0
+    h.close(1.0, "bye")
+    assert h.next_timer() == 8.0
+    h.handle_timer(8.0)
+    h.handle_timer(15.0)
+    terms = [p for _, p in s.sent if p[0] == 5]
+    assert len(terms) == 2 and h.fsm.state == State.CLOSED
+    assert s.events_of(IpcpFinished) == [IpcpFinished("bye")]
+
+
+def test_max_failure_setting_takes_effect_on_the_wire():
+    s = Services(local_ip="10.0.0.1", remote_ip="10.0.0.2", ipcp_max_failure=2)
+    h = started(s)
+    for ident in (1, 2, 3):
+        h.receive(pkt(1, ident, ADDR("10.0.0.77")), 1.0)
+    replies = [p[0] for _, p in s.sent[1:]]
+    assert replies == [3, 3, 4]          # two Naks, then a Reject

@@ -427,8 +427,6 @@ class Ipcp(ProtocolHandler, NegotiationSpec):
                         w.maxslotindex = value[2]
                     if not value[3]:
                         w.cflag = False
-                    if w.maxslotindex < 1:
-                        w.neg_vj = False          # fewer than 2 slots: no VJ
                 else:
                     w.neg_vj = False              # old VJ or another protocol
             elif kind in _DNS_TYPES:
@@ -517,8 +515,6 @@ class Ipcp(ProtocolHandler, NegotiationSpec):
                     fixed_slot, fixed_c = maxslot, cflag
                     if maxslot > allowed_max:
                         fixed_slot = allowed_max
-                    if maxslot < 1:
-                        fixed_slot = min(1, allowed_max)  # VJ needs 2 slots
                     if cflag and not self.settings.vjccomp:
                         fixed_c = 0
                     if (fixed_slot, fixed_c) != (maxslot, cflag):
