@@ -384,3 +384,10 @@ def test_reset_codes_before_opened_are_ignored_and_down_event():
     h.receive(pkt(5, 8, b"bye"), 0.3)
     assert "Compression disabled by peer." in s.texts(0)
     assert s.events_of(CcpDown) == [CcpDown()]
+
+
+def test_methods_from_the_link_services():
+    s = Services()
+    s.ccp_methods = frozenset({CI_DEFLATE})
+    started(s)
+    assert s.sent[-1][1] == pkt(1, 1, DEFL15)

@@ -236,7 +236,8 @@ class CcpOptions:
 
 class Ccp(ProtocolHandler, NegotiationSpec):
     """CCP for one link.  ``methods``: the option numbers the codecs behind us
-    implement (default all three); others are neither asked for nor accepted.
+    implement (default ``services.ccp_methods``, else all three); others are
+    neither asked for nor accepted.
 
     The Link opens it in the Network phase (with IPCP) unless ``noccp``
     (:meth:`enabled`); when disabled, the Link Protocol-Rejects CCP as pppd.
@@ -246,10 +247,14 @@ class Ccp(ProtocolHandler, NegotiationSpec):
     name = "CCP"
     extra_codes = frozenset({Code.RESET_REQ, Code.RESET_ACK})
 
-    def __init__(self, services, methods=ALL_METHODS):
+    def __init__(self, services, methods=None):
         ProtocolHandler.__init__(self, services)
         s = self.settings = services.settings
-        self.methods = frozenset(methods)
+        if methods is None:
+            # Built from the protocol table as cls(link): the Link may say
+            # which codecs it has (userppp.compress) as ``ccp_methods``.
+            methods = getattr(services, "ccp_methods", None)
+        self.methods = frozenset(ALL_METHODS if methods is None else methods)
         self.fsm = Automaton(PPP_CCP, "CCP", self, services, AutomatonConfig())
         self.want = CcpOptions()
         self.got = CcpOptions()
