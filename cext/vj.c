@@ -12,8 +12,10 @@
  *    plain IP or uncompressed (slhc would lose those bits);
  *  - decompressor: the rebuilt TCP checksum is verified; a "nothing changed"
  *    or SPECIAL_I/SPECIAL_D packet is checked against the rule the RFC 1144
- *    compressor follows for sending it; any error, and every line error the
- *    caller reports, makes every slot wait for its next uncompressed packet
+ *    compressor follows for sending it; SPECIAL_I/SPECIAL_D clear URG (sent
+ *    only for packets without it; slhc keeps the last packet's URG); any
+ *    error, and every line error the caller reports, makes every slot wait
+ *    for its next uncompressed packet
  *    (slhc resumes on any packet naming a slot, which can rebuild from a
  *    stale slot).
  * The Python twin is userppp/ref/vj.py.

@@ -431,36 +431,25 @@ class CVjCompressor:
 
     def compress_many(self, packets):
         ffi = self._ffi
-        if type(packets) is not list:
-            packets = list(packets)
         k = len(packets)
         if not k:
             return []
-        try:
-            data = b"".join(packets)
-        except TypeError:
-            packets = [bytes(p) for p in packets]
-            data = b"".join(packets)
+        data = b"".join(packets)
         ends = list(itertools.accumulate(map(len, packets)))
         total = ends[-1]
         if total > 0xFFFFFFFF:
             raise ValueError("VjCompressor.compress_many: batch too large")
         if total > self._cap or k > self._nrec:
             self._grow(total, k)
-        offsets = ffi.new("uint32_t[]", k + 1)
-        offsets[1:k + 1] = ends
-        r = self._lib.upp_vj_compress_many(self._c, k, data, offsets, self._out,
+        r = self._lib.upp_vj_compress_many(self._c, k, data,
+                                           ffi.new("uint32_t[]", [0, *ends]), self._out,
                                            self._cap, self._rec)
         if r < 0:
             _raise(r, "VjCompressor.compress_many")
         blob = ffi.unpack(self._outc, r)
-        it = iter(ffi.unpack(self._rec, 2 * k))
-        res = []
-        start = 0
-        for p, e in zip(it, it):
-            res.append((p, blob[start:e]))
-            start = e
-        return res
+        rec = ffi.unpack(self._rec, 2 * k)
+        ends = rec[1::2]
+        return list(zip(rec[0::2], [blob[a:b] for a, b in zip([0, *ends], ends)]))
 
 
 class CVjDecompressor:
@@ -517,29 +506,27 @@ class CVjDecompressor:
 
     def decompress_many(self, frames):
         ffi, lib = self._ffi, self._lib
-        protos, payloads = [], []
-        for f in frames:
-            if f is None:
-                protos.append(0)
-                payloads.append(b"")
-            else:
-                p, pl = f
-                if p not in (0x21, 0x2D, 0x2F):
-                    raise ValueError("VjDecompressor.decompress_many: invalid PPP protocol number")
-                protos.append(p)
-                payloads.append(pl if type(pl) is bytes else bytes(pl))
-        k = len(protos)
+        k = len(frames)
         if not k:
             return []
+        try:
+            protos, payloads = zip(*frames)
+        except (TypeError, ValueError):
+            # toss markers (None) among the frames
+            protos = [0 if f is None else f[0] for f in frames]
+            payloads = [b"" if f is None else f[1] for f in frames]
         data = b"".join(payloads)
-        if len(data) > 0xFFFFFFFF:
+        ends = list(itertools.accumulate(map(len, payloads)))
+        if ends[-1] > 0xFFFFFFFF:
             raise ValueError("VjDecompressor.decompress_many: batch too large")
         if k > self._nrec:
             self._nrec = max(k, 2 * self._nrec, 64)
             self._rec = ffi.new("uint32_t[]", 2 * self._nrec)
-        offsets = ffi.new("uint32_t[]", k + 1)
-        offsets[1:k + 1] = list(itertools.accumulate(map(len, payloads)))
-        protocols = ffi.new("uint16_t[]", protos)
+        offsets = ffi.new("uint32_t[]", [0, *ends])
+        try:
+            protocols = ffi.new("uint16_t[]", protos)
+        except OverflowError:
+            raise ValueError("VjDecompressor.decompress_many: invalid PPP protocol number")
         res = []
         outlen, nout = self._outlen, self._nout
         done = 0
@@ -554,11 +541,8 @@ class CVjDecompressor:
             m = nout[0]
             if m:
                 blob = ffi.unpack(self._outc, outlen[0])
-                it = iter(ffi.unpack(self._rec, 2 * m))
-                start = 0
-                for _, e in zip(it, it):
-                    res.append(blob[start:e])
-                    start = e
+                ends = ffi.unpack(self._rec, 2 * m)[1::2]
+                res += [blob[a:b] for a, b in zip([0, *ends], ends)]
             elif r == 0:
                 raise RuntimeError("VjDecompressor.decompress_many: no progress (bug)")
             done += r
