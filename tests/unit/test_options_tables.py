@@ -372,3 +372,42 @@ def test_the_source_walk_sees_reads():
     # the static check can tell: these are read, kdebug is not
     assert "lcp_max_terminate" in READS and "pap_timeout" in READS
     assert "kdebug" not in READS
+
+
+# -- GNU long options over the real tables -------------------------------------
+
+def _a_valid_argument(option, etc, tmp_path):
+    if isinstance(option.value, Include):
+        if option.value.peers:
+            (etc / "peers" / "isp").write_text("")
+            return "isp"
+        (tmp_path / "opts").write_text("")
+        return str(tmp_path / "opts")
+    candidates = ([str(option.minimum)] if option.minimum is not None else []) + [
+        "1", "10.0.0.1", "x", "0x0", "1f", "chat -v ''"]
+    for value in candidates:
+        try:
+            OptionParser().parse_words([option.name, value])
+            return value
+        except ConfigError:
+            continue
+    raise AssertionError(f"no valid argument found for '{option.name}'")
+
+
+WORD_OPTIONS = [(m, o) for m, o in ALL_OPTIONS
+                if not is_positional(o) and not isinstance(o.value, Exit)]
+
+
+@pytest.mark.parametrize("module, option", WORD_OPTIONS,
+                         ids=[o.name for _, o in WORD_OPTIONS])
+def test_every_option_is_a_long_option_too(etc, tmp_path, module, option):
+    for name in (option.name,) + tuple(option.aliases):
+        if name.startswith("-"):
+            continue            # -d, -detach: already dashed
+        if option.takes_argument:
+            value = _a_valid_argument(option, etc, tmp_path)
+            forms = ([name, value], [f"--{name}", value], [f"--{name}={value}"])
+        else:
+            forms = ([name], [f"--{name}"])
+        results = [vars(parse_command_line(f, system_options=False)) for f in forms]
+        assert all(r == results[0] for r in results), (name, forms)

@@ -544,3 +544,60 @@ def test_nul_byte_in_an_option_value(etc, tmp_path):
     f.write_text('password "ab\\0cd"\n')
     message = error_of(["file", str(f)])
     assert message == f"{f}:1: NUL byte in the value of option 'password'"
+
+
+# -- GNU long options ------------------------------------------------------------
+
+def test_long_options_equal_the_words(etc):
+    words = parse(["crtscts", "mru", "1000", "name", "bob", "debug", "debug",
+                   "plugin", "a.so", "plugin", "b.so", "/dev/ttyS1", "38400"])
+    for argv in (["--crtscts", "--mru", "1000", "--name", "bob", "--debug", "-d",
+                  "--plugin=a.so", "--plugin", "b.so", "/dev/ttyS1", "38400"],
+                 ["--crtscts", "--mru=1000", "--name=bob", "debug", "--debug",
+                  "plugin", "a.so", "--plugin=b.so", "/dev/ttyS1", "38400"]):
+        assert vars(parse(argv)) == vars(words), argv
+
+
+def test_long_option_value_may_hold_equals_and_dashes(etc):
+    assert parse(["--connect=chat -v '' AT=1"]).connect == "chat -v '' AT=1"
+    assert parse(["--connect", "--not-an-option"]).connect == "--not-an-option"
+    assert parse(["--name="]).name == ""
+
+
+def test_unknown_long_option_is_one_line_naming_it(etc):
+    assert error_of(["--foo"]) == "command line: unrecognized option '--foo'"
+    assert error_of(["--foo=1"]) == "command line: unrecognized option '--foo'"
+    assert error_of(["crtscts", "--tun", "ppp0"]) == (
+        "command line: unrecognized option '--tun'")
+    assert error_of(["---detach"]) == "command line: unrecognized option '---detach'"
+    assert error_of(["--<device>=/dev/x"]) == "command line: unrecognized option '--<device>'"
+
+
+def test_long_option_errors_name_the_option(etc):
+    assert error_of(["--crtscts=yes"]) == "command line: option '--crtscts' takes no argument"
+    assert error_of(["--mru"]) == "command line: option '--mru' needs an argument"
+    assert error_of(["--mru=20"]) == (
+        "command line: value 20 is below the minimum 128 for option 'mru'")
+    assert "s3cr3t" not in error_of(["--pin=s3cr3t"])
+
+
+def test_long_options_are_for_the_command_line_only(etc, tmp_path):
+    f = tmp_path / "o"
+    f.write_text("--crtscts\n")
+    assert error_of(["file", str(f)]) == f"{f}:1: unrecognized option '--crtscts'"
+
+
+def test_help_and_version_keep_their_names(etc):
+    for argv in (["--help"], ["--mru", "1000", "--help"], ["-h"], ["--crtscts", "--version"]):
+        with pytest.raises(EarlyExit):
+            parse(argv)
+    # a long option's value is no --help
+    assert parse(["--name", "--help"]).name == "--help"
+    assert parse(["--name=--help"]).name == "--help"
+
+
+def test_dump_is_the_same_for_long_and_word_forms(etc):
+    a, b = OptionParser(TABLES), OptionParser(TABLES)
+    a.parse_command_line(["mru", "700", "crtscts"], system_options=False)
+    b.parse_command_line(["--mru=700", "--crtscts"], system_options=False)
+    assert a.dump() == b.dump()

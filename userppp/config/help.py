@@ -38,7 +38,9 @@ def _group_title(name: str) -> str:
 def format_help(groups) -> str:
     """``groups``: ((module name, options), ...) as the parser normalizes them."""
     lines = [f"usage: {PROGRAM} [device] [speed] [local:remote] [options]",
-             "Options files: /etc/ppp/options, ~/.ppprc, file FILE, call NAME.", ""]
+             "Options files: /etc/ppp/options, ~/.ppprc, file FILE, call NAME.",
+             "On the command line each option is also --NAME VALUE, --NAME=VALUE"
+             " (a flag: --NAME).", ""]
     for name, options in groups:
         if not options:
             continue

@@ -27,6 +27,12 @@ These positional values land in the Settings attributes ``device``,
 :mod:`userppp.config.general` as options whose names start with ``<`` (which
 the parser never matches against a word, so they cannot be typed).
 
+On the command line every option is also a GNU long option: ``--name
+value``, ``--name=value``, and ``--name`` for a flag (``userppp --crtscts
+--mru=1500 --lcp-echo-interval 20``) give the same Settings as pppd's
+words; an unknown ``--word`` is an error naming it.  Options files take
+pppd's words only.
+
 Every configuration error is a :class:`ConfigError` whose message is one line
 naming the place (``file:line`` or ``command line``) and the option; its
 ``exit_code`` is pppd's option-error status.  A secret option's value never
@@ -79,6 +85,15 @@ class ConfigError(Exception):
         message = _printable(message)
         super().__init__(message)
         self.message = message
+
+
+class UnknownLongOption(Exception):
+    """``--name`` names no option (or gives a flag an ``=value``)."""
+
+    def __init__(self, name: str, takes_no_argument: bool = False):
+        super().__init__(name)
+        self.name = name
+        self.takes_no_argument = takes_no_argument
 
 
 class EarlyExit(Exception):
@@ -408,12 +423,42 @@ class OptionParser:
     def _where(word: Word, filename: Optional[str]) -> str:
         return f"{filename}:{word.line}" if filename else "command line"
 
+    def lookup(self, text: str, command_line: bool = True):
+        """The option a word names: (option, its name, inline argument).
+
+        Besides pppd's word (``mru``), the command line takes GNU long
+        options: ``--mru 1500``, ``--mru=1500``, ``--crtscts``; names
+        declared with dashes (``--help``, ``-d``) are matched as they are
+        first.  (None, None, None) for a word that names no option; a
+        ``--word`` naming none is a :class:`ConfigError`, raised by the
+        caller with the place (see :class:`UnknownLongOption`)."""
+        option = self.by_name.get(text)
+        if option is not None:
+            return option, text, None
+        if not command_line or not text.startswith("--") or text == "--":
+            return None, None, None
+        name, equals, inline = text[2:].partition("=")
+        option = self.by_name.get(name)
+        if option is None or name.startswith("-"):
+            raise UnknownLongOption(text if not equals else f"--{name}")
+        if equals and not option.takes_argument:
+            raise UnknownLongOption(f"--{name}", takes_no_argument=True)
+        return option, name, (inline if equals else None)
+
+    def _lookup(self, word: "Word", where: str, command_line: bool):
+        try:
+            return self.lookup(word.text, command_line)
+        except UnknownLongOption as error:
+            if error.takes_no_argument:
+                raise ConfigError(f"{where}: option '{error.name}' takes no argument") from None
+            raise ConfigError(f"{where}: unrecognized option '{error.name}'") from None
+
     def _process(self, words: list, label: str, filename: Optional[str]) -> None:
         i = 0
         while i < len(words):
             word = words[i]
             where = self._where(word, filename)
-            option = self.by_name.get(word.text)
+            option, name, inline = self._lookup(word, where, filename is None)
             if option is None:
                 if "\0" in word.text:
                     # pppd's words are C strings: nothing can hold a NUL
@@ -422,13 +467,18 @@ class OptionParser:
                 i += 1
                 continue
             if option.takes_argument:
-                if i + 1 >= len(words):
-                    raise ConfigError(f"{where}: option '{word.text}' needs an argument")
-                argument = words[i + 1]
-                i += 2
-                value = self._convert(option, word.text, argument.text,
+                if inline is not None:
+                    argument = Word(inline, word.line)
+                    i += 1
+                elif i + 1 >= len(words):
+                    shown = word.text if name == word.text else f"--{name}"
+                    raise ConfigError(f"{where}: option '{shown}' needs an argument")
+                else:
+                    argument = words[i + 1]
+                    i += 2
+                value = self._convert(option, name, argument.text,
                                       self._where(argument, filename))
-                self._apply(option, word.text, value, argument.text, where)
+                self._apply(option, name, value, argument.text, where)
                 if isinstance(option.value, Include):
                     path = (self._peer_path(argument.text, where)
                             if option.value.peers else argument.text)
@@ -439,7 +489,7 @@ class OptionParser:
                 i += 1
                 if isinstance(option.value, Exit):
                     raise EarlyExit(self._exit_text(option.value))
-                self._apply(option, word.text, None, None, where)
+                self._apply(option, name, None, None, where)
 
     def _convert(self, option: Option, name: str, text: str, where: str) -> Any:
         if "\0" in text:
@@ -542,10 +592,14 @@ class OptionParser:
         position win over every file (checked before reading any)."""
         i = 0
         while i < len(argv):
-            option = self.by_name.get(argv[i])
+            try:
+                option, _, inline = self.lookup(argv[i])
+            except UnknownLongOption:
+                option, inline = None, None     # reported in order, later
             if option is not None and isinstance(option.value, Exit):
                 raise EarlyExit(self._exit_text(option.value))
-            i += 2 if option is not None and option.takes_argument else 1
+            takes_next = option is not None and option.takes_argument and inline is None
+            i += 2 if takes_next else 1
 
     def _exit_text(self, action: Exit) -> str:
         if action.what == "version":
