@@ -176,6 +176,13 @@ def test_c_and_twin_identical_and_round_trip(pkts, cfg):
     assert results[0] == results[1]
     frames = results[0][0]
     assert all(len(f) <= len(p) for (_, f), p in zip(frames, pkts))
+    # the C bit: always with novjccomp, else exactly when the slot changes
+    prev = None
+    for (proto, f), slot in zip(frames, frame_slots(frames)):
+        if proto == 0x2D:
+            assert bool(f[0] & 0x40) == (not ccomp or slot != prev)
+        if proto != 0x21:
+            prev = slot
     # batch interface: the same frames, the same packets
     c, d = _pair("c", slots, ccomp)
     assert c.compress_many(pkts) == frames
@@ -230,6 +237,10 @@ def test_loss_never_wrong_and_resync_at_uncompressed(pkts, cfg, ops):
         _, d = _pair(backend, slots, ccomp)
         outs.append((_run(d, frames, events), d.stats()))
     assert outs[0] == outs[1]
+    # the batch interface with toss markers gives the same packets
+    _, d = _pair("c", slots, ccomp)
+    assert d.decompress_many([None if k == "toss" else frames[i] for k, i in events]) == \
+        [got for k, i, got in outs[0][0] if got is not None]
     synced = set()
     for kind, i, got in outs[0][0]:
         if kind == "toss":
