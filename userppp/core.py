@@ -571,6 +571,10 @@ def vj_backend(name=None):
 
 # ---- Internet checksum and NAT (cext/csum.c, cext/nat.c; twin userppp/ref/nat.py) ----
 
+from array import array as _array  # noqa: E402  (uint32 arrays copied into C in one go)
+
+assert _array("I").itemsize == 4
+
 def c_csum_sum(data, initial=0):
     ffi, lib = _load()
     if type(data) is not bytes:
@@ -702,13 +706,15 @@ class CNatEngine:
         if not k:
             return [], []
         data = b"".join(packets)
-        lens = list(map(len, packets))
+        lens = _array("I", map(len, packets))
         self._grow(len(data), k)
-        self._cbuf[0:len(data)] = data
-        offs = [0, *itertools.accumulate(lens)]
-        del offs[-1]
-        self._offs[0:k] = offs
-        self._lens[0:k] = lens
+        ffi = self._ffi
+        ffi.memmove(self._buf, data, len(data))
+        offs = _array("I", [0])
+        offs.extend(itertools.accumulate(lens))
+        offs.pop()
+        ffi.memmove(self._offs, offs, 4 * k)
+        ffi.memmove(self._lens, lens, 4 * k)
         self._lib.upp_nat_batch(self._n, 1 if direction == 1 else 0, now_ms, self._buf,
                                 self._offs, self._lens, self._verd, k)
         verdicts = self._ffi.unpack(self._verd, k)
