@@ -276,7 +276,7 @@ DECLARING = {"Option", "flag", "integer", "text", "address"}
 # name once its consumer lands (the test then holds it to the rule).
 PENDING = {
     # consumed by IPCP/driver (issue 10/9)
-    "mtu", "ipparam", "connect_delay",
+    "mtu", "connect_delay",
 }
 
 
