@@ -15,24 +15,27 @@ chosen a method per direction, the data path makes one of each::
     # up to 0x3FFF except 0xFB/0xFD)
 
     result = decomp.receive(protocol, payload)     # every non-LCP/CCP frame
-    if result:                                     # (protocol, data)
+    if result is not None:                         # (protocol, data)
         ...
-    else:                                          # a DecompressError (falsy)
-        ...  # send CCP Reset-Request (or close CCP if result.fatal, as pppd)
+    else:                                          # dropped: decomp.last_error
+        ...  # send CCP Reset-Request (or close CCP if last_error.fatal, as pppd)
 
 ``receive`` decompresses 0x00FD frames and feeds other frames to the
 dictionary (``incomp``: the peer's compressor learnt them too), returning
-them unchanged. After an error the decompressor drops 0x00FD frames
-(``DecompressError("reset-wait")``) and learns nothing until ``reset()``,
+them unchanged; ``decompress(payload)`` alone takes a 0x00FD payload (the
+interface userppp.datapath uses, with ``incomp``). A dropped packet gives
+None, and ``last_error`` says why (a :class:`DecompressError`). After an
+error the decompressor drops 0x00FD frames (reason "reset-wait") and
+learns nothing until ``reset()``,
 as the kernel does between an error and the Reset-Ack. The compressor is
 reset when we send a Reset-Ack, the decompressor when we receive one.
 
 Decompressed payloads never exceed ``mru`` octets: a packet that would is
-a ``DecompressError("toolong")`` (counted in ``stats["bombs"]``), found
+dropped with reason "toolong" (counted in ``stats["bombs"]``), found
 before anything past the bound is produced.
 
 Batch forms: ``compress_many(items)`` and ``receive_many(frames)`` take and
-give lists of (protocol, payload) (results or errors for ``receive_many``).
+give lists of (protocol, payload) (or None for dropped ones).
 """
 import zlib
 from dataclasses import dataclass
@@ -54,8 +57,8 @@ _METHODS = {"bsd": "bsd", "bsdcomp": "bsd", "bsd-compress": "bsd", CI_BSD_COMPRE
 
 @dataclass(frozen=True)
 class DecompressError:
-    """Why a compressed packet was dropped. Falsy, so ``if result:`` tells
-    a result from an error.
+    """Why a compressed packet was dropped (``Decompressor.last_error``);
+    falsy, like the None the packet gave.
 
     reason: "seq" (sequence number not the expected one: a frame was lost
     or duplicated), "short" (too short, or decodes to no protocol),
@@ -168,6 +171,7 @@ class Decompressor(_Base):
         self.bits = bits
         self.mru = mru
         self.needs_reset = False
+        self.last_error = None
         self.stats = dict(packets=0, bytes_in=0, bytes_out=0, incomp_packets=0,
                           incomp_bytes=0, errors=0, seq_errors=0, short_errors=0,
                           code_errors=0, bombs=0, dropped=0, resets=0)
@@ -180,21 +184,24 @@ class Decompressor(_Base):
         s["errors"] += 1
         s[self._COUNTER[reason]] += 1
         self.needs_reset = True
-        return DecompressError(self.method, reason, _FATAL[reason])
+        self.last_error = DecompressError(self.method, reason, _FATAL[reason])
 
     def decompress(self, payload):
-        """A 0x00FD payload -> (protocol, data) or a DecompressError."""
+        """A 0x00FD payload -> (protocol, data), or None (dropped; the
+        reason in ``last_error``: send a CCP Reset-Request)."""
         s = self.stats
         s["packets"] += 1
         s["bytes_in"] += len(payload)
         if self.needs_reset:
             s["dropped"] += 1
-            return DecompressError(self.method, "reset-wait", False)
+            self.last_error = DecompressError(self.method, "reset-wait", False)
+            return None
         r = self._decompress(payload)
         if type(r) is tuple:
             s["bytes_out"] += len(r[1])
             return r
-        return self._error(r)
+        self._error(r)
+        return None
 
     def incomp(self, protocol, payload):
         """Learn a frame that arrived uncompressed (any protocol; those the
