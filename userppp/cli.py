@@ -3,24 +3,42 @@
     userppp DEVICE [SPEED] [options...]
 
 ``main(argv)`` returns pppd's exit status (see :mod:`userppp.exitcodes`).
+
+The process: the signal policy (:mod:`userppp.io.signals`) is installed
+first, before the options are parsed; then one event loop runs for the whole
+life of the process (:class:`Process`): sessions, scripts, the link and the
+persist holdoff are coroutines in it, and no call in it blocks.  Every
+signal goes to what runs at the moment (pppd's semantics):
+
+* SIGINT/SIGTERM: "Terminating on signal N.", the link sends Terminate-Request
+  "User request", exit 5; a script gets the signal and fails (exit 8, or 5
+  under ``persist``); the holdoff ends and we quit.
+* SIGHUP: "Hangup (SIGHUP)", the link is closed, exit 16; under ``persist``
+  the link or the holdoff ends and we dial again.
+* SIGUSR1: one status line in the log.
+
+An exception that escapes any callback of the loop is fatal: one log line
+("Fatal error: ..."), the lock and pid files removed, exit 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import socket
 import sys
 import termios
-import time
-from typing import Optional, TextIO
+import traceback
+from typing import Callable, Optional, TextIO
 
 from .config.parser import ConfigError, EarlyExit, OptionParser
 from .config.secrets import Secrets, SecretsError
 from .config.tables import option_tables
 from .exitcodes import ExitCode
 from .protocols.authpolicy import AuthConfigError, AuthPolicy
+from .io import signals
 from .io.driver import LinkDriver
 from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
@@ -34,33 +52,96 @@ class Logger:
 
     Level 0 lines are always written; 1 with ``debug``; 2 with ``debug debug``
     (LCP echoes); 3 adds automaton state changes.
+
+    A write that fails (a full disk, a closed pipe) never breaks the link:
+    the line is dropped and counted in ``failures``; the first failure is
+    said once on another channel (standard error, or syslog when the log is
+    standard error).  Logfiles are created mode 0600 (debug logs hold
+    challenge/response pairs).
     """
 
     def __init__(self, settings, stream: Optional[TextIO] = None):
         self.level = settings.debug or 0
+        self.stream = stream
+        self.fd: Optional[int] = None
+        self.failures = 0
+        self._told = False
         if stream is not None:
-            self.stream = stream
+            self.where = "stream"
         elif settings.logfile:
-            self.stream = open(settings.logfile, "a", buffering=1)
+            self.where = f"logfile {settings.logfile}"
+            self.fd = os.open(settings.logfile,
+                              os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                              | os.O_NOCTTY, 0o600)
         elif settings.logfd is not None and settings.logfd >= 0:
-            self.stream = os.fdopen(os.dup(settings.logfd), "w", buffering=1)
+            self.where = f"logfd {settings.logfd}"
+            flags = fcntl.fcntl(settings.logfd, fcntl.F_GETFL)     # EBADF if closed
+            if flags & os.O_ACCMODE == os.O_RDONLY:
+                raise OSError(0, "not open for writing")
+            self.fd = os.dup(settings.logfd)
         elif settings.logfd == -1:
-            self.stream = None
+            self.where = "nolog"
         else:
-            self.stream = sys.stderr
+            self.where = "standard error"
+            self.fd = 2
 
     def __call__(self, level: int, text: str) -> None:
-        if self.stream is not None and level <= self.level:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+        if level <= self.level and (self.fd is not None or self.stream is not None):
+            self.write(text + "\n")
+
+    def write(self, text: str) -> None:
+        try:
+            if self.stream is not None:
+                self.stream.write(text)
+                self.stream.flush()
+                return
+            data = text.encode("utf-8", "replace")
+            while data:
+                written = os.write(self.fd, data)
+                data = data[written:]
+        except (OSError, ValueError) as error:
+            self.failures += 1
+            if not self._told:
+                self._told = True
+                self._say_elsewhere(error)
+
+    def _say_elsewhere(self, error) -> None:
+        why = getattr(error, "strerror", None) or str(error)
+        message = f"{PROG}: writing the log ({self.where}) failed: {why}; " \
+                  "further log lines that cannot be written are dropped"
+        if self.fd != 2:
+            try:
+                os.write(2, (message + "\n").encode())
+                return
+            except OSError:
+                pass
+        try:
+            import syslog
+            syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_DAEMON)
+            syslog.syslog(syslog.LOG_WARNING, message)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.fd is not None and self.fd != 2:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+        self.fd = None
 
 
 def _fail(message: str, code: ExitCode) -> int:
-    sys.stderr.write(f"{PROG}: {message}\n")
+    try:
+        os.write(2, f"{PROG}: {message}\n".encode("utf-8", "replace"))
+    except OSError:
+        pass
     return int(code)
 
 
 def main(argv: Optional[list] = None) -> int:
+    # First of all, before the options: the process's one signal policy.
+    policy = signals.install()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = OptionParser(option_tables())
     try:
@@ -89,65 +170,309 @@ def main(argv: Optional[list] = None) -> int:
         return _fail(" ".join(str(error).split()), ExitCode.OPTION_ERROR)
     try:
         log = Logger(settings)
-    except OSError as error:
+    except (OSError, OverflowError, ValueError) as error:
         where = (f"logfile {settings.logfile}" if settings.logfile
                  else f"logfd {settings.logfd}")
-        return _fail(f"can't open {where}: {error.strerror}", ExitCode.OPTION_ERROR)
-    return run_device(settings, secrets, log)
-
-
-def run_device(settings, secrets, log) -> int:
-    """Run sessions on the device: one, or with ``persist`` until the user
-    stops us or ``maxfail`` sessions in a row fail."""
-    pidfile = PidFile(settings.linkname) if settings.linkname else None
-    failures = 0
+        why = getattr(error, "strerror", None) or str(error)
+        return _fail(f"can't open {where}: {why}", ExitCode.OPTION_ERROR)
+    for warning in secrets.warnings:
+        log(0, warning)
     try:
-        while True:
-            _stop_on_signals()
-            status = run_once(settings, secrets, log, pidfile)
-            if not settings.persist or status in _FINAL:
-                return status
-            failures = failures + 1 if status not in (ExitCode.OK, ExitCode.HANGUP,
-                                                      ExitCode.PEER_DEAD) else 0
-            if settings.maxfail and failures >= settings.maxfail:
-                log(0, f"Exiting: {failures} failed attempts in a row (maxfail)")
-                return status
-            if settings.holdoff:
-                _stop_on_signals()
-                log(1, f"Waiting {settings.holdoff} seconds before reconnecting")
-                time.sleep(settings.holdoff)
-    except (Stop, KeyboardInterrupt) as stop:
-        signum = stop.signum if isinstance(stop, Stop) else signal.SIGINT
-        log(0, f"Terminating on signal {int(signum)}.")
-        return int(ExitCode.HANGUP if signum == signal.SIGHUP else ExitCode.USER_REQUEST)
+        return Process(settings, secrets, log, policy).run()
     finally:
-        if pidfile is not None:
-            pidfile.remove()
-
-
-class Stop(BaseException):
-    """A terminating signal outside the link driver (which handles its own):
-    unwinds through the finally clauses that remove lock and pid files."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_stop(signum, frame):
-    raise Stop(signum)
-
-
-def _stop_on_signals() -> None:
-    """(Re)install the handlers: asyncio's remove_signal_handler puts the
-    default ones back when a driver or script runner finishes."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_stop)
+        log.close()
 
 
 # Statuses after which ``persist`` does not try again (pppd's too).
 _FINAL = frozenset({ExitCode.USER_REQUEST, ExitCode.OPTION_ERROR, ExitCode.FATAL_ERROR,
                     ExitCode.LOCK_FAILED, ExitCode.OPEN_FAILED, ExitCode.LOOPBACK})
+
+# The longest single wait (asyncio's timers take any float, but a holdoff of
+# 9999999999 s is "for ever": wait in bounded steps).
+_MAX_WAIT = 86400.0
+
+
+class Process:
+    """One userppp process: the event loop, the signal policy's dispatch,
+    and the sessions on the device (one, or with ``persist`` until stopped)."""
+
+    def __init__(self, settings, secrets, log: Callable[[int, str], None],
+                 policy: Optional[signals.SignalPolicy] = None):
+        self.settings = settings
+        self.secrets = secrets
+        self.log = log
+        self.policy = policy or signals.install()
+        self.target: Optional[Callable[[int], None]] = None   # who gets signals now
+        self.quit_signal: Optional[int] = None   # SIGINT/SIGTERM: asked to quit
+        self.quit_logged = False
+        self.hangup_requested = False            # SIGHUP with nobody to take it
+        self.fatal: Optional[str] = None
+        self.phase = "Initialize"
+        self.driver: Optional[LinkDriver] = None
+        self._task: Optional[asyncio.Task] = None
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self, coroutine=None) -> int:
+        """Run the process's one event loop until the sessions end."""
+        with asyncio.Runner() as runner:
+            return runner.run(self._main(coroutine))
+
+    async def _main(self, coroutine=None) -> int:
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        loop.set_exception_handler(self._on_loop_exception)
+        self.policy.attach(loop)
+        subscription = self.policy.subscribe(self._on_signal)
+        try:
+            return await (coroutine if coroutine is not None else self.run_device())
+        except asyncio.CancelledError:
+            if self.fatal is not None:
+                return int(ExitCode.FATAL_ERROR)
+            raise
+        except Exception as error:          # a bug: fatal, said in one line
+            self._fatal(_describe(error))
+            return int(ExitCode.FATAL_ERROR)
+        finally:
+            subscription.close()
+            self.policy.detach()
+
+    def _on_loop_exception(self, loop, context) -> None:
+        error = context.get("exception")
+        if error is None:
+            self.log(1, f"asyncio: {context.get('message')}")
+            return
+        self._fatal(_describe(error))
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def _fatal(self, what: str) -> None:
+        if self.fatal is None:
+            self.fatal = what
+            self.log(0, f"Fatal error: {what}")
+
+    # -- signals ----------------------------------------------------------------------
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGUSR1:
+            self.log(0, self.driver.status_line() if self.driver is not None
+                     else f"Link status: phase {self.phase}")
+            return
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            if self.quit_signal is None:
+                self.quit_signal = signum
+        if self.target is not None:
+            self.target(signum)
+        elif signum == signal.SIGHUP:
+            self.hangup_requested = True
+
+    def _log_terminating(self, signum: int) -> None:
+        self.quit_logged = True
+        self.log(0, f"Terminating on signal {int(signum)}.")
+
+    def checkpoint(self) -> Optional[int]:
+        """Between steps: a signal that came while nobody listened ends the
+        attempt (SIGINT/SIGTERM: exit 5; SIGHUP: 16, redial under persist)."""
+        self.policy.poll()
+        if self.quit_signal is not None:
+            if not self.quit_logged:
+                self._log_terminating(self.quit_signal)
+            return int(ExitCode.USER_REQUEST)
+        if self.hangup_requested:
+            self.hangup_requested = False
+            self.log(0, "Hangup (SIGHUP)")
+            return int(ExitCode.HANGUP)
+        return None
+
+    # -- sessions ---------------------------------------------------------------------
+    async def run_device(self) -> int:
+        """Run sessions on the device: one, or with ``persist`` until the user
+        stops us or ``maxfail`` sessions in a row fail."""
+        settings = self.settings
+        stopped = self.checkpoint()
+        if stopped is not None and (stopped in _FINAL or not settings.persist):
+            return stopped
+        # the pid file is written only now that the signal policy runs
+        pidfile = PidFile(settings.linkname) if settings.linkname else None
+        failures = 0
+        try:
+            while True:
+                status = await self.run_once(pidfile)
+                if self.quit_signal is not None:
+                    # asked to quit: a signal outside the scripts ends with 5;
+                    # a signal to a script leaves its failure, except under
+                    # persist (pppd sees it in the holdoff wait)
+                    if not self.quit_logged and settings.persist:
+                        self._log_terminating(self.quit_signal)
+                    if self.quit_logged:
+                        return int(ExitCode.USER_REQUEST)
+                    return status
+                if not settings.persist or status in _FINAL:
+                    return status
+                failures = failures + 1 if status not in (ExitCode.OK, ExitCode.HANGUP,
+                                                          ExitCode.PEER_DEAD) else 0
+                if settings.maxfail and failures >= settings.maxfail:
+                    self.log(0, f"Exiting: {failures} failed attempts in a row (maxfail)")
+                    return status
+                if settings.holdoff and await self.holdoff(settings.holdoff):
+                    return int(ExitCode.USER_REQUEST)
+        finally:
+            if pidfile is not None:
+                pidfile.remove()
+
+    async def holdoff(self, seconds: float) -> bool:
+        """pppd's holdoff wait; True if a signal asked us to quit.  SIGHUP
+        ends the wait (we dial again at once)."""
+        stopped = self.checkpoint()
+        if stopped is not None:
+            return stopped == ExitCode.USER_REQUEST
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def on_signal(signum: int) -> None:
+            if signum == signal.SIGHUP:
+                self.log(0, "Hangup (SIGHUP)")
+            else:
+                self._log_terminating(signum)
+            if not woken.done():
+                woken.set_result(signum)
+
+        self.log(1, f"Waiting {seconds} seconds before reconnecting")
+        self.phase, self.target = "Holdoff", on_signal
+        try:
+            end = loop.time() + seconds
+            while not woken.done():
+                remaining = end - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(asyncio.shield(woken), min(remaining, _MAX_WAIT))
+                except (asyncio.TimeoutError, TimeoutError):
+                    pass
+        finally:
+            self.phase, self.target = "Dead", None
+        return self.quit_signal is not None
+
+    async def run_once(self, pidfile=None) -> int:
+        settings, log = self.settings, self.log
+        stopped = self.checkpoint()
+        if stopped is not None:
+            return stopped
+        lock = DeviceLock(settings.device, log=lambda text: log(0, text)) \
+            if settings.lock else None
+        if lock is not None:
+            try:
+                lock.acquire()
+            except LockError as error:
+                log(0, str(error))
+                return int(ExitCode.LOCK_FAILED)
+        try:
+            try:
+                line = Line.open(settings.device, settings.speed, crtscts=settings.crtscts,
+                                 xonxoff=settings.xonxoff, modem=settings.modem)
+            except OSError as error:
+                log(0, f"Failed to open {settings.device}: {error.strerror}")
+                return int(ExitCode.OPEN_FAILED)
+            except termios.error as error:
+                # not a tty (/dev/null, a file): pppd's set_up_tty dies, fatal()
+                log(0, f"tcgetattr: {error.args[-1]} ({settings.device} is not a serial line)")
+                return int(ExitCode.FATAL_ERROR)
+            try:
+                return await self.run_session(line, lock, pidfile)
+            finally:
+                line.close()
+        finally:
+            if lock is not None:
+                lock.release()
+            self.phase = "Dead"
+
+    async def run_script(self, kind: str, script: str, line) -> ConnectResult:
+        """An init, connect or disconnect script over the line.  A signal that
+        comes meanwhile goes to the script (pppd: kill_my_pg), which then fails."""
+        self.phase = kind
+        result = await run_connect(line.fileno(), script, log=lambda text: self.log(0, text),
+                                   signals=self.policy)
+        if result.signal in (signal.SIGINT, signal.SIGTERM) and self.quit_signal is None:
+            self.quit_signal = result.signal
+        return result
+
+    async def run_session(self, line, lock=None, pidfile=None) -> int:
+        """Scripts, then the link, then the disconnect script; pppd's order."""
+        settings, log = self.settings, self.log
+        leftover = b""
+        for kind, script, failed, code, done in (
+                ("Init", settings.init_script, "Initializer script failed",
+                 ExitCode.INIT_FAILED, "Serial port initialized."),
+                ("Connect", settings.connect_script, "Connect script failed",
+                 ExitCode.CONNECT_FAILED, "Serial connection established.")):
+            if not script:
+                continue
+            stopped = self.checkpoint()
+            if stopped is not None:
+                return stopped
+            result = await self.run_script(kind, script, line)
+            if result.status != 0 or result.hangup:
+                log(0, failed)
+                return int(code)
+            leftover += result.leftover
+            log(0, done)
+        stopped = self.checkpoint()
+        if stopped is not None:
+            return stopped
+        line.watch_carrier()
+        log(0, f"Connect: {PROG} <--> {settings.device}")
+        status = await self.run_link(line, leftover, lock, pidfile)
+        if settings.disconnect_script and status != ExitCode.HANGUP:
+            result = await self.run_script("Disconnect", settings.disconnect_script, line)
+            if result.status != 0:
+                log(0, "Disconnect script failed")
+            if result.signal in (signal.SIGINT, signal.SIGTERM) and not self.quit_logged:
+                # the link is over already: the signal asks us to quit (5)
+                self._log_terminating(result.signal)
+        if settings.modem and line.has_modem_lines:
+            self.phase = "Hangup"
+            await hangup_line(line.fileno(), 0.5)
+        return status
+
+    async def run_link(self, line, leftover: bytes, lock, pidfile) -> int:
+        settings, log = self.settings, self.log
+        # pppd's connect-delay: only after a connect script
+        delay = (settings.connect_delay or 0) / 1000.0 if settings.connect_script else 0.0
+        driver = LinkDriver(settings, line.fileno(), secrets=self.secrets, log=log,
+                            connect_delay=delay)
+        loop = asyncio.get_running_loop()
+        driver.network_up = loop.create_future()
+
+        def on_signal(signum: int) -> None:
+            if signum == signal.SIGHUP:
+                log(0, "Hangup (SIGHUP)")
+                driver.terminate(signum, "User request", ExitCode.HANGUP)
+            else:
+                self._log_terminating(signum)
+                driver.terminate(signum, "User request", ExitCode.USER_REQUEST)
+
+        self.driver, self.target, self.phase = driver, on_signal, "Establish"
+        try:
+            running = asyncio.ensure_future(driver.run(leftover))
+            if settings.updetach:
+                await asyncio.wait({running, driver.network_up},
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if driver.network_up.done() and not driver.network_up.cancelled() \
+                        and not running.done():
+                    # from the main coroutine, not a reader callback: the
+                    # child goes on with this very loop
+                    detach(lock, pidfile)
+            return await running
+        finally:
+            self.driver, self.target = None, None
+
+
+def _describe(error: BaseException) -> str:
+    """One line for an unexpected exception: type, message, where."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f" (at {os.path.basename(last.filename)}:{last.lineno} in {last.name})"
+    return f"{type(error).__name__}: {error}{where}"
 
 
 class PidFile:
@@ -173,35 +498,6 @@ class PidFile:
         self.owner = pid
 
 
-def run_once(settings, secrets, log, pidfile=None) -> int:
-    lock = DeviceLock(settings.device, log=lambda text: log(0, text)) \
-        if settings.lock else None
-    if lock is not None:
-        try:
-            lock.acquire()
-        except LockError as error:
-            log(0, str(error))
-            return int(ExitCode.LOCK_FAILED)
-    try:
-        try:
-            line = Line.open(settings.device, settings.speed, crtscts=settings.crtscts,
-                             xonxoff=settings.xonxoff, modem=settings.modem)
-        except OSError as error:
-            log(0, f"Failed to open {settings.device}: {error.strerror}")
-            return int(ExitCode.OPEN_FAILED)
-        except termios.error as error:
-            # not a tty (/dev/null, a file): pppd's set_up_tty dies, fatal()
-            log(0, f"tcgetattr: {error.args[-1]} ({settings.device} is not a serial line)")
-            return int(ExitCode.FATAL_ERROR)
-        try:
-            return asyncio.run(run_session(settings, secrets, log, line, lock, pidfile))
-        finally:
-            line.close()
-    finally:
-        if lock is not None:
-            lock.release()
-
-
 def detach(lock, pidfile) -> None:
     """``updetach``: once the link is up, go on in the background."""
     pid = os.fork()
@@ -216,48 +512,6 @@ def detach(lock, pidfile) -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
-
-
-async def run_script(kind: str, script: str, line, log) -> ConnectResult:
-    """An init, connect or disconnect script over the line.  A signal that
-    comes meanwhile goes to the script (pppd: kill_my_pg), which then fails."""
-    return await run_connect(line.fileno(), script, log=lambda text: log(0, text),
-                             signals=True)
-
-
-async def run_session(settings, secrets, log, line, lock=None, pidfile=None) -> int:
-    """Scripts, then the link, then the disconnect script; pppd's order."""
-    leftover = b""
-    for kind, script, failed, code, done in (
-            ("Init", settings.init_script, "Initializer script failed",
-             ExitCode.INIT_FAILED, "Serial port initialized."),
-            ("Connect", settings.connect_script, "Connect script failed",
-             ExitCode.CONNECT_FAILED, "Serial connection established.")):
-        if not script:
-            continue
-        result = await run_script(kind, script, line, log)
-        if result.status != 0 or result.hangup:
-            log(0, failed)
-            if settings.persist and result.signal in (signal.SIGINT, signal.SIGTERM):
-                # pppd notices the signal in its holdoff wait and quits
-                log(0, f"Terminating on signal {int(result.signal)}.")
-                return int(ExitCode.USER_REQUEST)
-            return int(code)
-        leftover += result.leftover
-        log(0, done)
-    line.watch_carrier()
-    log(0, f"Connect: {PROG} <--> {settings.device}")
-    on_network = (lambda: detach(lock, pidfile)) if settings.updetach else None
-    driver = LinkDriver(settings, line.fileno(), secrets=secrets, log=log,
-                        on_network=on_network)
-    status = await driver.run(leftover)
-    if settings.disconnect_script and status != ExitCode.HANGUP:
-        result = await run_script("Disconnect", settings.disconnect_script, line, log)
-        if result.status != 0:
-            log(0, "Disconnect script failed")
-    if settings.modem and line.has_modem_lines:
-        await hangup_line(line.fileno(), 0.5)
-    return status
 
 
 if __name__ == "__main__":

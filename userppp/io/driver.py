@@ -1,10 +1,13 @@
-"""The asyncio driver: the only place where a Link meets file descriptors,
-the clock and signals.
+"""The asyncio driver: the only place where a Link meets file descriptors
+and the clock.
 
-    line fd  --read-->  Deframer --frames--> Link --output--> Framer --write--> line fd
+    line fd  --read-->  Deframer --frames--> Link (control) / datapath (data)
+    Link --output--> Framer --write--> LinePump (bounded queue) --> line fd
 
-One coroutine owns the link: it waits for input, a signal or the link's next
-timer, feeds the Link, and writes what the Link gives back.
+A LinkDriver runs inside the process's one event loop (the CLI's); it never
+touches signal handlers: whoever owns the process calls :meth:`terminate`,
+:meth:`hangup` or :meth:`status_line` when a signal comes.  All state is in
+the objects, so many drivers can share one loop.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import time
 from typing import Callable, Optional
 
@@ -22,25 +24,50 @@ from ..hdlc import PROTO_LCP, Deframer, Framer
 from ..link import Link, Phase, SetFraming, Transmit
 
 READ_SIZE = 65536
-_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+# Protocols whose frames go to the data path (when one is plugged in) instead
+# of the Link: IP, VJ compressed/uncompressed TCP/IP, compressed datagrams.
+DATA_PROTOCOLS = frozenset({0x0021, 0x002D, 0x002F, 0x00FD})
+
+# The line output queue: a few frames' worth.  Above HIGH_WATER the data path
+# must stop producing (can_write() is False); below LOW_WATER it hears so
+# (on_drain).  Control packets may go above HIGH_WATER, up to HARD_LIMIT;
+# past that they are dropped and counted.
+HIGH_WATER = 8192
+MAX_FRAME_ON_WIRE = 2 * (1500 + 4 + 4) + 2     # every byte escaped, flags
 
 
 class LinePump:
     """Reads and writes a non-blocking line fd for the driver.
 
     Received data goes straight to ``on_data`` from the reader callback, so a
-    peer that sends faster than we can process simply fills the kernel's tty
-    buffer: nothing queues up in this process.
+    peer that sends faster than we can process fills the kernel's tty
+    buffer: nothing queues up in this process.  Output that the tty does not
+    take at once waits in ``pending``, which is bounded (see HIGH_WATER).
+
+    ``stats``: ``bytes_out``, ``over_high_water`` (control writes accepted
+    while above the high-water mark), ``control_dropped`` and
+    ``data_dropped`` (writes refused because the queue was full).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int,
-                 on_data: Callable[[bytes], None], on_hangup: Callable[[str], None]):
+                 on_data: Callable[[bytes], None], on_hangup: Callable[[str], None],
+                 *, high_water: int = 0, log: Optional[Callable[[int, str], None]] = None):
         self.loop = loop
         self.fd = fd
         self.on_data = on_data
         self.on_hangup = on_hangup
+        self.log = log
+        self.high_water = max(high_water, HIGH_WATER, 2 * MAX_FRAME_ON_WIRE)
+        self.low_water = self.high_water // 2
+        self.hard_limit = 4 * self.high_water
+        self.on_drain: Optional[Callable[[], None]] = None
         self.pending = bytearray()
         self.closed = False
+        self._writing = False
+        self._told_full = False
+        self.stats = {"bytes_out": 0, "over_high_water": 0, "control_dropped": 0,
+                      "data_dropped": 0}
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._readable)
 
@@ -63,22 +90,48 @@ class LinePump:
             self.stop()
             self.on_hangup(why)
 
-    def write(self, data: bytes) -> None:
+    # -- backpressure ---------------------------------------------------------------
+    def can_write(self) -> bool:
+        """True while the queue is below the high-water mark: the data path
+        may hand over more frames (else it waits for ``on_drain``)."""
+        return not self.closed and len(self.pending) < self.high_water
+
+    def write(self, data: bytes, control: bool = True) -> bool:
+        """Queue ``data`` for the line; False if it was refused (closed, or
+        the queue full: data at the high-water mark, control at the hard
+        limit; both counted)."""
         if self.closed or not data:
-            return
+            return False
         if self.pending:
+            size = len(self.pending)
+            if size >= self.high_water:
+                if not control:
+                    self.stats["data_dropped"] += 1
+                    return False
+                if size + len(data) > self.hard_limit:
+                    self.stats["control_dropped"] += 1
+                    if not self._told_full and self.log is not None:
+                        self._told_full = True
+                        self.log(0, "Line output queue full: dropping control packets"
+                                    " (the line does not drain)")
+                    return False
+                self.stats["over_high_water"] += 1
             self.pending += data
-            return
+            return True
         try:
             written = os.write(self.fd, data)
         except BlockingIOError:
             written = 0
         except OSError as error:
             self._hangup(error.strerror)
-            return
+            return False
+        self.stats["bytes_out"] += written
         if written < len(data):
             self.pending += data[written:]
-            self.loop.add_writer(self.fd, self._writable)
+            if not self._writing:
+                self._writing = True
+                self.loop.add_writer(self.fd, self._writable)
+        return True
 
     def _writable(self) -> None:
         try:
@@ -86,11 +139,22 @@ class LinePump:
         except BlockingIOError:
             return
         except OSError as error:
-            self.loop.remove_writer(self.fd)
+            self._stop_writing()
             self._hangup(error.strerror)
             return
+        self.stats["bytes_out"] += written
+        before = len(self.pending)
         del self.pending[:written]
         if not self.pending:
+            self._stop_writing()
+        if before >= self.low_water > len(self.pending):
+            self._told_full = False
+            if self.on_drain is not None:
+                self.on_drain()
+
+    def _stop_writing(self) -> None:
+        if self._writing:
+            self._writing = False
             self.loop.remove_writer(self.fd)
 
     async def drain(self, timeout: float = 2.0) -> None:
@@ -102,22 +166,27 @@ class LinePump:
         if not self.closed:
             self.closed = True
             self.loop.remove_reader(self.fd)
-        if self.pending:
-            self.loop.remove_writer(self.fd)
+        self._stop_writing()
 
 
 class LinkDriver:
     """Runs one Link over one line fd until the link terminates.
 
     ``log(level, text)`` receives every log line; the caller filters by the
-    configured debug level.
+    configured debug level.  ``connect_delay`` (seconds): pppd's
+    ``connect-delay``: wait up to this long for a first good frame from the
+    peer before starting LCP (0: start at once).  ``datapath``: an object
+    with ``receive_batch([(protocol, payload), ...])`` that gets the frames
+    of DATA_PROTOCOLS in the Network phase instead of the Link.
+    ``network_up`` is a future that completes when the Network phase starts.
     """
 
     def __init__(self, settings, fd: int, *, secrets=None,
                  log: Callable[[int, str], None],
                  clock: Callable[[], float] = time.monotonic,
                  rng: Optional[random.Random] = None,
-                 on_network: Optional[Callable[[], None]] = None):
+                 connect_delay: float = 0.0,
+                 datapath=None):
         self.settings = settings
         self.fd = fd
         self.log = log
@@ -128,65 +197,125 @@ class LinkDriver:
         self.framer = Framer(escape=escape)
         self.deframer = Deframer(mru=max(settings.mru, 1500),
                                  receive_all=settings.receive_all)
-        self.on_network = on_network      # called once, when the Network phase starts
-        self.signals_seen = 0
+        self.connect_delay = connect_delay
+        self.datapath = datapath
+        self.started = False
+        self.terminate_requests = 0
         self.result: Optional[LinkTerminated] = None
+        self.network_up: Optional[asyncio.Future] = None
+        self.done: Optional[asyncio.Future] = None
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.start_timer: Optional[asyncio.TimerHandle] = None
+        self.pump: Optional[LinePump] = None
 
     async def run(self, initial: bytes = b"") -> int:
         """Run the link until it terminates; ``initial`` is line data read
         before the driver started (by the connect script)."""
         loop = asyncio.get_running_loop()
         self.done = loop.create_future()
-        self.timer: Optional[asyncio.TimerHandle] = None
-        self.pump = LinePump(loop, self.fd, self._on_data, self._on_hangup)
-        previous = {signum: signal.getsignal(signum) for signum in _SIGNALS}
-        for signum in _SIGNALS:
-            loop.add_signal_handler(signum, self._on_signal, signum)
+        if self.network_up is None:
+            self.network_up = loop.create_future()
+        self.pump = LinePump(loop, self.fd, self._on_data, self._on_hangup, log=self.log)
         try:
-            self.link.start(self.clock())
-            if initial:
-                self._on_data(initial)
-            self._after_input()
+            if self.result is None and not self.done.done():
+                if self.connect_delay > 0:
+                    self.start_timer = loop.call_later(self.connect_delay, self._start)
+                else:
+                    self._start()
+                if initial:
+                    self._on_data(initial)
             await self.done
             await self.pump.drain()
         finally:
-            for signum in _SIGNALS:
-                loop.remove_signal_handler(signum)
-                # asyncio leaves the default action behind: put back what
-                # the caller had (the CLI's handlers for the time between).
-                signal.signal(signum, previous[signum])
-            if self.timer is not None:
-                self.timer.cancel()
+            for handle in (self.timer, self.start_timer):
+                if handle is not None:
+                    handle.cancel()
             self.pump.stop()
+            if not self.network_up.done():
+                self.network_up.cancel()
         if self.result is None:
             return int(ExitCode.USER_REQUEST)
         return self.result.exit_code
 
+    def _start(self) -> None:
+        if self.start_timer is not None:
+            self.start_timer.cancel()
+            self.start_timer = None
+        if self.started or self.result is not None:
+            return
+        self.started = True
+        self.link.start(self.clock())
+        self._after_input()
+
+    # -- commands (the process's signal policy calls these) ------------------------------
+    def terminate(self, signum: int, reason: str = "User request",
+                  exit_code: ExitCode = ExitCode.USER_REQUEST) -> None:
+        """Close the link (Terminate-Request ``reason``); a second request
+        ends at once."""
+        self.terminate_requests += 1
+        if self.terminate_requests > 1 or self.done is None:
+            self._finish()
+            return
+        self.link.close(self.clock(), reason, exit_code)
+        self._after_input()
+
+    def status_line(self) -> str:
+        stats = self.link.stats
+        line = self.pump.stats if self.pump is not None else {}
+        return (f"Link status: phase {self.link.phase.value}, "
+                f"{stats.get('frames_in', 0)} frames in, {stats.get('frames_out', 0)} out, "
+                f"{self.deframer.stats.get('bad_fcs', 0)} bad FCS, "
+                f"{len(self.pump.pending) if self.pump else 0} bytes queued, "
+                f"{line.get('control_dropped', 0)} control packets dropped")
+
+    # -- the data path's side ---------------------------------------------------------------
+    def can_send(self) -> bool:
+        """The line queue has room for more data frames."""
+        return self.pump is not None and self.pump.can_write()
+
+    def send_batch(self, frames) -> bool:
+        """Frame and queue [(protocol, payload), ...] of data packets; False
+        if the line queue refused them (full: wait for pump.on_drain)."""
+        if self.pump is None or not self.pump.can_write():
+            if self.pump is not None:
+                self.pump.stats["data_dropped"] += 1
+            return False
+        return self.pump.write(self.framer.encode_many(frames), control=False)
+
     # -- inputs ------------------------------------------------------------------
     def _on_data(self, data: bytes) -> None:
         now = self.clock()
-        for frame in self.deframer.feed(data):
-            self.link.receive(frame.protocol, frame.payload, now)
+        frames = self.deframer.feed(data)
+        if not frames:
+            return
+        if not self.started:
+            self._start()
+        link = self.link
+        datapath = self.datapath
+        if datapath is None:
+            for frame in frames:
+                link.receive(frame.protocol, frame.payload, now)
+        else:
+            batch = []
+            for frame in frames:
+                if frame.protocol in DATA_PROTOCOLS and link.phase == Phase.NETWORK:
+                    batch.append((frame.protocol, frame.payload))
+                    continue
+                if batch:
+                    datapath.receive_batch(batch)
+                    batch = []
+                link.receive(frame.protocol, frame.payload, now)
+            if batch:
+                datapath.receive_batch(batch)
         self._after_input()
 
     def _on_hangup(self, why: str) -> None:
         self.log(0, "Modem hangup")
-        self.link.lower_down(self.clock(), ExitCode.HANGUP)
-        self._after_input()
-
-    def _on_signal(self, signum: int) -> None:
-        self.signals_seen += 1
-        now = self.clock()
-        if self.signals_seen > 1:
-            self.log(0, f"Terminating on signal {int(signum)}.")
+        if not self.started:
+            self.result = LinkTerminated("", int(ExitCode.HANGUP))
             self._finish()
             return
-        if signum == signal.SIGHUP:
-            self.log(0, "Hangup (SIGHUP)")
-            self.link.close(now, "User request", ExitCode.HANGUP)
-        else:
-            self.log(0, f"Terminating on signal {int(signum)}.")
-            self.link.close(now, "User request", ExitCode.USER_REQUEST)
+        self.link.lower_down(self.clock(), ExitCode.HANGUP)
         self._after_input()
 
     def _on_timer(self) -> None:
@@ -205,9 +334,9 @@ class LinkDriver:
         if self.result is not None:
             self._finish()
             return
-        if self.on_network is not None and self.link.phase == Phase.NETWORK:
-            callback, self.on_network = self.on_network, None
-            callback()
+        if self.link.phase == Phase.NETWORK and self.network_up is not None \
+                and not self.network_up.done():
+            self.network_up.set_result(None)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -217,24 +346,37 @@ class LinkDriver:
             self.timer = loop.call_later(delay, self._on_timer)
 
     def _finish(self) -> None:
-        if not self.done.done():
+        if self.done is not None and not self.done.done():
             self.done.set_result(None)
 
     def _flush(self, pump: LinePump) -> None:
+        """The Link's output in order: runs of Transmit items are framed by
+        one encode_many call; SetFraming applies between runs."""
         out = bytearray()
+        run: list = []
+        framer = self.framer
         for item in self.link.output():
             if isinstance(item, Transmit):
-                if item.protocol == PROTO_LCP and item.payload \
-                        and 1 <= item.payload[0] <= 7:
+                payload = item.payload
+                if item.protocol == PROTO_LCP and payload and 1 <= payload[0] <= 7:
                     # As Linux ppp_async: LCP negotiation packets (Configure-*,
                     # Terminate-*, Code-Reject) always open with a flag, so a
                     # receiver that has seen no flag yet (a call just up) or
                     # lost sync does not drop them.
-                    self.framer.reset_flag()
-                out += self.framer.encode(item.protocol, item.payload)
+                    if run:
+                        out += framer.encode_many(run)
+                        run = []
+                    framer.reset_flag()
+                run.append((item.protocol, payload))
             elif isinstance(item, SetFraming):
+                if run:
+                    out += framer.encode_many(run)
+                    run = []
                 self._apply_framing(item)
-        pump.write(bytes(out))
+        if run:
+            out += framer.encode_many(run)
+        if out:
+            pump.write(bytes(out))
         for event in self.link.events():
             if isinstance(event, LinkTerminated):
                 self.result = event
@@ -246,4 +388,9 @@ class LinkDriver:
             self.framer.pfc = f.pcomp
             self.framer.acfc = f.accomp
         else:
+            # The Deframer accepts exactly what we negotiated (pppd's floor
+            # of 1500 for receiving is in Deframer.max_frame); compressed
+            # and full address/control and protocol fields are always
+            # accepted, as RFC 1661 asks of a receiver.
             self.deframer.accm = f.accm
+            self.deframer.mru = f.mru

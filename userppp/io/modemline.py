@@ -12,8 +12,9 @@ Bytes that the built-in chat read from the line past its last match (say the
 first PPP frame right after ``CONNECT``) are returned in ``leftover``: feed
 them to the deframer before reading the line again.
 
-With ``signals=True`` (what the CLI uses) SIGINT, SIGTERM and SIGHUP that
-arrive while the script runs go to the script, as pppd passes them on to its
+With ``signals`` (the process's :class:`~userppp.io.signals.SignalPolicy`,
+what the CLI passes) SIGINT, SIGTERM and SIGHUP that arrive while the
+script runs go to the script, as pppd passes them on to its
 connector's process group: the built-in chat ends as chat(8) does on them
 (logs "SIGINT", "SIGTERM" or "SIGHUP", exit 2; SIGHUP is ignored under
 ``HANGUP OFF``), a shell command's process group gets the signal.  The script
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .. import chat as chatmod
+from . import signals as signals_mod
 
 _chat_log = logging.getLogger("userppp.chat")
 
@@ -50,30 +52,35 @@ SCRIPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _SignalRelay:
-    """While a script runs: loop handlers for SCRIPT_SIGNALS that hand the
-    signal to ``deliver``; removed again when the script ends."""
+    """While a script runs: the process's signal policy hands SCRIPT_SIGNALS
+    to ``deliver`` (SIGUSR1 is ignored meanwhile); unsubscribed again when
+    the script ends.  ``policy`` is a :class:`userppp.io.signals.SignalPolicy`,
+    True for the process's one, or False/None for no signal handling."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
+    def __init__(self, policy):
+        if policy is True:
+            policy = signals_mod.install()
+        self.policy = policy or None
         self.received: Optional[int] = None
         self.deliver: Callable[[int], None] = lambda signum: None
+        self._subscription = None
 
     def _on_signal(self, signum: int) -> None:
+        if signum not in SCRIPT_SIGNALS:
+            return
         self.received = signum
         self.deliver(signum)
 
     def __enter__(self) -> "_SignalRelay":
-        if self.enabled:
-            loop = asyncio.get_running_loop()
-            for signum in SCRIPT_SIGNALS:
-                loop.add_signal_handler(signum, self._on_signal, signum)
+        if self.policy is not None:
+            self.policy.attach(asyncio.get_running_loop())
+            self._subscription = self.policy.subscribe(self._on_signal)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
-            loop = asyncio.get_running_loop()
-            for signum in SCRIPT_SIGNALS:
-                loop.remove_signal_handler(signum)
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
 
 
 def _default_log(text: str) -> None:
@@ -81,9 +88,12 @@ def _default_log(text: str) -> None:
 
 
 def _default_stderr(text: str) -> None:
-    import sys
-    sys.stderr.write(text)
-    sys.stderr.flush()
+    """SAY/ECHO/REPORT text to standard error; a failed write (a closed
+    pipe) is dropped: it never stops the script."""
+    try:
+        os.write(2, text.encode("utf-8", "replace"))
+    except OSError:
+        pass
 
 
 async def run_connect(fd: int, command: str, *,
@@ -93,7 +103,7 @@ async def run_connect(fd: int, command: str, *,
                       env: Optional[dict] = None,
                       shell_stderr=None,
                       send_break: Optional[Callable[[], None]] = None,
-                      signals: bool = False) -> ConnectResult:
+                      signals=False) -> ConnectResult:
     """Run a connect (or disconnect/init) script over ``fd``.
 
     log          receives chat's log lines (default: logger "userppp.chat")
@@ -103,8 +113,9 @@ async def run_connect(fd: int, command: str, *,
     shell_stderr fd or file for the shell command's standard error
                  (default: inherited)
     send_break   how to send a break (default: tcsendbreak on fd)
-    signals      pass SIGINT/SIGTERM/SIGHUP on to the script (see above);
-                 installs loop signal handlers while the script runs
+    signals      pass SIGINT/SIGTERM/SIGHUP on to the script (see above):
+                 a SignalPolicy (userppp.io.signals), or True for the
+                 process's one; it is subscribed to while the script runs
     """
     argv = chatmod.parse_chat_command(command)
     if argv is None:
@@ -125,7 +136,7 @@ async def run_chat(fd: int, interpreter: "chatmod.Chat", *,
                    stderr: Optional[Callable[[str], None]] = None,
                    clock: Optional[Callable[[], float]] = None,
                    send_break: Optional[Callable[[], None]] = None,
-                   signals: bool = False) -> ConnectResult:
+                   signals=False) -> ConnectResult:
     """Drive a :class:`userppp.chat.Chat` over a non-blocking fd."""
     loop = asyncio.get_running_loop()
     clock = clock or loop.time
@@ -232,7 +243,7 @@ async def run_chat(fd: int, interpreter: "chatmod.Chat", *,
 
 
 async def run_shell(fd: int, command: str, *, env: Optional[dict] = None,
-                    stderr=None, signals: bool = False) -> ConnectResult:
+                    stderr=None, signals=False) -> ConnectResult:
     """``/bin/sh -c command`` with the line as stdin and stdout.
 
     With ``signals`` the command runs in a process group of its own, which
