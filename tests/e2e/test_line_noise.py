@@ -24,11 +24,15 @@ def test_noise_and_garbage_frames_do_not_crash_or_grow(tmp_path):
     tty.setraw(slave)
     path = os.ttyname(slave)
     log = tmp_path / "a.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "userppp", path, "38400", "noauth", "nodetach",
-         "debug", "logfile", str(log)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        env=dict(os.environ, USERPPP_ETC="/nonexistent"))
+    err = tmp_path / "a.err"
+    # asyncio reports exceptions in callbacks on stderr, not in the log:
+    # keep it and look there too
+    with open(err, "wb") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "userppp", path, "38400", "noauth", "nodetach",
+             "debug", "logfile", str(log)],
+            stdin=subprocess.DEVNULL, stdout=err_file, stderr=subprocess.STDOUT,
+            env=dict(os.environ, USERPPP_ETC="/nonexistent"))
     try:
         time.sleep(1.0)
         start_rss = rss_kib(proc.pid)
@@ -67,6 +71,8 @@ def test_noise_and_garbage_frames_do_not_crash_or_grow(tmp_path):
         assert proc.wait(15) in (5, 10)
         assert sent > 100_000
         assert "Traceback" not in log.read_text()
+        assert "Fatal error" not in log.read_text()
+        assert err.read_text(errors="replace") == ""
     finally:
         if proc.poll() is None:
             proc.kill()
