@@ -512,9 +512,15 @@ class CVjDecompressor:
         try:
             protos, payloads = zip(*frames)
         except (TypeError, ValueError):
-            # toss markers (None) among the frames
-            protos = [0 if f is None else f[0] for f in frames]
-            payloads = [b"" if f is None else f[1] for f in frames]
+            # toss markers (None) or Frame objects among the frames
+            protos, payloads = [], []
+            for f in frames:
+                if f is None:
+                    f = (0, b"")
+                elif type(f) is not tuple:
+                    f = (f.protocol, f.payload)
+                protos.append(f[0])
+                payloads.append(f[1])
         data = b"".join(payloads)
         ends = list(itertools.accumulate(map(len, payloads)))
         if ends[-1] > 0xFFFFFFFF:

@@ -20,9 +20,9 @@ Public API
     * ``decompress(protocol, payload) -> bytes | None`` for 0x2D and 0x2F
       frames; None when the frame is dropped (counted in ``stats()``).
     * ``decompress_many(frames) -> [ip_packet, ...]``: frames are
-      ``(protocol, payload)`` pairs (0x2D, 0x2F, or 0x21 passed through) or
-      ``None`` marking a line error at that point; dropped frames leave no
-      entry.
+      ``(protocol, payload)`` pairs or Deframer ``Frame`` objects (0x2D,
+      0x2F, or 0x21 passed through) or ``None`` marking a line error at that
+      point; dropped frames leave no entry.
     * ``toss()``: a frame was lost or damaged (the deframer counted a bad FCS,
       abort, runt or oversize frame, or a CCP stage failed). Every slot then
       waits for its next uncompressed (0x2F) packet; compressed packets for it

@@ -278,3 +278,14 @@ def test_replayed_frames_are_caught(backend):
         assert d.decompress(*(lambda p, h: (p, bytes.fromhex(h)))(*SENT[k])) is None
         assert d.stats()["errors"] == 1
         assert d.stats()["bad_checksum"] == (1 if k == 1 else 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batch_takes_deframer_frames(backend):
+    from userppp.hdlc import Deframer, Framer
+    c = vj.VjCompressor(16, True, backend=backend)
+    d = vj.VjDecompressor(16, 1500, backend=backend)
+    wire = Framer(backend=backend).encode_many(c.compress_many(FLOW))
+    frames = Deframer(backend=backend).feed(wire)
+    assert d.decompress_many(frames) == FLOW
+    assert d.decompress_many([None] + frames[1:3]) == []

@@ -275,7 +275,10 @@ class VjDecompressor:
             if item is None:
                 self.toss()
                 continue
-            protocol, data = item
+            if type(item) is tuple:
+                protocol, data = item
+            else:  # a Frame from the Deframer
+                protocol, data = item.protocol, item.payload
             if protocol == PROTO_IP:
                 self._st["ip"] += 1
                 out.append(bytes(data))
