@@ -23,8 +23,10 @@ starts until its stop bit ends, so back-to-back bytes n = 0, 1, ... of a
 burst leave at start + n*bits/baud and the next burst starts when both the
 line is free and its first byte has been written.  A byte reaches the far pty
 ``latency`` seconds after its last bit left.  The schedule is absolute (no
-drift): delivery is at most one ``tick`` (1 ms) late, in batches of what is
-due, so the relay wakes about once a tick while busy and sleeps while idle.
+drift): bytes are delivered in batches of what is due, at most one ``tick``
+(1 ms) late, except that the last byte of a burst (say, a frame's closing
+flag) is delivered on time; so the relay wakes about once a tick while busy
+and sleeps while idle.
 
 Like a UART with a small FIFO, the emulator takes from the sending pty only
 what it can put on the wire within ``fifo`` byte times; the writer's data
@@ -42,14 +44,17 @@ geometric, so the cost does not depend on the rate).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import os
 import random
 import selectors
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import tty
@@ -69,6 +74,14 @@ class DirectionStats:
     discarded: int = 0          # still on the wire at stop()
 
 
+def _waiting(fd: int) -> int:
+    """Bytes waiting to be read from a pty master (FIONREAD)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+    except OSError:
+        return 0
+
+
 class _Direction:
     """One way of the line: from master ``src`` to master ``dst``."""
 
@@ -79,6 +92,7 @@ class _Direction:
         self.latency = latency
         self.fifo, self.chunk = fifo, chunk
         self.t_free = 0.0               # when the last scheduled stop bit ends
+        self.backlogged = False         # more was waiting at the last take()
         self.pending = []               # [start, data, delivered], oldest first
         self.head = 0                   # index of the oldest undelivered chunk
         self.out = bytearray()          # due, not yet written to dst
@@ -121,8 +135,12 @@ class _Direction:
             return
         if self.ber > 0:
             data = self._corrupt(data)
-        start = max(self.t_free, now)
+        # Bytes that were already waiting when we stopped taking them (the
+        # fifo was full) go out back to back, even if this thread woke late:
+        # a busy machine delaying the relay must not idle the emulated line.
+        start = self.t_free if self.backlogged else max(self.t_free, now)
         self.t_free = start + len(data) * self.T
+        self.backlogged = len(data) == room and _waiting(self.src) > 0
         self.pending.append([start, data, 0])
         self.stats.bytes_in += len(data)
 
@@ -281,7 +299,9 @@ class LineEmulator:
 
     # -- the relay -------------------------------------------------------------
     def _run(self) -> None:
-        selector = selectors.DefaultSelector()
+        # select(2) takes microsecond timeouts (epoll and poll round up to
+        # a millisecond), and there are only three fds
+        selector = selectors.SelectSelector()
         selector.register(self._wake_r, selectors.EVENT_READ, None)
         registered = {}                 # fd -> events
         clock, tick = time.monotonic, self.tick
@@ -315,7 +335,10 @@ class LineEmulator:
                     interest[d.dst] |= selectors.EVENT_WRITE
                 due = d.next_delivery()
                 if due is not None:
-                    deadline = min(deadline, max(due, now + tick))
+                    # batches at most a tick apart, but the end of a burst
+                    # (a frame's last byte) exactly on time
+                    deadline = min(deadline, max(due, now + tick),
+                                   d.t_free + d.latency)
             for fd, events in interest.items():
                 want(fd, events)
             timeout = None if deadline == math.inf else max(0.0, deadline - clock())
@@ -449,6 +472,37 @@ def measure(baud: int, seconds: float = 5.0, both_ways: bool = False,
             "cpu_percent": round(100 * (cpu1 - cpu0) / (end - first), 1)}
 
 
+def measure_delay(baud: int, size: int = 100, latency: float = 0.0,
+                  samples: int = 20) -> dict:
+    """One-way delay of a ``size``-byte write through an emulator process,
+    against the ideal ``size*bits/baud + latency``."""
+    emulator = LineEmulatorProcess(baud, latency=latency).start()
+    fds = []
+    try:
+        for path in emulator.paths:
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+            tty.setraw(fd)
+            fds.append(fd)
+        delays = []
+        for _ in range(samples):
+            sent = time.monotonic()
+            os.write(fds[0], b"x" * size)
+            got = 0
+            while got < size:
+                got += len(os.read(fds[1], 65536))
+            delays.append(time.monotonic() - sent)
+            time.sleep(0.005)
+    finally:
+        emulator.stop()
+        for fd in fds:
+            os.close(fd)
+    delays.sort()
+    return {"baud": baud, "size": size, "latency_ms": latency * 1000,
+            "ideal_ms": round((size * 10 / baud + latency) * 1000, 3),
+            "median_ms": round(delays[len(delays) // 2] * 1000, 3),
+            "max_ms": round(delays[-1] * 1000, 3)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m tools.lineemu",
@@ -464,12 +518,15 @@ def main(argv=None) -> int:
                         help="timer granularity in milliseconds")
     parser.add_argument("--measure", type=float, metavar="SECONDS",
                         help="instead: measure throughput and CPU of a bulk "
-                             "transfer through the emulator at --baud, both ways")
+                             "transfer through the emulator at --baud (one way, "
+                             "then both), and the delay of a 100-byte write")
     args = parser.parse_args(argv)
     if args.measure:
         for both in (False, True):
             print(json.dumps(measure(args.baud, args.measure, both_ways=both,
                                      latency=args.latency_ms / 1000)), flush=True)
+        print(json.dumps(measure_delay(args.baud, latency=args.latency_ms / 1000)),
+              flush=True)
         return 0
     try:
         line = LineEmulator(args.baud, latency=args.latency_ms / 1000, ber=args.ber,
