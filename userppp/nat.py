@@ -32,7 +32,9 @@ backend=None)``
 * ``set_outside(addr)``: the outside address (str, int, IPv4Address or None
   while unknown); existing mappings are renumbered (they keep their ports).
 * ``set_mss(mss)``: clamp TCP MSS in SYNs both ways (0: off).
-* ``expire(now) -> int``: drop idle mappings (also done lazily on lookups).
+* ``expire(now) -> int``: drop idle mappings (also done lazily on lookups);
+  ``get_timer()`` / ``handle_timer(now)`` run it every ``SWEEP_INTERVAL`` s.
+* ``summary() -> str``: one line for a status dump (SIGUSR1).
 * ``stats`` (dict: translated_out/in, created, expired, evicted, mss_clamped,
   icmp_errors, frags_tracked, drop_<reason>, entries), ``mappings()``,
   ``inside_subnet`` (IPv4Network), ``tun_address`` (the TUN's own address),
@@ -172,6 +174,7 @@ class Nat:
 
     OUT = OUT
     IN = IN
+    SWEEP_INTERVAL = 30  # seconds between expiry sweeps (handle_timer)
 
     def __init__(self, inside_subnet=DEFAULT_SUBNET, outside_addr=None,
                  max_entries=DEFAULT_MAX_ENTRIES, forwards=(), mss=0, *, max_frags=64,
@@ -202,6 +205,7 @@ class Nat:
                                      "fragment")))
         self._engine.set_ports(*port_range)
         self.set_outside(outside_addr)
+        self._next_sweep = 0
 
     @classmethod
     def from_settings(cls, settings, outside_addr=None, mtu=None, backend=None):
@@ -271,7 +275,29 @@ class Nat:
         return [p for p in out if p is not None]
 
     def expire(self, now) -> int:
+        """Remove every idle mapping past its timeout; returns how many."""
+        self._next_sweep = now + self.SWEEP_INTERVAL
         return self._engine.expire(int(now * 1000))
+
+    def get_timer(self):
+        """When handle_timer wants to run next (None: no mappings to sweep)."""
+        return self._next_sweep if self._engine.nentries else None
+
+    def handle_timer(self, now) -> int:
+        """Sweep expired mappings if the timer is due (lookups also drop
+        expired ones lazily; the sweep keeps ``len(nat)`` honest)."""
+        if now < self._next_sweep:
+            return 0
+        return self.expire(now)
+
+    def summary(self) -> str:
+        """One line for a status dump."""
+        s = self.stats
+        drops = ", ".join(f"{name.replace('_', ' ')} {s['drop_' + name]}"
+                          for name in VERDICT_NAMES[1:] if s["drop_" + name])
+        return (f"NAT {self.outside_addr or 'no address'}: {s['entries']} mappings, "
+                f"{s['translated_out']} packets out, {s['translated_in']} in, "
+                f"{s['evicted']} evicted, dropped: {drops or 'none'}")
 
     @property
     def stats(self) -> dict:

@@ -908,3 +908,21 @@ def test_fragmented_replies_reach_inside(kind, size, fsize, rnd, first_first):
             assert reassemble(out) == expect
         results.append((out, verdicts, nat.stats))
     assert results[0] == results[1]
+
+
+def test_timer_sweeps_expired_mappings(backend):
+    nat = make(backend)
+    assert nat.get_timer() is None
+    one(nat, OUT, udp("10.64.0.2", 5000, SERVER, 53), now=100)
+    assert nat.get_timer() == 0
+    assert nat.handle_timer(100) == 0 and nat.get_timer() == 130
+    assert nat.handle_timer(129) == 0
+    assert nat.handle_timer(401) == 1 and len(nat) == 0 and nat.get_timer() is None
+
+
+def test_summary_line(backend):
+    nat = make(backend)
+    one(nat, OUT, udp("10.64.0.2", 5000, SERVER, 53))
+    one(nat, IN, udp(SERVER, 53, OUTSIDE, 9))
+    assert nat.summary() == ("NAT 192.0.2.7: 1 mappings, 1 packets out, 0 in, 0 evicted, "
+                             "dropped: no mapping 1")
