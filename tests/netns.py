@@ -116,7 +116,11 @@ class NetNamespace(_Namespace):
         subprocess.run(["ip", "netns", "add", self.name], check=True,
                        capture_output=True)
         self._closed = False
-        self.run(["ip", "link", "set", "lo", "up"])
+        try:
+            self.run(["ip", "link", "set", "lo", "up"])
+        except BaseException:
+            self.close()
+            raise
 
     def _prefix(self) -> list:
         return ["ip", "netns", "exec", self.name]
@@ -162,7 +166,11 @@ class UserNetNamespace(_Namespace):
         self.pid = self._holder.pid
         # unshare execs the shell, which execs cat: one process, whose pid
         # names the namespaces
-        self.run(["ip", "link", "set", "lo", "up"])
+        try:
+            self.run(["ip", "link", "set", "lo", "up"])
+        except BaseException:
+            self.close()
+            raise
 
     def _prefix(self) -> list:
         # join the user namespace (uid 0 inside) and its network namespace;
