@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from netns import (NetNamespace, UserNetNamespace, have_netns, have_userns,  # noqa: E402
-                   run_in_userns)
+                   run_in_userns, veth_pair)
 
 pytestmark = pytest.mark.skipif(not have_netns(), reason="needs root and iproute2")
 
@@ -329,3 +329,19 @@ def test_without_cap_net_admin_a_clear_error_not_a_traceback(netns):
                       "except TunError as exc:\n    print(exc)\n"], check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "not permitted to create TUN ppp0 (CAP_NET_ADMIN is needed)"
+
+
+@pytest.mark.skipif(not have_userns(), reason="no unprivileged user namespaces")
+def test_namespace_helpers_veth_and_cleanup():
+    """The helpers these tests stand on: a veth pair between a named netns
+    and a user namespace carries a ping; both are gone after close."""
+    import subprocess
+    with NetNamespace() as a, UserNetNamespace() as b:
+        veth_pair(a, b, "va", "vb", "10.6.0.1/24", "10.6.0.2/24")
+        done = a.run(["ping", "-n", "-c", "1", "-W", "2", "10.6.0.2"], check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert b.run(["id", "-u"]).stdout.strip() == "0"
+        name, holder = a.name, b._holder
+    assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                      text=True).stdout
+    assert holder.poll() is not None
