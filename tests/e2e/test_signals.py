@@ -279,6 +279,21 @@ def test_sigusr1_logs_a_status_line_and_the_link_goes_on(tmp_path, procs, pty):
     p.assert_clean()
 
 
+def test_sigusr1_while_the_connect_script_runs_is_a_status_line_only(tmp_path, procs, pty):
+    master, path = pty
+    mark = tmp_path / "started"
+    p = start(procs, tmp_path, "u", path, "connect", f"touch {mark}; sleep 1")
+    end = time.monotonic() + TIMEOUT
+    while not mark.exists() and time.monotonic() < end:
+        time.sleep(0.02)
+    p.signal(signal.SIGUSR1)
+    p.wait_log("Link status: phase Connect")
+    p.wait_log("Serial connection established.")     # the script was not disturbed
+    p.signal(signal.SIGTERM)
+    assert p.wait() == 5
+    p.assert_clean()
+
+
 # -- connect-delay ------------------------------------------------------------------------
 
 def _read_for(fd, seconds):

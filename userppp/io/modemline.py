@@ -53,7 +53,7 @@ SCRIPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 class _SignalRelay:
     """While a script runs: the process's signal policy hands SCRIPT_SIGNALS
-    to ``deliver`` (SIGUSR1 is ignored meanwhile); unsubscribed again when
+    to ``deliver`` (others, SIGUSR1, pass on to the process); unsubscribed again when
     the script ends.  ``policy`` is a :class:`userppp.io.signals.SignalPolicy`,
     True for the process's one, or False/None for no signal handling."""
 
@@ -65,9 +65,9 @@ class _SignalRelay:
         self.deliver: Callable[[int], None] = lambda signum: None
         self._subscription = None
 
-    def _on_signal(self, signum: int) -> None:
+    def _on_signal(self, signum: int):
         if signum not in SCRIPT_SIGNALS:
-            return
+            return False                # not ours (SIGUSR1): passed on
         self.received = signum
         self.deliver(signum)
 

@@ -39,7 +39,7 @@ class SignalPolicy:
         self._handlers: List[Callable[[int], None]] = []
         self._pending: List[int] = []      # received while nobody listened
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self.received: List[int] = []      # every signal, in order (for tests/status)
+        self.received: List[int] = []      # every signal, in order
         # the handlers first: once the wakeup fd is set, every signal lands there
         for signum in HANDLED:
             signal.signal(signum, _noop)
@@ -75,16 +75,17 @@ class SignalPolicy:
 
     def _dispatch(self, signum: int) -> None:
         self.received.append(signum)
-        if self._handlers:
-            self._handlers[-1](signum)
-        else:
-            self._pending.append(signum)
+        for handler in reversed(self._handlers):
+            if handler(signum) is not False:
+                return
+        self._pending.append(signum)
 
     # -- who listens --------------------------------------------------------------------
     def subscribe(self, handler: Callable[[int], None]) -> "_Subscription":
         """``handler(signum)`` gets the signals until the returned object is
-        closed (or its ``with`` block ends); the newest subscriber wins.
-        Signals kept from before go to it at once."""
+        closed (or its ``with`` block ends); the newest subscriber first: a
+        handler that returns False passes the signal on to the one below.
+        Signals kept from before go to the new handler at once."""
         self._handlers.append(handler)
         pending, self._pending = self._pending, []
         for signum in pending:
