@@ -308,3 +308,8 @@ def test_pair_over_a_lossy_wire():
         pair.run(200)
         assert pair.a.events == [CallbackRequested("555111", 5)], seed
         assert pair.b.events == [CallbackAgreed("555111", 5, "user")], seed
+
+
+def test_callback_exit_is_carried_for_the_link():
+    assert caller(callback_exit=True)[1].exit_after_agreement is True
+    assert caller()[1].exit_after_agreement is False

@@ -96,6 +96,8 @@ def test_option_parsing():
     with pytest.raises(OptionError, match="0 or 9 .. 15"):
         o["deflate"].parse("8")
     assert o["nobsdcomp"].value == (0, 0) and o["nodeflate"].value == (0, 0)
+    # Not given: None, which CCP takes as pppd's default of 15 both ways.
+    assert Services().settings.bsdcomp is None and Services().settings.deflate is None
     with pytest.raises(OptionError, match="Predictor-1 compression is not supported"):
         o["predictor1"].value.apply(Services().settings, o["predictor1"], None)
 
@@ -354,23 +356,54 @@ def test_reset_request_and_ack():
     assert "sent [CCP ResetAck id=0x2]" in pair.b.texts()
 
 
-def test_reset_request_is_resent_until_acked_and_stray_acks_ignored():
+def _opened():
     s = Services()
     h = started(s)
     h.receive(pkt(2, 1, DEFL15 + DRAFT15 + BSD15), 0.1)
     h.receive(pkt(1, 7, DEFL15), 0.2)
     assert h.fsm.is_opened
+    return s, h
+
+
+def test_reset_request_repeat_rules_as_pppd():
+    # pppd's ccp_rack_timeout: after 1 s without a Reset-Ack, the request is
+    # sent again (same identifier) only if another error came meanwhile.
+    s, h = _opened()
     h.send_reset_request(1.0)
     assert h.next_timer() == 2.0
     h.handle_timer(2.0)
     resets = [p for _, p in s.sent if p[0] == 14]
-    assert len(resets) == 2 and resets[0][1] != resets[1][1]
-    h.receive(pkt(15, resets[0][1]), 2.1)           # the first one's id: stale
-    assert not s.events_of(CcpResetAcked) and h.stats["stray_reset_acks"] == 1
-    h.receive(pkt(15, resets[1][1]), 2.2)
-    assert s.events_of(CcpResetAcked) == [CcpResetAcked()]
+    assert len(resets) == 1 and not h.reset_pending and h.next_timer() is None
+    h.send_reset_request(3.0)
+    h.send_reset_request(3.5)                       # a second error while waiting
+    h.handle_timer(4.0)
+    resets = [p for _, p in s.sent if p[0] == 14]
+    assert len(resets) == 3 and resets[1] == resets[2] and resets[1][1] != resets[0][1]
+    assert h.next_timer() == 5.0
+    h.handle_timer(5.0)
+    assert len([p for _, p in s.sent if p[0] == 14]) == 3 and not h.reset_pending
+
+
+def test_reset_ack_matching_and_stray():
+    s, h = _opened()
+    h.send_reset_request(1.0)
+    reset_id = s.sent[-1][1][1]
+    h.receive(pkt(15, (reset_id + 5) & 0xFF), 1.1)  # stray: still reset, still waiting
+    assert s.events_of(CcpResetAcked) == [CcpResetAcked()] and h.reset_pending
+    assert h.stats["stray_reset_acks"] == 1
+    h.receive(pkt(15, reset_id), 1.2)
+    assert len(s.events_of(CcpResetAcked)) == 2 and not h.reset_pending
+    assert h.next_timer() is None
     h.receive(pkt(14, 0x33), 3.0)
     assert s.sent[-1][1] == pkt(15, 0x33) and s.events_of(CcpResetRequested)
+
+
+def test_lost_sync_closes_ccp():
+    s, h = _opened()
+    h.lost_sync(2.0)
+    assert "Lost compression sync: disabling compression" in s.texts(0)
+    assert s.sent[-1][1] == pkt(5, s.sent[-1][1][1], b"Lost compression sync")
+    assert s.events_of(CcpDown) and h.fsm.state == State.CLOSING
 
 
 def test_reset_codes_before_opened_are_ignored_and_down_event():
@@ -391,3 +424,8 @@ def test_methods_from_the_link_services():
     s.ccp_methods = frozenset({CI_DEFLATE})
     started(s)
     assert s.sent[-1][1] == pkt(1, 1, DEFL15)
+
+
+def test_predictor1_in_hand_made_settings_is_local_misuse():
+    with pytest.raises(ValueError, match="Predictor-1"):
+        Ccp(Services(predictor1=True))

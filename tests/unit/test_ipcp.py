@@ -470,7 +470,8 @@ def test_pool_from_settings_and_accept_remote_moves_within_pool():
 
 
 def test_pool_parse_errors():
-    for bad in ("10.0.0.1", "a-b", "10.0.0.9-10.0.0.1", "127.0.0.1-127.0.0.2",
+    assert parse_pool("10.0.0.7") == ("10.0.0.7", "10.0.0.7")
+    for bad in ("10.0.0.1-", "a-b", "10.0.0.9-10.0.0.1", "127.0.0.1-127.0.0.2",
                 "10.0.0.0-10.255.255.255"):
         with pytest.raises(PoolError):
             parse_pool(bad)

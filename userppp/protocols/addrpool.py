@@ -53,9 +53,11 @@ class PoolError(ValueError):
 
 
 def parse_pool(text: str) -> tuple:
-    """``10.0.5.10-10.0.5.50`` -> (first, last) as dotted quads (the option parser)."""
+    """``10.0.5.10-10.0.5.50`` -> (first, last) as dotted quads (the option
+    parser); a single address is a pool of one."""
     first, sep, last = text.partition("-")
-    lo, hi = address_value(first.strip()), address_value(last.strip()) if sep else None
+    lo = address_value(first.strip())
+    hi = address_value(last.strip()) if sep else lo
     if lo is None or hi is None:
         raise PoolError(f"invalid address range '{text}' (use FIRST-LAST)")
     if hi < lo:

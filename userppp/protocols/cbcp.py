@@ -237,6 +237,10 @@ class Cbcp(ProtocolHandler):
         admin = [o for o in offers if o != "user"]
         self.offer_admin: Optional[str] = admin[-1] if admin else None
         self.delay = getattr(s, "callback_delay", 5)
+        #: caller: once the peer agreed to call back, exit with pppd's status
+        #: 14 (``callback-exit``) instead of waiting for the call on the line;
+        #: the Link reads this when it handles CallbackRequested.
+        self.exit_after_agreement = bool(getattr(s, "callback_exit", False))
         self.restart = getattr(s, "cbcp_restart", 3)
         self.max_transmits = getattr(s, "cbcp_max_transmits", 10)
         # pppd's us_type: what we accept as a caller (a bit per option type).

@@ -12,7 +12,7 @@ The method each way is the first option of the acked request, as in pppd:
 what we receive is the first option of our own request, what we transmit is
 the first option of the peer's.  Reset-Request (14) and Reset-Ack (15) are
 handled here: :meth:`Ccp.send_reset_request` (the data path calls it on a
-decompression error, resent every second until acked) and, on the peer's
+decompression error; :meth:`Ccp.lost_sync` on a fatal one) and, on the peer's
 Reset-Request, a Reset-Ack and a :class:`CcpResetRequested` event on which
 the data path resets its compressor before it sends another compressed
 packet.  A Reset-Ack gives :class:`CcpResetAcked` (reset the decompressor).
@@ -49,6 +49,12 @@ DEFLATE_CHK_SEQUENCE = 0
 RACK_TIMEOUT = 1.0          # pppd's RACKTIMEOUT: resend a Reset-Request after 1 s
 
 ALL_METHODS = frozenset({CI_DEFLATE, CI_DEFLATE_DRAFT, CI_BSD_COMPRESS})
+DEFAULT_BITS = (15, 15)     # bsdcomp/deflate not given: both on, 15 each way (pppd)
+
+
+def _pair_setting(settings, dest) -> tuple:
+    value = getattr(settings, dest, None)
+    return DEFAULT_BITS if value is None else value
 
 
 def _bits_pair(kind: str, low: int, high: int):
@@ -84,14 +90,17 @@ class Refuse(Action):
 OPTIONS = [
     flag("noccp", "ccp", False, default=True, aliases=("-ccp",),
          help="no compression negotiation (CCP) at all"),
+    # Default None: not given, pppd's default of 15 both ways (DEFAULT_BITS).
     Option("bsdcomp", "bsdcomp", _bits_pair("bsdcomp", BSD_MIN_BITS, BSD_MAX_BITS),
-           default=(BSD_MAX_BITS, BSD_MAX_BITS), metavar="R[,T]",
-           help="BSD-Compress with code sizes R (receive) and T (transmit), 9..15; 0 disables"),
+           metavar="R[,T]",
+           help="BSD-Compress with code sizes R (receive) and T (transmit), 9..15; "
+                "0 disables (default 15,15)"),
     flag("nobsdcomp", "bsdcomp", (0, 0), aliases=("-bsdcomp",),
          help="no BSD-Compress"),
     Option("deflate", "deflate", _bits_pair("deflate", DEFLATE_MIN_SIZE, DEFLATE_MAX_SIZE),
-           default=(DEFLATE_MAX_SIZE, DEFLATE_MAX_SIZE), metavar="R[,T]",
-           help="Deflate with windows R (receive) and T (transmit), 9..15; 0 disables"),
+           metavar="R[,T]",
+           help="Deflate with windows R (receive) and T (transmit), 9..15; "
+                "0 disables (default 15,15)"),
     flag("nodeflate", "deflate", (0, 0), aliases=("-deflate",),
          help="no Deflate"),
     flag("nodeflatedraft", "deflate_draft", False, default=True, aliases=("-deflatedraft",),
@@ -255,6 +264,9 @@ class Ccp(ProtocolHandler, NegotiationSpec):
             # which codecs it has (userppp.compress) as ``ccp_methods``.
             methods = getattr(services, "ccp_methods", None)
         self.methods = frozenset(ALL_METHODS if methods is None else methods)
+        if getattr(s, "predictor1", False):
+            # The parser refuses the option; Settings made by hand must too.
+            raise ValueError("Predictor-1 compression is not supported")
         self.fsm = Automaton(PPP_CCP, "CCP", self, services, AutomatonConfig())
         self.want = CcpOptions()
         self.got = CcpOptions()
@@ -274,8 +286,8 @@ class Ccp(ProtocolHandler, NegotiationSpec):
         return bool(getattr(settings, "ccp", True))
 
     def _allowed(self, s) -> CcpOptions:
-        bsd_t = s.bsdcomp[1]
-        deflate_t = s.deflate[1]
+        bsd_t = _pair_setting(s, "bsdcomp")[1]
+        deflate_t = _pair_setting(s, "deflate")[1]
         return CcpOptions(
             bsd=bool(bsd_t) and CI_BSD_COMPRESS in self.methods, bsd_bits=bsd_t or BSD_MAX_BITS,
             deflate=bool(deflate_t), deflate_correct=CI_DEFLATE in self.methods,
@@ -335,9 +347,16 @@ class Ccp(ProtocolHandler, NegotiationSpec):
     def handle_timer(self, now):
         self.fsm.handle_timer(now)
         if self.reset_deadline is not None and now >= self.reset_deadline:
+            # pppd's ccp_rack_timeout: ask again (same identifier) only if
+            # the decompressor failed again meanwhile; else stop waiting.
             self.reset_deadline = None
-            if self.fsm.is_opened and self.reset_pending:
-                self._send_reset_request(now)
+            if self.fsm.is_opened and self.reset_pending and self.reset_repeat:
+                self.reset_repeat = False
+                self.stats["reset_requests_sent"] += 1
+                self.services.send(PPP_CCP, encode_control(Code.RESET_REQ, self.reset_id))
+                self.reset_deadline = now + RACK_TIMEOUT
+            else:
+                self.reset_pending = False
 
     @classmethod
     def describe(cls, payload):
@@ -346,13 +365,23 @@ class Ccp(ProtocolHandler, NegotiationSpec):
     # -- for the data path ---------------------------------------------------------
     def send_reset_request(self, now: float) -> None:
         """Our decompressor failed: ask the peer to reset its compressor.
-        One Reset-Request is outstanding at a time (pppd's RACK_PENDING)."""
+        One Reset-Request is outstanding at a time (pppd's RACK_PENDING); a
+        failure while it is outstanding has it sent again when its one-second
+        timer runs out (RREQ_REPEAT)."""
         if not self.fsm.is_opened or self.receive_method is None:
             return
         if self.reset_pending:
             self.reset_repeat = True
             return
         self._send_reset_request(now)
+
+    def lost_sync(self, now: float) -> None:
+        """A fatal decompression error (the kernel's DECOMP_FATALERROR):
+        take CCP down and carry on uncompressed, as pppd."""
+        if not self.fsm.is_opened:
+            return
+        self.services.log("Lost compression sync: disabling compression", 0)
+        self.fsm.close(now, "Lost compression sync")
 
     def _send_reset_request(self, now):
         self.reset_pending = True
@@ -371,19 +400,23 @@ class Ccp(ProtocolHandler, NegotiationSpec):
             self.services.send(PPP_CCP, encode_control(Code.RESET_ACK, packet.identifier))
             self.services.emit(CcpResetRequested())
         elif packet.code == Code.RESET_ACK:
+            # The peer reset its compressor when it sent this, whatever the
+            # identifier: our decompressor resets too (as the kernel's
+            # ppp_generic does on every Reset-Ack); only the matching one
+            # ends our wait.
             if self.reset_pending and packet.identifier == self.reset_id:
                 self.stats["reset_acks_received"] += 1
-                self.reset_pending = False
+                self.reset_pending = self.reset_repeat = False
                 self.reset_deadline = None
-                self.services.emit(CcpResetAcked())
             else:
                 self.stats["stray_reset_acks"] += 1
+            self.services.emit(CcpResetAcked())
         return None
 
     # -- our request ---------------------------------------------------------------------
     def reset(self):
         s = self.settings
-        bsd_r, deflate_r = s.bsdcomp[0], s.deflate[0]
+        bsd_r, deflate_r = _pair_setting(s, "bsdcomp")[0], _pair_setting(s, "deflate")[0]
         self.want = CcpOptions(
             bsd=bool(bsd_r) and CI_BSD_COMPRESS in self.methods,
             bsd_bits=bsd_r or BSD_MAX_BITS,

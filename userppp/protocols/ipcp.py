@@ -85,6 +85,7 @@ OPTIONS = [
     flag("novjccomp", "vjccomp", False, default=True, aliases=("-vjccomp",),
          help="no VJ connection-ID (slot-id) compression"),
     Option("vj-max-slots", "vj_max_slots", _vj_slots, default=MAX_STATES, metavar="N",
+           minimum=2, maximum=MAX_STATES,
            help="VJ compression slots, 2..16 (both directions)"),
     flag("ipcp-accept-local", "ipcp_accept_local", default=False,
          help="accept the peer's idea of our local IP address"),
