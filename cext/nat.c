@@ -57,6 +57,8 @@ static inline uint16_t udp_ck(uint16_t ck) { return ck ? ck : 0xFFFF; }
 
 /* ---- table ------------------------------------------------------------------ */
 
+static void remove_entry(upp_nat *n, uint32_t i);
+
 static uint32_t pow2_at_least(uint32_t n)
 {
     uint32_t b = 16;
@@ -132,6 +134,12 @@ int upp_nat_config(upp_nat *n, uint32_t inside_net, uint32_t inside_mask, unsign
         return UPP_ERR_ARG;
     if (inside_net & ~inside_mask || mss > 65535)
         return UPP_ERR_ARG;
+    if (inside_net != n->inside_net || inside_mask != n->inside_mask) {
+        /* a new subnet: no mapping may lead outside it */
+        while (n->lru_head != NONE)
+            remove_entry(n, n->lru_head);
+        memset(n->frags, 0, (size_t)n->max_frags * sizeof *n->frags);
+    }
     n->inside_net = inside_net;
     n->inside_mask = inside_mask;
     n->mss = (uint16_t)mss;

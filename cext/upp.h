@@ -412,7 +412,8 @@ size_t upp_nat_mem_size(uint32_t max_entries, uint32_t max_frags);
  * 240 s, ICMP 60 s, fragments 30 s. */
 int upp_nat_init(upp_nat *n, void *mem, size_t memlen, uint32_t max_entries,
                  uint32_t max_frags);
-/* Forwards must be re-added after a change of subnet. */
+/* Forwards must be re-added after any call; a change of subnet also
+ * empties the table (no mapping may lead outside the subnet). */
 int upp_nat_config(upp_nat *n, uint32_t inside_net, uint32_t inside_mask,
                    unsigned mss);
 /* New outside address; existing mappings keep their ports (renumbered). */

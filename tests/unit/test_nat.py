@@ -926,3 +926,16 @@ def test_summary_line(backend):
     one(nat, IN, udp(SERVER, 53, OUTSIDE, 9))
     assert nat.summary() == ("NAT 192.0.2.7: 1 mappings, 1 packets out, 0 in, 0 evicted, "
                              "dropped: no mapping 1")
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_new_subnet_empties_table(name):
+    e = core.nat_backend(name).NatEngine(16, 4)
+    e.set_outside(int.from_bytes(aton(OUTSIDE), "big"))
+    e.batch(OUT, [udp("10.64.0.2", 5000, SERVER, 53)], 0)
+    e.configure(0x0A400000, 0xFFFFFF00, 1300)  # same subnet (an MSS change): kept
+    assert e.nentries == 1
+    e.configure(0x0A410000, 0xFFFFFF00, 1300)
+    assert e.nentries == 0
+    out, v = e.batch(IN, [udp(SERVER, 53, OUTSIDE, 5000)], 0)
+    assert v == [V["no_mapping"]]

@@ -181,6 +181,11 @@ class NatEngine:
         inv = ~inside_mask & 0xFFFFFFFF
         if ((inv + 1) & 0xFFFFFFFF) & inv or inside_net & inv or not 0 <= mss <= 65535:
             raise ValueError("NatEngine.configure: invalid argument")
+        if (inside_net, inside_mask) != (self.inside_net, self.inside_mask):
+            # a new subnet: no mapping may lead outside it
+            for e in list(self._lru.values()):
+                self._remove(e)
+            self._frags = [_Frag() for _ in range(self.max_frags)]
         self.inside_net, self.inside_mask, self.mss = inside_net, inside_mask, mss
         self._forwards = []
 
