@@ -212,6 +212,15 @@ def test_round_trip_across_clears(backend, bits):
     assert comp.state.clear_count == decomp.state.clear_count
     assert comp.state.max_ent == decomp.state.max_ent
     assert comp.ratio > 1 and decomp.stats["errors"] == 0
+    # a CCP reset of both ends (clears and counts restart), then the
+    # same traffic again
+    comp.reset()
+    decomp.reset()
+    assert comp.state.max_ent == decomp.state.max_ent == 256 and comp.state.seqno == 0
+    for sent, got in run_link(comp, decomp, packets[: n // 2]):
+        assert got == sent
+    assert comp.stats["resets"] == decomp.stats["resets"] == 1
+    assert comp.state.clear_count == decomp.state.clear_count
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
