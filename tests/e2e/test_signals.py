@@ -247,6 +247,23 @@ def test_sighup_under_persist_ends_the_link_and_redials(tmp_path, procs):
         b.assert_clean()
 
 
+def test_persist_holdoff_for_ever_is_no_traceback(tmp_path, procs, pty):
+    """``holdoff 9999999999``: refused as out of range (a one-line option
+    error), or accepted and waited on the loop; never OverflowError."""
+    master, path = pty
+    p = start(procs, tmp_path, "f", path, "persist", "holdoff", "9999999999",
+              "lcp-restart", "1", "lcp-max-configure", "1")
+    time.sleep(3.5)                          # one failed attempt: now in holdoff
+    if p.proc.poll() is not None:
+        assert p.proc.returncode == 2, (p.log(), p.err())
+        assert p.err().count("\n") == 1 and "holdoff" in p.err()
+    else:
+        p.signal(signal.SIGTERM)
+        assert p.wait() == 5
+        assert "Terminating on signal 15." in p.log()
+    p.assert_clean()
+
+
 # -- the first moments -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
