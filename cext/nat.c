@@ -621,6 +621,24 @@ static int icmp_error(upp_nat *n, unsigned dir, uint64_t now, uint8_t *ip,
     return UPP_NAT_PASS;
 }
 
+static int nat_one(upp_nat *n, unsigned dir, uint64_t now, uint8_t *p, uint32_t *plen);
+
+/* Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): an outbound packet to the
+ * outside address, once translated, is translated again as if it had come in
+ * from the link; it then goes back to the inside with the outside address
+ * and port of its sender as source. */
+static int nat_packet(upp_nat *n, unsigned dir, uint64_t now, uint8_t *p, uint32_t *plen)
+{
+    int v = nat_one(n, dir, now, p, plen);
+    if (v != UPP_NAT_PASS || dir != UPP_NAT_OUT || rd32(p + 16) != n->outside)
+        return v;
+    v = nat_one(n, UPP_NAT_IN, now, p, plen);
+    if (v != UPP_NAT_PASS)
+        return v;
+    n->hairpinned++;
+    return UPP_NAT_HAIRPIN;
+}
+
 static int nat_one(upp_nat *n, unsigned dir, uint64_t now, uint8_t *p, uint32_t *plen)
 {
     uint32_t len = *plen;
@@ -754,9 +772,9 @@ size_t upp_nat_batch(upp_nat *n, unsigned dir, uint64_t now_ms, uint8_t *data,
     size_t passed = 0;
     dir = dir == UPP_NAT_IN ? UPP_NAT_IN : UPP_NAT_OUT;
     for (size_t i = 0; i < count; i++) {
-        int v = nat_one(n, dir, now_ms, data + offsets[i], &lens[i]);
+        int v = nat_packet(n, dir, now_ms, data + offsets[i], &lens[i]);
         verdicts[i] = (uint8_t)v;
-        if (v == UPP_NAT_PASS)
+        if (v == UPP_NAT_PASS || v == UPP_NAT_HAIRPIN)
             passed++;
         else
             n->drops[v]++;

@@ -336,7 +336,10 @@ enum {
     UPP_NAT_FRAG_UNKNOWN = 6,  /* inbound later fragment whose first was not seen */
     UPP_NAT_NO_PORT = 7,       /* no free outside port or identifier */
     UPP_NAT_NO_ADDR = 8,       /* outside address not known yet (0.0.0.0) */
-    UPP_NAT_NVERDICTS = 9,
+    UPP_NAT_HAIRPIN = 9,       /* not a drop: an inside host sent to the outside
+                                  address; translated both ways (RFC 4787 REQ-9),
+                                  the packet goes back to the inside */
+    UPP_NAT_NVERDICTS = 10,
 
     UPP_NAT_MAX_FORWARDS = 64,
     UPP_NAT_NONE = -1,         /* no entry (index fields), as uint32 0xFFFFFFFF */
@@ -398,10 +401,10 @@ typedef struct upp_nat {
     upp_nat_entry *entries;
     uint32_t *bucket_in, *bucket_out;
     upp_nat_frag *frags;
-    uint64_t drops[9];                 /* by verdict; drops[0] unused */
+    uint64_t drops[10];                /* by verdict; [0] and [9] unused */
     uint64_t translated_out, translated_in;
     uint64_t created, expired, evicted;
-    uint64_t mss_clamped, icmp_errors, frags_tracked;
+    uint64_t mss_clamped, icmp_errors, frags_tracked, hairpinned;
 } upp_nat;
 
 /* Bytes of caller memory (8-byte aligned) for a table of max_entries
@@ -427,8 +430,9 @@ int upp_nat_add_forward(upp_nat *n, unsigned proto, unsigned out_port,
                         uint32_t in_addr, unsigned in_port);
 /* Translate count IPv4 packets in place: packet i is
  * data[offsets[i] : offsets[i] + lens[i]]; lens[i] becomes the IP total
- * length (trailing bytes dropped); verdicts[i] gets UPP_NAT_PASS or the drop
- * reason. Returns the number translated. */
+ * length (trailing bytes dropped); verdicts[i] gets UPP_NAT_PASS,
+ * UPP_NAT_HAIRPIN (outbound only: translated for the inside) or the drop
+ * reason. Returns the number translated (pass or hairpin). */
 size_t upp_nat_batch(upp_nat *n, unsigned dir, uint64_t now_ms, uint8_t *data,
                      const uint32_t *offsets, uint32_t *lens, uint8_t *verdicts,
                      size_t count);

@@ -608,9 +608,9 @@ class CNatEngine:
     :class:`userppp.ref.nat.NatEngine`. One C call per batch of packets."""
 
     STAT_KEYS = ("translated_out", "translated_in", "created", "expired", "evicted",
-                 "mss_clamped", "icmp_errors", "frags_tracked")
+                 "mss_clamped", "icmp_errors", "frags_tracked", "hairpinned")
     VERDICT_NAMES = ("pass", "malformed", "no_mapping", "not_inside", "not_ours",
-                     "unsupported", "frag_unknown", "no_port", "no_addr")
+                     "unsupported", "frag_unknown", "no_port", "no_addr", "hairpin")
 
     __slots__ = ("_ffi", "_lib", "_n", "_mem", "_cap", "_buf", "_cbuf", "_nrec", "_offs",
                  "_lens", "_verd", "max_entries", "max_frags")
@@ -697,7 +697,7 @@ class CNatEngine:
     def stats(self):
         n = self._n
         out = {key: getattr(n, key) for key in self.STAT_KEYS}
-        for i in range(1, len(self.VERDICT_NAMES)):
+        for i in range(1, 9):
             out["drop_" + self.VERDICT_NAMES[i]] = n.drops[i]
         out["entries"] = n.nentries
         return out
@@ -726,7 +726,7 @@ class CNatEngine:
         verdicts = self._ffi.unpack(self._verd, k)
         newlens = self._ffi.unpack(self._lens, k)
         buf = self._cbuf
-        outputs = [buf[o:o + n] if not v else None
+        outputs = [buf[o:o + n] if not v or v == 9 else None
                    for o, n, v in zip(offs, newlens, verdicts)]
         return outputs, list(verdicts)
 

@@ -25,10 +25,14 @@ backend=None)``
 
 * ``outbound_batch(packets, now) -> list[bytes]``: inside -> link; the
   translated packets, in order (dropped ones left out).
+* ``outbound_split(packets, now) -> (to_link, to_inside)``: the same, and
+  the hairpinned packets (an inside host to the outside address, RFC 4787
+  REQ-9) translated both ways, for the TUN. The data path should use this.
 * ``inbound_batch(packets, now) -> list[bytes]``: link -> inside.
 * ``translate(direction, packets, now) -> (outputs, verdicts)``: the same
   with one output per input (``None`` when dropped) and the verdict of each
-  (``PASS`` or a drop reason, ``VERDICT_NAMES[v]``); direction ``OUT``/``IN``.
+  (``PASS``, ``HAIRPIN`` or a drop reason, ``VERDICT_NAMES[v]``); direction
+  ``OUT``/``IN``.
 * ``set_outside(addr)``: the outside address (str, int, IPv4Address or None
   while unknown); existing mappings are renumbered (they keep their ports).
 * ``set_mss(mss)``: clamp TCP MSS in SYNs both ways (0: off).
@@ -55,13 +59,15 @@ from userppp import core
 from userppp.config.options import Option, OptionError, flag, integer
 
 __all__ = ["Nat", "Forward", "Mapping", "parse_forward", "parse_subnet", "OPTIONS",
-           "OUT", "IN", "PASS", "VERDICT_NAMES", "DEFAULT_SUBNET"]
+           "OUT", "IN", "PASS", "HAIRPIN", "VERDICT_NAMES", "DEFAULT_SUBNET"]
 
 OUT = 0
 IN = 1
 PASS = 0
+HAIRPIN = 9
 VERDICT_NAMES = ("pass", "malformed", "no_mapping", "not_inside", "not_ours",
-                 "unsupported", "frag_unknown", "no_port", "no_addr")
+                 "unsupported", "frag_unknown", "no_port", "no_addr", "hairpin")
+DROP_NAMES = VERDICT_NAMES[1:9]
 PROTOCOLS = {"tcp": 6, "udp": 17}
 PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
 
@@ -267,8 +273,20 @@ class Nat:
         return self._engine.batch(direction, packets, int(now * 1000))
 
     def outbound_batch(self, packets, now):
-        out, _ = self._engine.batch(OUT, packets, int(now * 1000))
-        return [p for p in out if p is not None]
+        """Inside -> link: the packets for the link (hairpinned ones, from an
+        inside host to the outside address, are left out: see outbound_split)."""
+        out, verdicts = self._engine.batch(OUT, packets, int(now * 1000))
+        return [p for p, v in zip(out, verdicts) if v == PASS]
+
+    def outbound_split(self, packets, now):
+        """Inside -> link: (to_link, to_inside). to_inside holds hairpinned
+        packets (an inside host to the outside address, RFC 4787 REQ-9),
+        translated both ways, to be written back to the TUN."""
+        out, verdicts = self._engine.batch(OUT, packets, int(now * 1000))
+        to_link = [p for p, v in zip(out, verdicts) if v == PASS]
+        to_inside = [p for p, v in zip(out, verdicts) if v == HAIRPIN] \
+            if HAIRPIN in verdicts else []
+        return to_link, to_inside
 
     def inbound_batch(self, packets, now):
         out, _ = self._engine.batch(IN, packets, int(now * 1000))
@@ -294,7 +312,7 @@ class Nat:
         """One line for a status dump."""
         s = self.stats
         drops = ", ".join(f"{name.replace('_', ' ')} {s['drop_' + name]}"
-                          for name in VERDICT_NAMES[1:] if s["drop_" + name])
+                          for name in DROP_NAMES if s["drop_" + name])
         return (f"NAT {self.outside_addr or 'no address'}: {s['entries']} mappings, "
                 f"{s['translated_out']} packets out, {s['translated_in']} in, "
                 f"{s['evicted']} evicted, dropped: {drops or 'none'}")

@@ -636,7 +636,7 @@ def packet(draw, direction):
                                  "raw"]))
     if direction == OUT:
         src = draw(st.sampled_from(INSIDE_HOSTS + ["10.99.0.1"]))
-        dst = draw(st.sampled_from(REMOTES))
+        dst = draw(st.sampled_from(REMOTES + [OUTSIDE]))
     else:
         src = draw(st.sampled_from(REMOTES))
         dst = draw(st.sampled_from([OUTSIDE, OUTSIDE, OUTSIDE, OUTSIDE2]))
@@ -731,7 +731,7 @@ def test_c_and_twin_equal_on_random_batches(steps, max_entries, mss, ports):
             assert cv == rv
             assert co == ro
             for pkt, v in zip(co, cv):
-                assert (pkt is None) == (v != 0)
+                assert (pkt is None) == (v not in (0, V["hairpin"]))
                 if pkt is not None:
                     assert ip_ok(pkt)
         elif action == "outside":
@@ -939,3 +939,22 @@ def test_new_subnet_empties_table(name):
     assert e.nentries == 0
     out, v = e.batch(IN, [udp(SERVER, 53, OUTSIDE, 5000)], 0)
     assert v == [V["no_mapping"]]
+
+
+def test_hairpinning(backend):
+    """RFC 4787 REQ-9 / RFC 5382 REQ-8: an inside host reaching another one
+    through the outside address sees it as the outside address and port, and
+    is seen from the outside address and its own mapped port."""
+    nat = make(backend, forwards=["udp:5353:10.64.0.9:53"])
+    nat.translate(OUT, [udp("10.64.0.4", 6000, SERVER, 53)], 0)  # port 6000 taken
+    to_link, to_inside = nat.outbound_split([udp("10.64.0.3", 6000, OUTSIDE, 5353, b"q"),
+                                             udp("10.64.0.3", 6000, SERVER, 53, b"x")], 1)
+    assert to_link == [udp(OUTSIDE, 1024, SERVER, 53, b"x")]
+    assert to_inside == [udp(OUTSIDE, 1024, "10.64.0.9", 53, b"q")]
+    to_link, to_inside = nat.outbound_split([udp("10.64.0.9", 53, OUTSIDE, 1024, b"a")], 2)
+    assert to_link == [] and to_inside == [udp(OUTSIDE, 5353, "10.64.0.3", 6000, b"a")]
+    assert nat.stats["hairpinned"] == 2
+    # to a port with no mapping: dropped as unsolicited
+    out, v = one(nat, OUT, tcp("10.64.0.3", 7000, OUTSIDE, 9999, S))
+    assert out is None and v == V["no_mapping"]
+    assert nat.outbound_batch([udp("10.64.0.3", 6000, OUTSIDE, 5353, b"q")], 3) == []

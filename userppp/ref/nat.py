@@ -32,9 +32,11 @@ UNSUPPORTED = 5
 FRAG_UNKNOWN = 6
 NO_PORT = 7
 NO_ADDR = 8
-NVERDICTS = 9
+HAIRPIN = 9
+NVERDICTS = 10
 VERDICT_NAMES = ("pass", "malformed", "no_mapping", "not_inside", "not_ours",
-                 "unsupported", "frag_unknown", "no_port", "no_addr")
+                 "unsupported", "frag_unknown", "no_port", "no_addr", "hairpin")
+DROP_NAMES = VERDICT_NAMES[1:9]
 
 MAX_FORWARDS = 64
 
@@ -47,7 +49,7 @@ TCP_RST = 16
 P_ICMP, P_TCP, P_UDP = 1, 6, 17
 
 STAT_KEYS = ("translated_out", "translated_in", "created", "expired", "evicted",
-             "mss_clamped", "icmp_errors", "frags_tracked")
+             "mss_clamped", "icmp_errors", "frags_tracked", "hairpinned")
 
 
 # ---- checksum ------------------------------------------------------------------
@@ -231,8 +233,8 @@ class NatEngine:
 
     def stats(self):
         out = dict(self._c)
-        for i in range(1, NVERDICTS):
-            out["drop_" + VERDICT_NAMES[i]] = self._drops[i]
+        for i, name in enumerate(DROP_NAMES, 1):
+            out["drop_" + name] = self._drops[i]
         out["entries"] = len(self._lru)
         return out
 
@@ -592,16 +594,28 @@ class NatEngine:
         self._c["translated_out" if direction == OUT else "translated_in"] += 1
         return PASS, tot
 
+    def _packet(self, direction, now, p):
+        v, n = self._one(direction, now, p)
+        if v != PASS or direction != OUT or _rd32(p, 16) != self.outside:
+            return v, n
+        del p[n:]
+        v, n = self._one(IN, now, p)
+        if v != PASS:
+            return v, n
+        self._c["hairpinned"] += 1
+        return HAIRPIN, n
+
     def batch(self, direction, packets, now_ms):
         """Translate each packet: (outputs, verdicts); outputs[i] is the
-        translated packet (bytes) or None when verdicts[i] says it was dropped."""
+        translated packet (bytes) or None when verdicts[i] says it was
+        dropped; HAIRPIN (outbound) means it goes back to the inside."""
         direction = IN if direction == IN else OUT
         outputs, verdicts = [], []
         for pkt in packets:
             p = bytearray(pkt)
-            v, n = self._one(direction, now_ms, p)
+            v, n = self._packet(direction, now_ms, p)
             verdicts.append(v)
-            if v == PASS:
+            if v == PASS or v == HAIRPIN:
                 outputs.append(bytes(p[:n]))
             else:
                 self._drops[v] += 1
