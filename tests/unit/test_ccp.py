@@ -429,3 +429,33 @@ def test_methods_from_the_link_services():
 def test_predictor1_in_hand_made_settings_is_local_misuse():
     with pytest.raises(ValueError, match="Predictor-1"):
         Ccp(Services(predictor1=True))
+
+
+_CCP_CHOICES = [
+    {}, {"bsdcomp": (0, 0)}, {"deflate": (0, 0)},
+    {"bsdcomp": (12, 15)}, {"bsdcomp": (15, 9), "deflate": (0, 0)},
+    {"deflate": (9, 15), "deflate_draft": False}, {"deflate": (15, 0), "bsdcomp": (0, 0)},
+    {"bsdcomp": (0, 0), "deflate": (0, 0)},
+]
+
+
+@given(st.sampled_from(_CCP_CHOICES), st.sampled_from(_CCP_CHOICES),
+       st.sampled_from([0.0, 0.25]), st.integers(0, 1000))
+@hsettings(max_examples=150, deadline=None)
+def test_pair_outcomes_are_consistent(a_values, b_values, drop, seed):
+    """Whatever both ends allow and the loss: when both are Opened, what one
+    transmits is what the other receives, within what each allows."""
+    pair = _pair(a_values, b_values, drop=drop, seed=seed)
+    pair.run(200)
+    if both_open(pair):
+        a, b = pair.a.events_of(CcpUp)[-1], pair.b.events_of(CcpUp)[-1]
+        assert a.transmit == b.receive and a.receive == b.transmit
+        for up, values in ((a, a_values), (b, b_values)):
+            bsd = values.get("bsdcomp") or (15, 15)
+            deflate = values.get("deflate") or (15, 15)
+            if up.receive is not None:
+                limit = bsd[0] if up.receive.option == CI_BSD_COMPRESS else deflate[0]
+                assert 9 <= up.receive.bits <= limit
+            if up.transmit is not None:
+                limit = bsd[1] if up.transmit.option == CI_BSD_COMPRESS else deflate[1]
+                assert 9 <= up.transmit.bits <= limit

@@ -625,3 +625,16 @@ def test_max_failure_setting_takes_effect_on_the_wire():
         h.receive(pkt(1, ident, ADDR("10.0.0.77")), 1.0)
     replies = [p[0] for _, p in s.sent[1:]]
     assert replies == [3, 3, 4]          # two Naks, then a Reject
+
+
+def test_request_acked_in_stopped_keeps_the_peers_options():
+    """RCR+ in Stopped runs irc, scr, sca: the request is judged before our
+    Configure-Request is rebuilt, so the rebuild must not forget what we
+    acked (found by test_pair_outcomes_are_consistent: VJ lost one way)."""
+    s = Services(local_ip="10.0.0.1", ipcp_max_configure=1)
+    h = started(s)
+    h.handle_timer(3.0)
+    assert h.fsm.state == State.STOPPED
+    h.receive(pkt(1, 9, ADDR("10.0.0.2") + VJ(7, 0)), 4.0)
+    h.receive(pkt(2, 2, ADDR("10.0.0.1") + VJ()), 4.1)
+    assert s.events_of(IpcpUp)[0].vj_tx == VjParams(8, False)

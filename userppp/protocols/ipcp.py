@@ -362,7 +362,9 @@ class Ipcp(ProtocolHandler, NegotiationSpec):
         self.initial_local = w.ouraddr
         self.want = w
         self.got = IpcpOptions()
-        self.his = IpcpOptions()
+        # self.his is not reset: it is set whole each time we ack a request,
+        # and a request acked in Stopped is judged before the scr that
+        # calls reset() (RCR+ in Stopped: irc, scr, sca).
 
     def _choose_remote(self) -> int:
         s = self.settings
