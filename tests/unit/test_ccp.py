@@ -459,3 +459,18 @@ def test_pair_outcomes_are_consistent(a_values, b_values, drop, seed):
             if up.transmit is not None:
                 limit = bsd[1] if up.transmit.option == CI_BSD_COMPRESS else deflate[1]
                 assert 9 <= up.transmit.bits <= limit
+
+
+def test_opened_without_any_method_says_nothing():
+    pair = _pair({"bsdcomp": (0, 0), "deflate": (0, 0)}, {"bsdcomp": (0, 15), "deflate": (0, 0)})
+    pair.hb.open(pair.now)
+    pair.run(30)
+    # A is silent and asks for nothing, B asks for nothing either: both sit
+    # in Stopped, nothing is sent, no event claims compression.
+    assert pair.a.sent == [] and not pair.a.events_of(CompressionUp)
+    s = Services(bsdcomp=(0, 0), deflate=(0, 0))
+    h = started(s)
+    h.receive(pkt(1, 3, b""), 1.0)
+    h.receive(pkt(2, 1, b""), 1.1)
+    assert h.fsm.is_opened and s.events_of(CcpUp) == [CcpUp(None, None)]
+    assert not s.events_of(CompressionUp) and not [t for t in s.texts(0) if "compression" in t]

@@ -552,8 +552,9 @@ class Ccp(ProtocolHandler, NegotiationSpec):
         self.up = True
         self.reset_pending = False
         self.services.emit(CcpUp(ho, go))
-        self.services.emit(CompressionUp(transmit=ho.label() if ho else "",
-                                         receive=go.label() if go else ""))
+        if ho is not None or go is not None:
+            self.services.emit(CompressionUp(transmit=ho.label() if ho else "",
+                                             receive=go.label() if go else ""))
 
     def this_layer_down(self, now):
         self.reset_pending = False
