@@ -40,7 +40,7 @@ class DataPath:
     * ``nat``: ``outbound_batch(packets, now) -> list[bytes | None]`` and
       ``inbound_batch(packets, now) -> list[bytes | None]`` (None: dropped,
       counted by the NAT itself);
-    * ``vj_tx``: ``compress_batch(packets) -> list[(protocol, bytes)]``;
+    * ``vj_tx``: ``compress_many(packets) -> list[(protocol, bytes)]``;
       ``vj_rx``: ``decompress(protocol, payload) -> bytes | None`` and
       ``toss()`` (a frame was lost: wait for the next uncompressed one);
     * ``ccp_tx``: ``compress(protocol, payload) -> (protocol, bytes)``;
@@ -119,7 +119,7 @@ class DataPath:
         stats["packets_out"] += len(batch)
         stats["bytes_out"] += sum(map(len, batch))
         if self.vj_tx is not None and batch:
-            frames = self.vj_tx.compress_batch(batch)
+            frames = self.vj_tx.compress_many(batch)
         else:
             frames = [(PPP_IP, p) for p in batch]
         if self.ccp_tx is not None:

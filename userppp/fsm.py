@@ -170,8 +170,8 @@ class NegotiationSpec:
 class AutomatonConfig:
     restart: float = 3.0
     max_configure: int = 10
-    max_terminate: int = 3
-    max_failure: int = 10
+    max_terminate: int = 2        # pppd 2.4.9's DEFMAXTERMREQS (measured in the VM)
+    max_failure: int = 5          # pppd 2.4.9's DEFMAXNAKLOOPS
 
 
 class Automaton:

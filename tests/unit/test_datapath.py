@@ -32,7 +32,7 @@ class Recorder:
         self.log.append((self.name + ".in", len(packets)))
         return list(packets)
 
-    def compress_batch(self, packets):
+    def compress_many(self, packets):
         self.log.append((self.name + ".compress", len(packets)))
         return [(PPP_VJC_UNCOMP, p) for p in packets]
 

@@ -98,10 +98,12 @@ OPTIONS = [
     integer("lcp-restart", "lcp_restart", 3, "LCP restart timer, seconds", minimum=1),
     integer("lcp-max-configure", "lcp_max_configure", 10,
             "Configure-Requests sent before giving up", minimum=1),
-    integer("lcp-max-failure", "lcp_max_failure", 10,
-            "Configure-Naks sent before rejecting instead", minimum=1),
-    integer("lcp-max-terminate", "lcp_max_terminate", 3,
-            "Terminate-Requests sent before giving up", minimum=1),
+    integer("lcp-max-failure", "lcp_max_failure", 5,
+            "Configure-Naks sent before rejecting instead (default 5, as pppd 2.4.9 "
+            "does; its man page says 10)", minimum=1, maximum=255),
+    integer("lcp-max-terminate", "lcp_max_terminate", 2,
+            "Terminate-Requests sent before giving up (default 2, as pppd 2.4.9 "
+            "does; its man page says 3)", minimum=1, maximum=255),
 ]
 
 
@@ -437,7 +439,9 @@ class Lcp(ProtocolHandler, NegotiationSpec):
                 rejects.append(option)
                 continue
             if nak_value is not None:
-                if reject_naks:
+                # As pppd's lcp_reqci: a Magic-Number is Nak'd however long the
+                # Naks go on, so a looped-back line is still detected.
+                if reject_naks and kind != CI_MAGIC:
                     rejects.append(option)
                 else:
                     naks.append(RawOption(kind, nak_value))
