@@ -70,7 +70,8 @@ def ip(src, dst, l4, proto=None, ident=0x1234, ttl=64):
 
 
 def udp(src, sport, dst, dport, payload=b"hello", **kw):
-    return ip(src, dst, dpkt.udp.UDP(sport=sport, dport=dport, data=payload), **kw)
+    seg = dpkt.udp.UDP(sport=sport, dport=dport, ulen=8 + len(payload), data=payload)
+    return ip(src, dst, seg, **kw)
 
 
 def udp_nocsum(src, sport, dst, dport, payload=b"hi"):
