@@ -959,3 +959,17 @@ def test_hairpinning(backend):
     out, v = one(nat, OUT, tcp("10.64.0.3", 7000, OUTSIDE, 9999, S))
     assert out is None and v == V["no_mapping"]
     assert nat.outbound_batch([udp("10.64.0.3", 6000, OUTSIDE, 5353, b"q")], 3) == []
+
+
+def test_udp_checksum_computing_to_zero_is_sent_as_ffff(backend):
+    """RFC 768: a computed UDP checksum of 0 is transmitted as 0xFFFF (0
+    means none). Pick the payload so that the translated datagram's checksum
+    computes to 0."""
+    outside = aton(OUTSIDE)
+    pseudo = outside + aton(SERVER) + struct.pack("!BBH", 0, 17, 10)
+    rest = ones_sum(pseudo + struct.pack("!HHHH", 5000, 53, 10, 0))
+    word = (0xFFFF - rest) or 0xFFFF
+    pkt = udp("10.64.0.2", 5000, SERVER, 53, struct.pack("!H", word))
+    assert pkt[26:28] not in (b"\0\0", b"\xff\xff")
+    out, v = one(make(backend), OUT, pkt)
+    assert v == 0 and out[26:28] == b"\xff\xff" and l4_ok(out)
