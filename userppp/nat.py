@@ -16,6 +16,12 @@ transitory 240 s, ICMP 60 s (idle time); a bounded table, least recently
 used mapping evicted when full; port forwards; MSS clamping. Anything else
 (malformed, unsolicited, unsupported) is dropped and counted in ``stats``.
 
+"Outbound" means from the inside to the outside. In the client role the
+inside is the TUN (outbound = TUN -> link); in the server role, where the
+dial-in peers are the inside, packets from the links are outbound and the
+TUN side is the outside. One Nat may serve several links (they then share
+its outside address and table).
+
 Python API
 ----------
 
