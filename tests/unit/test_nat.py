@@ -693,7 +693,7 @@ def scenario(draw):
     steps = [("out", 0, draw(st.lists(packet(OUT), min_size=3, max_size=12)))]
     for _ in range(draw(st.integers(1, 7))):
         action = draw(st.sampled_from(["out", "out", "in", "in", "outside", "expire"]))
-        dt = draw(st.sampled_from([0, 0, 1, 1000, 60001, 240001, 300001]))
+        dt = draw(st.sampled_from([0, 0, 1, 1000, 30001, 60001, 240001, 300001, 7440001]))
         if action in ("out", "in"):
             direction = OUT if action == "out" else IN
             steps.append((action, dt, draw(st.lists(packet(direction), max_size=12))))
