@@ -25,6 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# the options are the bench's alone, not the machine's /etc/ppp
+os.environ["USERPPP_ETC"] = "/nonexistent"
 
 from userppp.cli import Logger  # noqa: E402
 from userppp.config.parser import OptionParser  # noqa: E402

@@ -12,6 +12,8 @@ import sys
 import time
 import tty
 
+import pytest
+
 from userppp.config.parser import OptionParser
 from userppp.config.tables import option_tables
 from userppp.hdlc import Framer
@@ -19,6 +21,12 @@ from userppp.io.driver import DATA_PROTOCOLS, LinePump, LinkDriver
 from userppp.link import Phase, SetFraming
 from userppp.protocols.lcp import Framing
 from userppp.wire import encode_control
+
+
+@pytest.fixture(autouse=True)
+def no_system_options(monkeypatch):
+    """The options come from the test alone, not the machine's /etc/ppp."""
+    monkeypatch.setenv("USERPPP_ETC", "/nonexistent")
 
 
 def settings_for(*options):

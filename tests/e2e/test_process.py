@@ -8,9 +8,17 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import pytest
+
 from userppp.cli import Process
 from userppp.config.parser import OptionParser
 from userppp.config.tables import option_tables
+
+
+@pytest.fixture(autouse=True)
+def no_system_options(monkeypatch):
+    """The options come from the test alone, not the machine's /etc/ppp."""
+    monkeypatch.setenv("USERPPP_ETC", "/nonexistent")
 
 
 class Policy:

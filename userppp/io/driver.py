@@ -289,6 +289,8 @@ class LinkDriver:
         if not frames:
             return
         if not self.started:
+            if self.result is not None:
+                return              # ended while waiting for the peer
             self._start()
         link = self.link
         datapath = self.datapath
