@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 from userppp.config.options import Settings
 from userppp.config.tables import option_tables
-from userppp.events import LinkTerminated
+from userppp.events import LinkTerminated, NetworkUp
 from userppp.link import Link, SetFraming, Transmit
+from userppp.protocols.ipcp import PPP_IPCP
 
 
 def make_settings(**overrides) -> Settings:
@@ -73,19 +74,34 @@ class Endpoint:
 class Pair:
     """Two Links, A and B, and a clock; ``run`` moves frames and time."""
 
+    # The address each side's hostname resolves to (pppd's default local
+    # address; the driver looks it up): with it, IPCP comes up between two
+    # Links configured with no addresses at all, as two pppd on hosts with
+    # resolvable names do.  ``default_local=None``: no such address.
+    DEFAULT_LOCAL = ("10.0.0.1", "10.0.0.2")
+
     def __init__(self, settings_a=None, settings_b=None, *, seed=1,
                  wire_ab: Wire = None, wire_ba: Wire = None,
-                 secrets_a=None, secrets_b=None, tamper=None):
+                 secrets_a=None, secrets_b=None, tamper=None,
+                 default_local=DEFAULT_LOCAL, link_a=None, link_b=None):
+        """``link_a``/``link_b``: extra keyword arguments for each Link
+        (address_pool, ccp_methods, callback_leg)."""
         self.now = 1000.0
-        self.a = self._endpoint("A", settings_a or make_settings(), seed, secrets_a)
-        self.b = self._endpoint("B", settings_b or make_settings(), seed + 1, secrets_b)
+        local = default_local or (None, None)
+        self.a = self._endpoint("A", settings_a or make_settings(), seed, secrets_a,
+                                local[0], link_a or {})
+        self.b = self._endpoint("B", settings_b or make_settings(), seed + 1, secrets_b,
+                                local[1], link_b or {})
         self.wires = {"A": wire_ab, "B": wire_ba}
         self.tamper = tamper          # f(sender_name, frames) -> frames
 
-    def _endpoint(self, name, settings, seed, secrets):
+    def _endpoint(self, name, settings, seed, secrets, default_local=None, extra=None):
         endpoint = Endpoint(name, None)
         endpoint.link = Link(settings, rng=random.Random(seed), secrets=secrets,
-                             log=lambda level, text: endpoint.logs.append((level, text)))
+                             log=lambda level, text: endpoint.logs.append((level, text)),
+                             **(extra or {}))
+        if default_local:
+            endpoint.link.handler(PPP_IPCP).set_default_local(default_local)
         return endpoint
 
     def start(self, a=True, b=True):
@@ -146,3 +162,10 @@ class Pair:
             for endpoint in (self.a, self.b):
                 if not endpoint.link.terminated:
                     endpoint.link.handle_timer(self.now)
+
+
+def network_up(pair):
+    """A ``run(until=...)`` predicate: both sides saw IPCP come up
+    (NetworkUp) and nothing is in flight."""
+    return lambda: all(any(isinstance(e, NetworkUp) for e in end.events) and not end.queue
+                       for end in (pair.a, pair.b))

@@ -10,6 +10,7 @@ from userppp import link as link_module
 from userppp.link import LOG_LINES_KEPT, Link, Phase
 from userppp.protocols.base import ProtocolHandler
 from userppp.protocols.chap import Chap
+from userppp.protocols.ipcp import PPP_IPCP
 from userppp.protocols.lcp import Lcp
 from userppp.protocols.pap import Pap
 from userppp.wire import Code, encode_control, hex_bytes
@@ -28,6 +29,7 @@ def opened_pair(sink_a=None):
     pair = Pair()
     if sink_a is not None:
         pair.a.link = Link(pair.a.link.settings, rng=random.Random(3), log=sink_a)
+        pair.a.link.handler(PPP_IPCP).set_default_local(Pair.DEFAULT_LOCAL[0])
     pair.start()
     pair.run(10, until=lambda: pair.a.link.phase == Phase.NETWORK
              and pair.b.link.phase == Phase.NETWORK)
@@ -73,7 +75,8 @@ def exercise(pair):
     echo = encode_control(Code.ECHO_REQ, 5, b"\x00\x00\x00\x00" + bytes(1500))
     for _ in range(20):
         link.receive(0xC021, echo, now)                 # LCP, level 2 both ways
-        link.receive(0x0021, bytes(1500), now)          # no handler: ProtRej
+        link.receive(0x8057, bytes(1500), now)          # no handler: ProtRej
+        link.receive(0x0021, bytes(1500), now)          # data: dropped, no text
         link.receive(0xC023, b"\x02\x01\x00\x05\x00", now)   # PAP, level 1
     link.output()
 
@@ -95,10 +98,14 @@ def test_text_built_at_the_sink_level(counting):
     exercise(pair)
     assert "PAP" in counting and "hex" in counting and "LCP" in counting
     texts = [t for _, t in sink.lines]
-    assert any(t.startswith("rcvd [proto=0x21] 00 00") and t.endswith(" ...") for t in texts)
+    assert any(t.startswith("rcvd [proto=0x8057] 00 00") and t.endswith(" ...") for t in texts)
     assert not any("EchoReq" in t for t in texts)      # echoes are level 2
     assert any(t.startswith("sent [LCP ProtRej id=") for t in texts)
-    assert any(t == "Unsupported protocol 'IP' (0x21) received" for t in texts)
+    assert any(t == "Unsupported protocol 'IPv6 Control Protocol' (0x8057) received"
+               for t in texts)
+    # IP is the data path's: never logged, never Protocol-Rejected, counted.
+    assert not any("0x21" in t for t in texts)
+    assert pair.a.link.stats["data_discarded"] == 20
     sink.level = 2                                   # the level may change at run time
     exercise(pair)
     assert any("rcvd [LCP EchoReq id=0x5 magic=0x0 00 00" in t for _, t in sink.lines)
@@ -109,7 +116,8 @@ def test_sink_without_level_gets_everything():
     pair = opened_pair(lambda level, text: lines.append((level, text)))
     exercise(pair)
     assert any("EchoReq" in text and level == 2 for level, text in lines)
-    assert any(text.startswith("rcvd [proto=0x21]") for _, text in lines)
+    assert any(text.startswith("rcvd [proto=0x8057]") for _, text in lines)
+    assert not any(text.startswith("rcvd [proto=0x21]") for _, text in lines)
 
 
 def test_hex_dumps_keep_pppd_format():

@@ -394,8 +394,29 @@ def _a_valid_argument(option, etc, tmp_path):
     raise AssertionError(f"no valid argument found for '{option.name}'")
 
 
+from userppp.protocols.ccp import Refuse  # noqa: E402
+
+# Options the tables know and refuse (predictor1) parse in no form at all:
+# test_refused_options_are_one_line_errors holds them to their rule.
 WORD_OPTIONS = [(m, o) for m, o in ALL_OPTIONS
-                if not is_positional(o) and not isinstance(o.value, Exit)]
+                if not is_positional(o) and not isinstance(o.value, (Exit, Refuse))]
+REFUSED_OPTIONS = [o for _, o in ALL_OPTIONS if isinstance(o.value, Refuse)]
+
+
+def test_refused_options_are_one_line_errors(etc, tmp_path):
+    assert {o.name for o in REFUSED_OPTIONS} >= {"predictor1"}
+    for option in REFUSED_OPTIONS:
+        for argv in ([option.name], [f"--{option.name}"]):
+            with pytest.raises(ConfigError) as info:
+                parse_command_line(argv, system_options=False)
+            message = str(info.value)
+            assert f"for option '{option.name}'" in message and "\n" not in message
+        f = tmp_path / "opts"
+        f.write_text(f"noccp\n{option.name}\n")
+        with pytest.raises(ConfigError) as info:
+            parse_command_line(["file", str(f)], system_options=False)
+        assert str(info.value).startswith(f"{f}:2: ")
+        assert str(info.value).endswith(f" for option '{option.name}'")
 
 
 @pytest.mark.parametrize("module, option", WORD_OPTIONS,

@@ -511,7 +511,11 @@ class OptionParser:
         shown = None if argument is None else (HIDDEN if option.secret else argument)
         entry = (name if shown is None else f"{name} {_quote(shown)}", where)
         if isinstance(option.value, Action):
-            voided = option.value.apply(settings, option, value)
+            try:
+                voided = option.value.apply(settings, option, value)
+            except OptionError as error:
+                # An option the tables know and refuse (predictor1).
+                raise ConfigError(f"{where}: {error} for option '{name}'") from None
             for dest in voided:
                 self.sources.pop(dest, None)
             accumulate = option.append or isinstance(option.value, Increment)

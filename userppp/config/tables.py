@@ -15,6 +15,9 @@ OPTION_MODULES = (
     "userppp.protocols.authpolicy", # auth, require-*, refuse-*, names, secrets
     "userppp.protocols.pap",
     "userppp.protocols.chap",
+    "userppp.protocols.cbcp",       # callback, callback-offer, ...
+    "userppp.protocols.ipcp",       # novj, ms-dns, ip-pool, ipcp-*
+    "userppp.protocols.ccp",        # noccp, bsdcomp, deflate, predictor1 (refused)
 )
 
 

@@ -197,7 +197,7 @@ def describe_parts(payload: bytes) -> tuple:
                         p += 1
                     if olen > 3:
                         p += 1                   # address type
-                        number = payload[p:p + olen - 4]
+                        number = bytes(payload[p:p + olen - 4])
                         number = number.split(b"\0", 1)[0]
                         inside += f" number = {_number_text(number)}"
                     inside += ">"

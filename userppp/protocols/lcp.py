@@ -225,7 +225,12 @@ class Lcp(ProtocolHandler, NegotiationSpec):
         self.ours = LcpOptions()           # acked by the peer
         self.peer = LcpOptions()           # the peer's request as we acked it
         self._judged_peer = LcpOptions()   # the last acceptable request, until acked
+        #: RFC 1570 operation we ask for in the Callback option (the Link
+        #: sets 6, CBCP, for ``callback NUMBER``); None: no Callback option.
         self.callback_operation: Optional[int] = None
+        #: Operations we accept in the peer's Callback option (the Link sets
+        #: {6} for ``callback-offer``); others are rejected, as pppd does.
+        self.accept_callback: frozenset = frozenset()
         self.auth_candidates: list = []
         self.loopback_count = 0
         self.echo_id = 0
@@ -433,9 +438,13 @@ class Lcp(ProtocolHandler, NegotiationSpec):
                 peer.pcomp = True
             elif kind == CI_ACCOMP and not value and s.accomp:
                 peer.accomp = True
+            elif kind == CI_CALLBACK and value and value[0] in self.accept_callback:
+                # RFC 1570: the operation, then a message (none for CBCP).
+                peer.callback = value[0]
             else:
-                # Unknown, malformed, Quality-Protocol and Callback (we are
-                # no CBCP server): echoed back verbatim in a Configure-Reject.
+                # Unknown, malformed, Quality-Protocol, and Callback when we
+                # offer none or not that operation: echoed back verbatim in
+                # a Configure-Reject.
                 rejects.append(option)
                 continue
             if nak_value is not None:
