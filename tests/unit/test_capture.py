@@ -29,7 +29,7 @@ from userppp.config.parser import OptionParser
 from userppp.config.secrets import Secrets
 from userppp.config.tables import option_tables
 from userppp.hdlc import Deframer, Framer
-from userppp.link import Phase
+from userppp.link import Phase, Transmit
 
 WALL = 1_764_000_000.0          # the epoch time the captures' clock starts at
 NOW0 = 1000.0                   # the Pair's clock at start
@@ -156,6 +156,26 @@ def both_network(pair):
     return lambda: pair.a.link.phase == Phase.NETWORK and pair.b.link.phase == Phase.NETWORK
 
 
+def runs_ipcp(link):
+    return 0x8021 in link.handlers
+
+
+def ipcp_up(pair):
+    """Both sides saw IPCP come up (where the Link runs IPCP), and nothing
+    is in flight."""
+    from userppp import events
+    network_up = getattr(events, "NetworkUp", None)
+
+    def up():
+        if not both_network(pair)():
+            return False
+        if network_up is None or not runs_ipcp(pair.a.link):
+            return True
+        return all(any(isinstance(e, network_up) for e in end.events) and not end.queue
+                   for end in (pair.a, pair.b))
+    return up
+
+
 def writers(tmp_path, label, log):
     record = RecordWriter(open(tmp_path / f"{label}.record", "wb"), NOW0,
                           name=f"{label}.record", log=log, wall_offset=WALL - NOW0)
@@ -173,29 +193,34 @@ def run_session(tmp_path, auth="chap"):
     client = make_settings(user="alice", password=PASSWORD, debug=1)
     if auth == "chap":
         server = make_settings(auth=True, require_chap=True, name="srv")
-        secrets = Secrets.from_text(chap=f'alice srv "{PASSWORD}"\n')
+        secrets = Secrets.from_text(chap=f'alice srv "{PASSWORD}" *\n')
     else:
         server = make_settings(auth=True, require_pap=True, name="srv")
-        secrets = Secrets.from_text(pap=f'alice * "{PASSWORD}"\n')
+        secrets = Secrets.from_text(pap=f'alice * "{PASSWORD}" *\n')
     pair = Pair(client, server, secrets_b=secrets, seed=3)
     pair.now = NOW0
     session = Session(pair, writers(tmp_path, "a", log), writers(tmp_path, "b", log))
     pair.start()
-    pair.run(30, until=both_network(pair))
-    assert both_network(pair)(), pair.a.text() + "\n" + pair.b.text()
+    pair.run(30, until=ipcp_up(pair))
+    assert ipcp_up(pair)(), pair.a.text() + "\n" + pair.b.text()
     pair.now += 0.5
-    # the server asks for IPCP and IPXCP; the client Protocol-Rejects what it
-    # does not run (IPXCP at least), as in the seed's log
-    pair.b.link.send(0x8021, bytes.fromhex("0101000a 0306 c0a80001".replace(" ", "")))
+    # the server asks for IPXCP (and IPCP where the Link does not run it
+    # itself); the client Protocol-Rejects it, as in the seed's log
+    if not runs_ipcp(pair.a.link):
+        pair.b.link.send(0x8021, bytes.fromhex("0101000a 0306 c0a80001".replace(" ", "")))
     pair.b.link.send(0x802B, bytes.fromhex("010300120106 4b484d98 0208000000000001"
                                            .replace(" ", "")))
     pair.run(1)
     pair.now += 2.0
     a_ip, b_ip = bytes([192, 168, 0, 3]), bytes([192, 168, 0, 1])
+    for event in pair.a.events:          # the addresses IPCP agreed on, if it ran
+        if type(event).__name__ == "NetworkUp":
+            a_ip, b_ip = (bytes(map(int, x.split("."))) for x in (event.local, event.remote))
     session.data("A", [(0x0021, icmp_echo(a_ip, b_ip, 7, n)) for n in (1, 2)])
     pair.now += 0.05
     session.data("B", [(0x0021, icmp_echo(b_ip, a_ip, 7, n, reply=True)) for n in (1, 2)])
     pair.now += 40.0            # a long quiet stretch: a 4-byte time step in the record
+    assert not pair.a.link.terminated and not pair.b.link.terminated, pair.a.text()
     pair.a.link.close(pair.now, "User request")
     pair.run(10, until=lambda: pair.a.link.terminated)
     for side in session.sides.values():
@@ -262,9 +287,9 @@ def test_pcap_records_direction_address_control_protocol_payload():
     w.sent(0xC021, b"\x09\x01\x00\x08abcd", 1001.25)
     w.received_many([(0x0021, b"E\x00"), (0x80FD, b"\x01\x02\x00\x04")], 1002.5)
 
-    class Frame:                               # the Deframer's objects work too
-        protocol, payload = 0x002D, b"\x01\x02"
-    w.sent_many([Frame()], 1002.999_9997)      # a hair below the next second
+    # the Link's Transmit items and the Deframer's Frames work as well as pairs
+    w.sent_many([Transmit(0x002D, b"\x01\x02")], 1002.999_9997)   # a hair below a second
+    w.received_many(Deframer().feed(Framer().encode(0x0021, b"E\x01", 0.0)), 1003.0)
     w.close(1003.0)
     raw = f.value()
     packets = list(dpkt.pcap.Reader(io.BytesIO(raw)))
@@ -272,8 +297,9 @@ def test_pcap_records_direction_address_control_protocol_payload():
         b"\x01\xff\x03\xc0\x21\x09\x01\x00\x08abcd",
         b"\x00\xff\x03\x00\x21E\x00",
         b"\x00\xff\x03\x80\xfd\x01\x02\x00\x04",
-        b"\x01\xff\x03\x00\x2d\x01\x02"]
-    assert [round(ts - WALL, 6) for ts, _ in packets] == [1.25, 2.5, 2.5, 2.999999]
+        b"\x01\xff\x03\x00\x2d\x01\x02",
+        b"\x00\xff\x03\x00\x21E\x01"]
+    assert [round(ts - WALL, 6) for ts, _ in packets] == [1.25, 2.5, 2.5, 2.999999, 3.0]
     assert int(packets[3][0]) == int(WALL) + 2
     # every microsecond field is below one second (dpkt would round up to 1000000)
     offset = 24
@@ -281,7 +307,7 @@ def test_pcap_records_direction_address_control_protocol_payload():
         sec, usec, caplen, length = struct.unpack("=IIII", raw[offset:offset + 16])
         assert usec < 1_000_000 and caplen == length
         offset += 16 + caplen
-    assert w.frames == 4 and w.stats["errors"] == 0
+    assert w.frames == 5 and w.stats["errors"] == 0
 
 
 # -- a whole session, read back by dpkt, tshark and pppdump -----------------------------
@@ -302,6 +328,8 @@ def test_session_pcap_both_ends_agree_and_hold_every_frame(tmp_path):
     assert len(a_sent) == len(link_sent) + 2                  # and the two pings
     protocols = {proto for _, proto, _ in a}
     assert {0xC021, 0xC223, 0x8021, 0x802B, 0x0021} <= protocols
+    if 0x80FD in session.pair.a.link.handlers:          # the Link runs CCP: it is there
+        assert 0x80FD in protocols
     lcp_codes = {data[0] for _, proto, data in a if proto == 0xC021}
     assert {1, 2, 5, 6, 8} <= lcp_codes          # ConfReq/Ack, TermReq/Ack, ProtRej
     assert logs == []                            # no capture wrote a log line
@@ -328,7 +356,9 @@ def test_session_pcap_decodes_in_tshark_without_malformed_packets(tmp_path):
         protocols = {split(p)[1] for _, p in read_pcap(path)}
         assert {0xC021, 0xC223, 0x8021, 0x802B, 0x0021} <= protocols
         for protocol in protocols:
-            assert TSHARK_NAMES[protocol] in out, (label, hex(protocol))
+            name = TSHARK_NAMES.get(protocol)
+            assert name, f"add tshark's name of protocol 0x{protocol:04x} to TSHARK_NAMES"
+            assert name in out, (label, hex(protocol))
         for name in ("Echo (ping) request", "Echo (ping) reply", "Configuration Request",
                      "Configuration Ack", "Termination Request", "Termination Ack",
                      "Protocol Reject", "Challenge", "Response", "Success"):
