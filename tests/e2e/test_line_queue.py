@@ -212,3 +212,50 @@ def test_flush_frames_runs_with_encode_many_and_flags_before_lcp_negotiation():
         want += reference.encode(item.protocol, item.payload)
     assert out.data == want
     assert out.data.count(b"\x7e\x7e") == 1          # the ConfReq's own flag
+
+
+def test_driver_backpressure_for_the_data_path_over_a_pty():
+    """send_batch until the line queue is full (the other end reads nothing):
+    can_send() turns False and further batches are refused; once the other
+    end reads, on_line_drain says so and sending works again."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        driver = LinkDriver(settings_for(), slave, log=lambda level, text: None,
+                            connect_delay=60)        # LCP stays quiet meanwhile
+        drained = []
+        driver.on_line_drain = lambda: drained.append(loop.time())
+        task = asyncio.ensure_future(driver.run())
+        await asyncio.sleep(0.05)
+        batch = [(0x21, bytes(1500))] * 4
+        accepted = 0
+        for _ in range(1000):
+            if not driver.can_send():
+                break
+            assert driver.send_batch(batch)
+            accepted += 1
+        assert not driver.can_send(), "the queue never filled"
+        assert driver.send_batch(batch) is False
+        assert len(driver.pump.pending) < driver.pump.high_water + 4 * 3100
+        assert not drained
+        os.set_blocking(master, False)
+        end = loop.time() + 10
+        while not drained and loop.time() < end:
+            try:
+                os.read(master, 65536)
+            except BlockingIOError:
+                pass
+            await asyncio.sleep(0.001)
+        assert drained and driver.can_send()
+        assert driver.send_batch(batch)
+        driver.terminate(15)
+        driver.terminate(15)
+        assert await asyncio.wait_for(task, 10) == 5
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        os.close(master)
+        os.close(slave)

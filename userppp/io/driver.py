@@ -203,6 +203,9 @@ class LinkDriver:
         self.terminate_requests = 0
         self.result: Optional[LinkTerminated] = None
         self.network_up: Optional[asyncio.Future] = None
+        # the data path's backpressure: stop producing while not can_send();
+        # on_line_drain() says when the line queue has room again
+        self.on_line_drain: Optional[Callable[[], None]] = None
         self.done: Optional[asyncio.Future] = None
         self.timer: Optional[asyncio.TimerHandle] = None
         self.start_timer: Optional[asyncio.TimerHandle] = None
@@ -216,6 +219,7 @@ class LinkDriver:
         if self.network_up is None:
             self.network_up = loop.create_future()
         self.pump = LinePump(loop, self.fd, self._on_data, self._on_hangup, log=self.log)
+        self.pump.on_drain = self._line_drained
         try:
             if self.result is None and not self.done.done():
                 if self.connect_delay > 0:
@@ -281,6 +285,10 @@ class LinkDriver:
                 self.pump.stats["data_dropped"] += 1
             return False
         return self.pump.write(self.framer.encode_many(frames), control=False)
+
+    def _line_drained(self) -> None:
+        if self.on_line_drain is not None:
+            self.on_line_drain()
 
     # -- inputs ------------------------------------------------------------------
     def _on_data(self, data: bytes) -> None:
