@@ -152,7 +152,7 @@ def bench(size, count, repeats):
             return go
 
         results["rx baseline: Deframer.feed alone"] = rate(count, best_of(repeats, deframer_alone))
-        results["rx driver -> Link.receive (today: Protocol-Reject each)"] = rate(
+        results["rx driver -> Link.receive (no datapath plugged in)"] = rate(
             count, best_of(repeats, through_driver(None)))
         results["rx driver -> datapath hook (receive_batch)"] = rate(
             count, best_of(repeats, through_driver(NullDatapath())))
