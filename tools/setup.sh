@@ -31,7 +31,7 @@ python3 -c 'import sysconfig,os,sys; sys.exit(0 if os.path.exists(os.path.join(s
 
 if [ $want_tests = 1 ]; then
     python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-    apt_install iproute2 socat iputils-ping
+    apt_install iproute2 socat iputils-ping tshark ppp man-db groff-base
     if [ -x .ci/install-interop.sh ] || [ -f .ci/install-interop.sh ]; then
         bash .ci/install-interop.sh
     fi
