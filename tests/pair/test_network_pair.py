@@ -259,3 +259,18 @@ def test_lossy_pair_reaches_the_network_once(seed):
     ua, ub = of(pair.a, IpcpUp)[0], of(pair.b, IpcpUp)[0]
     assert (ua.local, ua.remote) == (ub.remote, ub.local) == ("10.0.0.1", "10.0.0.2")
     assert ua.vj_tx == ub.vj_rx and ua.vj_rx == ub.vj_tx
+
+
+def test_lcp_renegotiation_restarts_the_network_protocols():
+    """The peer renegotiates LCP in Opened: IPCP and CCP go down with it
+    and come up again once LCP is back, on both sides."""
+    pair = Pair()
+    pair.start()
+    pair.run(30, until=network_up(pair))
+    pair.b.link.lcp.fsm.event("Down", pair.now)      # B's lower layer bounces
+    pair.b.link.lcp.fsm.event("Up", pair.now)
+    pair.run(30, until=lambda: all(len(of(e, IpcpUp)) == 2 for e in (pair.a, pair.b)))
+    for endpoint in (pair.a, pair.b):
+        assert len(of(endpoint, IpcpUp)) == 2 and len(of(endpoint, IpcpDown)) == 1
+        assert len(of(endpoint, CcpUp)) == 2
+        assert endpoint.link.phase == Phase.NETWORK and endpoint.terminated is None
