@@ -157,15 +157,20 @@ def _check_link_after(pair, seconds=400.0):
 
 
 def _link_target(protocols, data: bytes):
-    """header: scenario (auth method, role), phase, seed; records whose op
+    """header: scenario (bits 0-2 auth method, bit 3 A is the
+    authenticator), phase (0 Establish at start, 1 Establish after one
+    exchange, 2 Authenticate, 3 Network, 4 Terminate, 5 Dead: not started
+    yet), seed; records whose op
     picks the protocol (op % len(protocols)); op bit 0x40: let the pair
     exchange after this frame."""
     if len(data) < 3:
         return
-    scen, phase, seed = data[0], data[1] % 5, data[2]
+    scen, phase, seed = data[0], data[1] % 6, data[2]
     pair = _link_pair(scen & 7, bool(scen & 8), seed)
-    pair.start()
-    _phase_reached(pair, phase)
+    if phase < 5:
+        pair.start()
+        _phase_reached(pair, phase)
+    # phase 5: Dead, before the line is up (started after the records)
     a = pair.a.link
     for op, body, quarters in records(data, 3):
         if body is None:
@@ -185,6 +190,8 @@ def _link_target(protocols, data: bytes):
             pair.step()
         else:
             pair.a.queue = []
+    if phase == 5 and not a.terminated:
+        pair.start()
     _check_link_after(pair)
 
 
@@ -447,7 +454,13 @@ def options_target(data: bytes) -> None:
     except EarlyExit:
         pass          # --help / --version in a file, as pppd
     else:
-        parser.dump() if hasattr(parser, "dump") else None
+        dump = parser.dump()
+        secret = getattr(parser.settings, "password", None)
+        if isinstance(secret, str) and len(secret) >= 6 and secret not in _OPTIONS_FILE:
+            for line in dump.splitlines():
+                if line.startswith("password"):
+                    assert secret not in line.split("#")[0][len("password"):], \
+                        "dump shows the password"
 
 
 def secrets_target(data: bytes) -> None:

@@ -289,7 +289,8 @@ def options_corpus():
             b"ms-dns 10.0.0.1\ncall isp\nuser \"a b\"\\\n ipparam 'x y'\n",
             b"require-mschap-v2 refuse-pap lcp-echo-interval 30 idle 600 persist holdoff 5\n"
             b"10.0.0.1:10.0.0.2 nat-subnet 10.64.0.1/24 nat-forward tcp:80:10.64.0.5:80\n",
-            b"bsdcomp 12,15 deflate 15 vj-max-slots 8 callback 555111 debug debug kdebug 1\n"]
+            b"bsdcomp 12,15 deflate 15 vj-max-slots 8 callback 555111 debug debug kdebug 1\n",
+            b"user bob password s3cretXYZ remotename isp file /nonexistent\n"]
 
 
 def secrets_corpus():

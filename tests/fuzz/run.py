@@ -41,7 +41,30 @@ def run_atheris(name, runs, seconds, grow, extra):
     import atheris
     with atheris.instrument_imports(include=["userppp"]):
         import fuzz_targets
-    fn = fuzz_targets.TARGETS[name]
+        # modules the targets load lazily (the twins, the Link and its
+        # table), which must be instrumented as they are first imported
+        import userppp.config.tables  # noqa: F401
+        import userppp.link  # noqa: F401
+        import userppp.ref.bsdcomp  # noqa: F401
+        import userppp.ref.hdlc  # noqa: F401
+        import userppp.ref.nat  # noqa: F401
+        import userppp.ref.vj  # noqa: F401
+    target = fuzz_targets.TARGETS[name]
+    known = {}
+
+    def fn(data):
+        # A finding already on record (fuzz_targets.KNOWN_FINDINGS) is
+        # counted and the run goes on; anything else stops it (crash-* file).
+        try:
+            target(data)
+        except Exception as error:
+            text = f"{type(error).__name__}: {error}"
+            if not fuzz_targets.known_finding(name, text):
+                raise
+            if text[:60] not in known:
+                print(f"known finding: {text[:200]}", flush=True)
+            known[text[:60]] = known.get(text[:60], 0) + 1
+
     work = corpus_dir(name) if grow else tempfile.mkdtemp(prefix=f"fuzz-{name}-")
     if not grow:
         for f in os.listdir(corpus_dir(name)):
