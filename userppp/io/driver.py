@@ -52,7 +52,8 @@ class LinePump:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int,
                  on_data: Callable[[bytes], None], on_hangup: Callable[[str], None],
-                 *, high_water: int = 0, log: Optional[Callable[[int, str], None]] = None):
+                 *, high_water: int = 0, log: Optional[Callable[[int, str], None]] = None,
+                 speed: int = 0, pace_limit: int = 2 * (1500 + 8)):
         self.loop = loop
         self.fd = fd
         self.on_data = on_data
@@ -68,6 +69,16 @@ class LinePump:
         self._told_full = False
         self.stats = {"bytes_out": 0, "over_high_water": 0, "control_dropped": 0,
                       "data_dropped": 0}
+        # Pacing: a pty (or a USB adapter's buffer) takes far more than the
+        # line carries; with a speed set, the bytes accepted minus what the
+        # line could have carried since (speed / 10 bytes a second) are "in
+        # flight", and data may be added only while they are under
+        # pace_limit (about two full frames).
+        self.rate = speed / 10.0 if speed else 0.0
+        self.pace_limit = pace_limit
+        self._level = 0.0
+        self._level_at = loop.time()
+        self._pace_timer: Optional[asyncio.TimerHandle] = None
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._readable)
 
@@ -91,10 +102,46 @@ class LinePump:
             self.on_hangup(why)
 
     # -- backpressure ---------------------------------------------------------------
+    def in_flight(self) -> float:
+        """With a speed set: bytes accepted that the line has not carried
+        yet (an estimate); 0 without one."""
+        if not self.rate:
+            return 0.0
+        now = self.loop.time()
+        level = self._level - self.rate * (now - self._level_at)
+        self._level = level if level > 0 else 0.0
+        self._level_at = now
+        return self._level
+
     def can_write(self) -> bool:
-        """True while the queue is below the high-water mark: the data path
+        """True while the queue is below the high-water mark (and, with a
+        speed, the bytes in flight under the pacing limit): the data path
         may hand over more frames (else it waits for ``on_drain``)."""
-        return not self.closed and len(self.pending) < self.high_water
+        if self.closed or len(self.pending) >= self.high_water:
+            return False
+        if self.rate:
+            excess = self.in_flight() - self.pace_limit
+            if excess >= 0:
+                if self._pace_timer is None:
+                    self._pace_timer = self.loop.call_later(
+                        excess / self.rate + 0.001, self._paced)
+                return False
+        return True
+
+    def room(self) -> int:
+        """Bytes the data path may add now (0 when it must wait)."""
+        if not self.can_write():
+            return 0
+        room = self.high_water - len(self.pending)
+        if self.rate:
+            room = min(room, int(self.pace_limit - self._level) + 1)
+        return max(room, 1)
+
+    def _paced(self) -> None:
+        self._pace_timer = None
+        if not self.closed and self.on_drain is not None \
+                and len(self.pending) < self.low_water:
+            self.on_drain()
 
     def write(self, data: bytes, control: bool = True) -> bool:
         """Queue ``data`` for the line; False if it was refused (closed, or
@@ -102,6 +149,9 @@ class LinePump:
         limit; both counted)."""
         if self.closed or not data:
             return False
+        if self.rate:
+            self.in_flight()
+            self._level += len(data)
         if self.pending:
             size = len(self.pending)
             if size >= self.high_water:
@@ -166,6 +216,9 @@ class LinePump:
         if not self.closed:
             self.closed = True
             self.loop.remove_reader(self.fd)
+        if self._pace_timer is not None:
+            self._pace_timer.cancel()
+            self._pace_timer = None
         self._stop_writing()
 
 
@@ -200,6 +253,7 @@ class LinkDriver:
         self.connect_delay = connect_delay
         self.datapath = datapath
         self.started = False
+        self._splitting = False      # see _split_while_negotiating
         self.terminate_requests = 0
         self.result: Optional[LinkTerminated] = None
         self.network_up: Optional[asyncio.Future] = None
@@ -292,6 +346,8 @@ class LinkDriver:
 
     # -- inputs ------------------------------------------------------------------
     def _on_data(self, data: bytes) -> None:
+        if self._split_while_negotiating(data):
+            return
         now = self.clock()
         frames = self.deframer.feed(data)
         if not frames:
@@ -318,6 +374,28 @@ class LinkDriver:
             if batch:
                 datapath.receive_batch(batch)
         self._after_input()
+
+    def _split_while_negotiating(self, data: bytes) -> bool:
+        """Until LCP is open, a frame (the peer's Configure-Ack) may change
+        the receive ACCM for the frames right behind it in the same read,
+        which the peer already sent with the new map (its IPCP request, say):
+        deframed with the old map, their unescaped control characters would
+        be removed and the frames lost.  So while negotiating, take a read
+        one frame at a time and let the framing change between frames."""
+        if self._splitting or self.link.lcp.fsm.is_opened:
+            return False
+        if data.find(b"\x7e", 0, len(data) - 1) < 0:
+            return False
+        self._splitting = True
+        try:
+            start = 0
+            while start < len(data) and not self.pump.closed:
+                end = data.find(b"\x7e", start) + 1 or len(data)
+                self._on_data(data[start:end])
+                start = end
+        finally:
+            self._splitting = False
+        return True
 
     def _on_hangup(self, why: str) -> None:
         self.log(0, "Modem hangup")
