@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import termios
+import time
 import traceback
 from typing import Callable, Optional, TextIO
 
@@ -42,6 +43,7 @@ from .io import signals
 from .io.driver import LinkDriver
 from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
+from .io.network import Network
 from .io.serial import Line
 
 PROG = "userppp"
@@ -209,6 +211,8 @@ class Process:
         self.fatal: Optional[str] = None
         self.phase = "Initialize"
         self.driver: Optional[LinkDriver] = None
+        # the TUN, data path and NAT: the process's, kept across sessions
+        self.network = Network(settings, log)
         self._task: Optional[asyncio.Task] = None
 
     # -- the loop ---------------------------------------------------------------------
@@ -255,6 +259,7 @@ class Process:
         if signum == signal.SIGUSR1:
             self.log(0, self.driver.status_line() if self.driver is not None
                      else f"Link status: phase {self.phase}")
+            self.log(0, self.network.status_text())
             return
         if signum in (signal.SIGINT, signal.SIGTERM):
             if self.quit_signal is None:
@@ -315,6 +320,7 @@ class Process:
                 if settings.holdoff and await self.holdoff(settings.holdoff):
                     return int(ExitCode.USER_REQUEST)
         finally:
+            await self.network.close()
             if pidfile is not None:
                 pidfile.remove()
 
@@ -436,8 +442,11 @@ class Process:
         settings, log = self.settings, self.log
         # pppd's connect-delay: only after a connect script
         delay = (settings.connect_delay or 0) / 1000.0 if settings.connect_script else 0.0
+        now = time.monotonic()
         driver = LinkDriver(settings, line.fileno(), secrets=self.secrets, log=log,
-                            connect_delay=delay)
+                            connect_delay=delay,
+                            **self.network.make_driver_options(now, time.time() - now))
+        self.network.attach(driver)
         loop = asyncio.get_running_loop()
         driver.network_up = loop.create_future()
 
@@ -462,6 +471,7 @@ class Process:
                     detach(lock, pidfile)
             return await running
         finally:
+            self.network.detach()
             self.driver, self.target = None, None
 
 

@@ -11,6 +11,10 @@ stage is optional and configured from what the Link negotiated (IPCP's
 addresses and VJ parameters, CCP's methods); each takes the whole batch, so
 the C core is entered once per stage per batch, not once per packet.
 
+With a NAT, packets that an inside host sends to the outside address come
+back (hairpinned, RFC 4787 REQ-9): :meth:`DataPath.from_tun` keeps them in
+``to_tun`` for the caller to write back into the TUN.
+
 Nothing is logged per packet here: drops are counted in ``stats`` by reason,
 and the driver writes the counters where a user asks for them (SIGUSR1, the
 end-of-link summary).
@@ -37,20 +41,27 @@ class DataPath:
 
     Stages (each None when not negotiated) follow small interfaces:
 
-    * ``nat``: ``outbound_batch(packets, now) -> list[bytes | None]`` and
-      ``inbound_batch(packets, now) -> list[bytes | None]`` (None: dropped,
-      counted by the NAT itself);
+    * ``nat``: ``outbound_split(packets, now) -> (to_link, to_inside)`` (or
+      ``outbound_batch(packets, now)`` giving ``bytes | None`` each) and
+      ``inbound_batch(packets, now)`` (dropped ones left out, or None);
+      the NAT counts its own drops;
     * ``vj_tx``: ``compress_many(packets) -> list[(protocol, bytes)]``;
-      ``vj_rx``: ``decompress(protocol, payload) -> bytes | None`` and
+      ``vj_rx``: ``decompress_many(frames) -> [ip packets]`` (frames are
+      ``(protocol, payload)`` pairs, 0x21 passed through, or None marking a
+      lost frame) or ``decompress(protocol, payload) -> bytes | None``, and
       ``toss()`` (a frame was lost: wait for the next uncompressed one);
     * ``ccp_tx``: ``compress(protocol, payload) -> (protocol, bytes)``;
       ``ccp_rx``: ``decompress(payload) -> (protocol, bytes) | None`` (None:
-      an error, and the CCP must send a Reset-Request) and
-      ``incomp(protocol, payload)`` for packets that came uncompressed.
+      an error; ``last_error`` says which, and the CCP must send a
+      Reset-Request, or give up if it is fatal) and ``incomp(protocol,
+      payload)`` for packets that came uncompressed.
+
+    ``on_ccp_error(error)`` is called for every compressed packet that did
+    not decompress (``error`` is the decompressor's ``last_error``).
     """
 
     def __init__(self, *, mtu: int = 1500, mru: int = 1500,
-                 on_ccp_error: Optional[Callable[[], None]] = None):
+                 on_ccp_error: Optional[Callable[[object], None]] = None):
         self.mtu = mtu                # largest packet we send (the peer's MRU)
         self.mru = mru                # largest packet we accept
         self.up = False
@@ -60,9 +71,10 @@ class DataPath:
         self.ccp_tx = None
         self.ccp_rx = None
         self.on_ccp_error = on_ccp_error
+        self.to_tun: list = []        # hairpinned packets, for the caller
         self.stats = {"packets_out": 0, "bytes_out": 0, "packets_in": 0, "bytes_in": 0,
                       "frames_out": 0, "wire_bytes_out": 0, "frames_in": 0,
-                      "wire_bytes_in": 0}
+                      "wire_bytes_in": 0, "hairpinned": 0}
         self.drops = dict.fromkeys(DROP_REASONS, 0)
 
     # -- configuration ---------------------------------------------------------
@@ -74,9 +86,14 @@ class DataPath:
         self.up = True
 
     def network_down(self) -> None:
-        """IPCP went down: nothing passes until it is up again."""
+        """IPCP went down: nothing passes until it is up again; VJ state is
+        void (IPCP negotiates it again).  CCP is separate: see ccp_down."""
         self.up = False
         self.vj_tx = self.vj_rx = None
+
+    def link_down(self) -> None:
+        """The link ended: every stage is void."""
+        self.network_down()
         self.ccp_tx = self.ccp_rx = None
 
     def set_vj(self, tx, rx) -> None:
@@ -96,7 +113,8 @@ class DataPath:
 
     # -- TUN -> link -------------------------------------------------------------
     def from_tun(self, packets: Iterable[bytes], now: float) -> list:
-        """IP packets read from the TUN -> ``(protocol, payload)`` to frame."""
+        """IP packets read from the TUN -> ``(protocol, payload)`` to frame.
+        Hairpinned packets (NAT) are appended to ``to_tun``."""
         drops = self.drops
         if not self.up:
             packets = list(packets)
@@ -111,14 +129,25 @@ class DataPath:
                 drops["not_ip"] += 1
             else:
                 batch.append(packet)
-        if self.nat is not None and batch:
-            translated = self.nat.outbound_batch(batch, now)
-            batch = [p for p in translated if p is not None]
-            drops["nat"] += len(translated) - len(batch)
         stats = self.stats
+        nat = self.nat
+        if nat is not None and batch:
+            split = getattr(nat, "outbound_split", None)
+            if split is not None:
+                to_link, to_inside = split(batch, now)
+            else:
+                to_link = [p for p in nat.outbound_batch(batch, now) if p is not None]
+                to_inside = []
+            if to_inside:
+                self.to_tun.extend(to_inside)
+                stats["hairpinned"] += len(to_inside)
+            drops["nat"] += len(batch) - len(to_link) - len(to_inside)
+            batch = to_link
+        if not batch:
+            return []
         stats["packets_out"] += len(batch)
         stats["bytes_out"] += sum(map(len, batch))
-        if self.vj_tx is not None and batch:
+        if self.vj_tx is not None:
             frames = self.vj_tx.compress_many(batch)
         else:
             frames = [(PPP_IP, p) for p in batch]
@@ -141,44 +170,82 @@ class DataPath:
             drops["not_up"] += len(frames)
             return []
         ccp_rx, vj_rx = self.ccp_rx, self.vj_rx
-        packets = []
-        for protocol, payload in frames:
-            if protocol == PPP_COMP:
-                if ccp_rx is None:
-                    drops["ccp_not_up"] += 1
+        if ccp_rx is not None or vj_rx is None:
+            plain = []                 # (protocol, payload), None: a lost frame
+            for protocol, payload in frames:
+                if protocol == PPP_COMP:
+                    if ccp_rx is None:
+                        drops["ccp_not_up"] += 1
+                        continue
+                    result = ccp_rx.decompress(payload)
+                    if result is None:
+                        drops["ccp_error"] += 1
+                        plain.append(None)
+                        if self.on_ccp_error is not None:
+                            self.on_ccp_error(getattr(ccp_rx, "last_error", None))
+                        continue
+                    plain.append(result)
                     continue
-                result = ccp_rx.decompress(payload)
-                if result is None:
-                    drops["ccp_error"] += 1
-                    if self.on_ccp_error is not None:
-                        self.on_ccp_error()
+                if ccp_rx is not None:
+                    ccp_rx.incomp(protocol, payload)
+                plain.append((protocol, payload))
+        else:
+            plain = frames
+        if vj_rx is None:
+            packets = []
+            for item in plain:
+                if item is None:
                     continue
-                protocol, payload = result
-            elif ccp_rx is not None:
-                ccp_rx.incomp(protocol, payload)
-            if protocol == PPP_IP:
-                packet = payload
-            elif protocol in (PPP_VJC_COMP, PPP_VJC_UNCOMP):
-                if vj_rx is None:
+                protocol, payload = item
+                if protocol == PPP_IP:
+                    packets.append(payload)
+                elif protocol in (PPP_VJC_COMP, PPP_VJC_UNCOMP):
                     drops["vj_not_negotiated"] += 1
-                    continue
-                packet = vj_rx.decompress(protocol, payload)
-                if packet is None:
-                    drops["vj_error"] += 1
-                    continue
-            else:
-                drops["malformed"] += 1
-                continue
-            if len(packet) > self.mru:
-                drops["too_big"] += 1
-                continue
-            packets.append(packet)
+                else:
+                    drops["malformed"] += 1
+        else:
+            packets = self._vj_decompress(vj_rx, plain)
+        mru = self.mru
+        if any(len(p) > mru for p in packets):
+            kept = [p for p in packets if len(p) <= mru]
+            drops["too_big"] += len(packets) - len(kept)
+            packets = kept
         if self.nat is not None and packets:
             translated = self.nat.inbound_batch(packets, now)
-            packets = [p for p in translated if p is not None]
-            drops["nat"] += len(translated) - len(packets)
+            kept = [p for p in translated if p is not None]
+            drops["nat"] += len(packets) - len(kept)
+            packets = kept
         stats["packets_in"] += len(packets)
         stats["bytes_in"] += sum(map(len, packets))
+        return packets
+
+    def _vj_decompress(self, vj_rx, plain: list) -> list:
+        drops = self.drops
+        items = []
+        for item in plain:
+            if item is not None and item[0] not in (PPP_IP, PPP_VJC_COMP, PPP_VJC_UNCOMP):
+                drops["malformed"] += 1
+                continue
+            items.append(item)
+        many = getattr(vj_rx, "decompress_many", None)
+        if many is not None:
+            packets = many(items)
+            drops["vj_error"] += sum(1 for i in items if i is not None) - len(packets)
+            return packets
+        packets = []
+        for item in items:
+            if item is None:
+                vj_rx.toss()
+                continue
+            protocol, payload = item
+            if protocol == PPP_IP:
+                packets.append(payload)
+                continue
+            packet = vj_rx.decompress(protocol, payload)
+            if packet is None:
+                drops["vj_error"] += 1
+            else:
+                packets.append(packet)
         return packets
 
     def status_text(self) -> str:

@@ -168,7 +168,7 @@ OPTIONS = [
            help="forward inbound PORT on the outside address to ADDR:PORT inside (repeatable)"),
     flag("mss-clamp", "mss_clamp", "mtu", default=0,
          help="clamp the TCP MSS in SYNs both ways to the link MTU - 40"),
-    Option("mss-clamp-to", "mss_clamp", _mss, metavar="N",
+    Option("mss-clamp-to", "mss_clamp", _mss, metavar="N", minimum=88, maximum=65495,
            help="clamp the TCP MSS in SYNs both ways to N"),
 ]
 

@@ -102,18 +102,22 @@ def test_stage_order_outbound_and_inbound():
 def test_ccp_error_asks_for_reset_and_vj_toss():
     log = []
     errors = []
-    dp = DataPath(on_ccp_error=lambda: errors.append(1))
+    dp = DataPath(on_ccp_error=errors.append)
     dp.network_up()
     vj = Recorder(log, "vj")
 
     class BadCcp(Recorder):
+        last_error = "seq"
+
         def decompress(self, payload):
             return None
 
     dp.set_vj(vj, vj)
     dp.set_ccp(None, BadCcp(log, "ccp"))
     assert dp.from_link([(PPP_COMP, b"junk")], 0) == []
-    assert errors == [1] and dp.drops["ccp_error"] == 1
+    # the decompressor's error is passed on; the lost frame tosses VJ
+    assert errors == ["seq"] and dp.drops["ccp_error"] == 1
+    assert vj.tossed == 1
     # uncompressed frames feed the decompressor's history (incomp)
     good = ip_packet()
     assert dp.from_link([(PPP_VJC_UNCOMP, good)], 0) == [good]
@@ -121,7 +125,7 @@ def test_ccp_error_asks_for_reset_and_vj_toss():
     assert dp.from_link([(PPP_VJC_COMP, b"xxBAD")], 0) == []
     assert dp.drops["vj_error"] == 1
     dp.line_error()
-    assert vj.tossed == 1
+    assert vj.tossed == 2
 
 
 @pytest.mark.parametrize("protocol,reason", [(PPP_VJC_COMP, "vj_not_negotiated"),

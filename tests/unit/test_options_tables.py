@@ -276,7 +276,7 @@ DECLARING = {"Option", "flag", "integer", "text", "address"}
 # name once its consumer lands (the test then holds it to the rule).
 PENDING = {
     # consumed by IPCP/driver (issue 10/9)
-    "mtu", "connect_delay",
+    "connect_delay",
 }
 
 
@@ -384,7 +384,8 @@ def _a_valid_argument(option, etc, tmp_path):
         (tmp_path / "opts").write_text("")
         return str(tmp_path / "opts")
     candidates = ([str(option.minimum)] if option.minimum is not None else []) + [
-        "1", "10.0.0.1", "x", "0x0", "1f", "chat -v ''"]
+        "1", "10.0.0.1", "x", "0x0", "1f", "chat -v ''", "10.64.0.1/24",
+        "tcp:8022:10.64.0.2:22"]
     for value in candidates:
         try:
             OptionParser().parse_words([option.name, value])

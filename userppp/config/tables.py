@@ -18,6 +18,9 @@ OPTION_MODULES = (
     "userppp.protocols.cbcp",       # callback, callback-offer, ...
     "userppp.protocols.ipcp",       # novj, ms-dns, ip-pool, ipcp-*
     "userppp.protocols.ccp",        # noccp, bsdcomp, deflate, predictor1 (refused)
+    "userppp.io.tun",               # tun, txqueuelen, defaultroute, ip-up/ip-down scripts
+    "userppp.nat",                  # nat, nat-subnet, nat-forward, mss-clamp
+    "userppp.capture",              # record, pcap
 )
 
 

@@ -230,7 +230,14 @@ class LinkDriver:
     ``connect-delay``: wait up to this long for a first good frame from the
     peer before starting LCP (0: start at once).  ``datapath``: an object
     with ``receive_batch([(protocol, payload), ...])`` that gets the frames
-    of DATA_PROTOCOLS in the Network phase instead of the Link.
+    of DATA_PROTOCOLS in the Network phase instead of the Link, and
+    ``line_error()``, called when the Deframer dropped a frame during a
+    read (VJ must toss its state).  ``on_event(event)``: every event the
+    Link gives (IpcpUp, CcpUp, LinkTerminated, ...), after the output that
+    came with it was queued.  ``speed``: the line's speed in bit/s, to pace
+    data to it (0: no pacing; the line's own queue is the limit).
+    ``capture``: an :func:`userppp.capture.open_captures` object, given the
+    line's bytes and frames each way.
     ``network_up`` is a future that completes when the Network phase starts.
     """
 
@@ -239,7 +246,8 @@ class LinkDriver:
                  clock: Callable[[], float] = time.monotonic,
                  rng: Optional[random.Random] = None,
                  connect_delay: float = 0.0,
-                 datapath=None):
+                 datapath=None, speed: int = 0, capture=None,
+                 on_event: Optional[Callable[[object], None]] = None):
         self.settings = settings
         self.fd = fd
         self.log = log
@@ -252,6 +260,9 @@ class LinkDriver:
                                  receive_all=settings.receive_all)
         self.connect_delay = connect_delay
         self.datapath = datapath
+        self.speed = speed
+        self.capture = capture
+        self.on_event = on_event
         self.started = False
         self._splitting = False      # see _split_while_negotiating
         self.terminate_requests = 0
@@ -272,7 +283,8 @@ class LinkDriver:
         self.done = loop.create_future()
         if self.network_up is None:
             self.network_up = loop.create_future()
-        self.pump = LinePump(loop, self.fd, self._on_data, self._on_hangup, log=self.log)
+        self.pump = LinePump(loop, self.fd, self._on_data, self._on_hangup, log=self.log,
+                             speed=self.speed)
         self.pump.on_drain = self._line_drained
         try:
             if self.result is None and not self.done.done():
@@ -289,6 +301,8 @@ class LinkDriver:
                 if handle is not None:
                     handle.cancel()
             self.pump.stop()
+            if self.capture is not None:
+                self.capture.close(self.clock())
             if not self.network_up.done():
                 self.network_up.cancel()
         if self.result is None:
@@ -331,6 +345,10 @@ class LinkDriver:
         """The line queue has room for more data frames."""
         return self.pump is not None and self.pump.can_write()
 
+    def send_room(self) -> int:
+        """Bytes of data frames the line takes now (0: wait for on_line_drain)."""
+        return self.pump.room() if self.pump is not None else 0
+
     def send_batch(self, frames) -> bool:
         """Frame and queue [(protocol, payload), ...] of data packets; False
         if the line queue refused them (full: wait for pump.on_drain)."""
@@ -338,7 +356,15 @@ class LinkDriver:
             if self.pump is not None:
                 self.pump.stats["data_dropped"] += 1
             return False
-        return self.pump.write(self.framer.encode_many(frames), control=False)
+        if not frames:
+            return True
+        data = self.framer.encode_many(frames)
+        capture = self.capture
+        if capture is not None:
+            now = self.clock()
+            capture.sent_many(frames, now)
+            capture.line_sent(data, now)
+        return self.pump.write(data, control=False)
 
     def _line_drained(self) -> None:
         if self.on_line_drain is not None:
@@ -349,15 +375,26 @@ class LinkDriver:
         if self._split_while_negotiating(data):
             return
         now = self.clock()
-        frames = self.deframer.feed(data)
+        datapath = self.datapath
+        capture = self.capture
+        if capture is not None:
+            capture.line_received(data, now)
+        if datapath is not None:
+            errors = _deframer_errors(self.deframer.stats)
+            frames = self.deframer.feed(data)
+            if _deframer_errors(self.deframer.stats) != errors:
+                datapath.line_error()
+        else:
+            frames = self.deframer.feed(data)
         if not frames:
             return
+        if capture is not None:
+            capture.received_many(frames, now)
         if not self.started:
             if self.result is not None:
                 return              # ended while waiting for the peer
             self._start()
         link = self.link
-        datapath = self.datapath
         if datapath is None:
             for frame in frames:
                 link.receive(frame.protocol, frame.payload, now)
@@ -419,6 +456,11 @@ class LinkDriver:
             self.link.handle_timer(now)
             deadline = self.link.next_timer()
         self._flush(self.pump)
+        if self.on_event is not None:
+            # what the events' handlers made the Link do (a CCP
+            # Reset-Request, a close when the TUN cannot be set up)
+            self._flush(self.pump)
+            deadline = self.link.next_timer()
         if self.result is not None:
             self._finish()
             return
@@ -443,7 +485,8 @@ class LinkDriver:
         out = bytearray()
         run: list = []
         framer = self.framer
-        for item in self.link.output():
+        items = self.link.output()
+        for item in items:
             if isinstance(item, Transmit):
                 payload = item.payload
                 if item.protocol == PROTO_LCP and payload and 1 <= payload[0] <= 7:
@@ -464,10 +507,17 @@ class LinkDriver:
         if run:
             out += framer.encode_many(run)
         if out:
+            if self.capture is not None:
+                now = self.clock()
+                self.capture.sent_many([i for i in items if isinstance(i, Transmit)], now)
+                self.capture.line_sent(out, now)
             pump.write(bytes(out))
+        on_event = self.on_event
         for event in self.link.events():
             if isinstance(event, LinkTerminated):
                 self.result = event
+            if on_event is not None:
+                on_event(event)
 
     def _apply_framing(self, item: SetFraming) -> None:
         f = item.framing
@@ -482,3 +532,8 @@ class LinkDriver:
             # accepted, as RFC 1661 asks of a receiver.
             self.deframer.accm = f.accm
             self.deframer.mru = f.mru
+
+
+def _deframer_errors(stats: dict) -> int:
+    """Frames the Deframer dropped so far (a lost frame for VJ)."""
+    return stats["bad_fcs"] + stats["aborts"] + stats["runts"] + stats["oversize"]

@@ -1,0 +1,333 @@
+"""The process's IP side: the TUN device, the data path and the NAT, driven
+by what the Link negotiates.
+
+One :class:`Network` lives as long as the process (DESIGN.md: the TUN and
+the NAT's inside addresses belong to the process, not the session).  Each
+session's :class:`~userppp.io.driver.LinkDriver` is :meth:`attached
+<Network.attach>` to it; the Network then hears the Link's events
+(``driver.on_event``) and gets its data frames (``driver.datapath``):
+
+* LinkConfigured: the peer's MRU (the TUN's MTU is min(peer MRU, ``mtu``)).
+* IpcpUp: the TUN is created the first time (kept across sessions: persist,
+  a callback's second leg), given its addresses and MTU and brought up; with
+  ``nat`` it gets the NAT's stable inside address and the negotiated local
+  address becomes the NAT's outside address (renumbered on every IpcpUp);
+  VJ is set up as negotiated; ``defaultroute``, resolv.conf
+  (``usepeerdns``), ip-up; the TUN is read.
+* IpcpDown: reading stops, VJ is void, the default route goes, ip-down.
+* CcpUp/CcpDown: the compressor and decompressor of each direction;
+  CcpResetRequested resets the compressor (our Reset-Ack is on its way),
+  CcpResetAcked the decompressor.  A packet that does not decompress asks
+  for a Reset-Request (or, fatal, CCP is closed: "Lost compression sync").
+
+Backpressure: one read of the TUN is one batch through the
+:class:`~userppp.datapath.DataPath` and one ``send_batch``, sized to the room
+the line queue has; while the queue is full the TUN is not read
+(``remove_reader``) until ``on_line_drain``, so packets wait in the kernel's
+TUN queue (its txqueuelen) and are dropped there.
+
+The end of each link logs pppd's "Connect time X minutes." and "Sent N
+bytes, received M bytes." (when IPCP came up); :meth:`status_text` is the
+SIGUSR1 dump's part; :meth:`close` (at exit) waits for ip-down and removes
+the TUN.  Not done yet: ``demand`` (the TUN at start), the server role of
+the NAT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable, Optional
+
+from ..capture import open_captures
+from ..compress import make_compressor, make_decompressor
+from ..config.parser import etc_path
+from ..datapath import DataPath
+from ..events import LinkConfigured
+from ..exitcodes import ExitCode
+from ..nat import Nat
+from ..protocols.ccp import (PPP_CCP, CcpDown, CcpResetAcked, CcpResetRequested,
+                             CcpUp)
+from ..protocols.ipcp import IpcpDown, IpcpUp
+from ..vj import VjCompressor, VjDecompressor
+from .tun import IpScriptInfo, IpScripts, TunDevice, TunError, write_resolv_conf
+
+#: most packets one TUN read takes (one batch through the data path)
+MAX_BATCH = 64
+#: bytes a frame adds on the wire beyond the packet (address, control,
+#: protocol, FCS, flag), before escaping
+FRAME_OVERHEAD = 8
+#: how long close() waits for a running ip-down
+SCRIPT_WAIT = 10.0
+
+
+class Network:
+    """TUN + DataPath + NAT for one process; see the module docstring."""
+
+    def __init__(self, settings, log: Callable[[int, str], None], *,
+                 clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.log = log
+        self.clock = clock
+        self.tun: Optional[TunDevice] = None
+        self.nat: Optional[Nat] = None
+        self.datapath = DataPath(on_ccp_error=self._ccp_error)
+        self.driver = None
+        self.scripts = IpScripts.from_settings(settings, log=lambda text: log(1, text))
+        self.mtu = min(getattr(settings, "mtu", 1500) or 1500, 1500)
+        self.mru = max(getattr(settings, "mru", 1500) or 1500, 1500)
+        self.peer_mru = 1500
+        self.ipcp: Optional[IpcpUp] = None     # while IPCP is up
+        self.up_at: Optional[float] = None    # IPCP first up in this session
+        self.reading = False
+        self._tasks: set = set()
+        self._nat_timer: Optional[asyncio.TimerHandle] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    # -- sessions ------------------------------------------------------------------
+    def make_driver_options(self, now: float, wall_offset: float) -> dict:
+        """The LinkDriver keywords this network wants (speed, captures)."""
+        settings = self.settings
+        return {"speed": getattr(settings, "speed", 0) or 0,
+                "capture": open_captures(settings, now, self.log, wall_offset=wall_offset)}
+
+    def attach(self, driver) -> None:
+        """A session's driver starts: its data frames and events come here."""
+        self._loop = asyncio.get_running_loop()
+        self.driver = driver
+        driver.datapath = self
+        driver.on_event = self.on_event
+        driver.on_line_drain = self._line_drained
+        self.datapath = DataPath(on_ccp_error=self._ccp_error)
+        self.datapath.nat = self.nat
+        self.up_at = None
+        self.peer_mru = 1500
+
+    def detach(self) -> None:
+        """The session's link ended: IP down if it was up, pppd's counters."""
+        if self.ipcp is not None:
+            self._ipcp_down()
+        self.datapath.link_down()
+        if self.up_at is not None:
+            minutes = (self.clock() - self.up_at) / 60.0
+            sent, received = self.datapath.bytes_each_way()
+            self.log(0, f"Connect time {minutes:.1f} minutes.")
+            self.log(0, f"Sent {sent} bytes, received {received} bytes.")
+            self.up_at = None
+        self.driver = None
+
+    async def close(self) -> None:
+        """At exit: wait for the scripts, remove the TUN (and its routes)."""
+        self._stop_reading()
+        if self._nat_timer is not None:
+            self._nat_timer.cancel()
+            self._nat_timer = None
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=SCRIPT_WAIT)
+        if self.tun is not None:
+            tun, self.tun = self.tun, None
+            try:
+                tun.close()
+            except TunError as error:
+                self.log(0, str(error))
+
+    def status_text(self) -> str:
+        parts = [self.datapath.status_text()]
+        if self.nat is not None:
+            parts.append(self.nat.summary())
+        return "; ".join(parts)
+
+    # -- the Link's events -----------------------------------------------------------
+    def on_event(self, event) -> None:
+        if isinstance(event, IpcpUp):
+            self._ipcp_up(event)
+        elif isinstance(event, IpcpDown):
+            if self.ipcp is not None:
+                self._ipcp_down()
+        elif isinstance(event, CcpUp):
+            self._ccp_up(event)
+        elif isinstance(event, CcpDown):
+            self.datapath.set_ccp(None, None)
+        elif isinstance(event, CcpResetRequested):
+            if self.datapath.ccp_tx is not None:
+                self.datapath.ccp_tx.reset()
+        elif isinstance(event, CcpResetAcked):
+            if self.datapath.ccp_rx is not None:
+                self.datapath.ccp_rx.reset()
+        elif isinstance(event, LinkConfigured):
+            self.peer_mru = event.peer_mru or 1500
+
+    def _fail(self, error: TunError) -> None:
+        """The TUN cannot be set up: nothing can carry IP; end the link."""
+        self.log(0, str(error))
+        if self.driver is not None:
+            self.driver.link.close(self.clock(), "Failed to set up the TUN device",
+                                   ExitCode.FATAL_ERROR)
+
+    def _ipcp_up(self, event: IpcpUp) -> None:
+        settings = self.settings
+        mtu = min(self.peer_mru, getattr(settings, "mtu", 1500) or 1500)
+        self.mtu = mtu
+        try:
+            if self.tun is None:
+                self.tun = TunDevice.open(settings.tun_name, mtu=mtu,
+                                          txqueuelen=settings.txqueuelen)
+            tun = self.tun
+            if getattr(settings, "nat", False):
+                if self.nat is None:
+                    self.nat = Nat.from_settings(settings, outside_addr=event.local, mtu=mtu)
+                    self._arm_nat_timer()
+                else:
+                    self.nat.set_outside(event.local)
+                    if getattr(settings, "mss_clamp", 0) == "mtu":
+                        self.nat.set_mss(max(0, mtu - 40))
+                local = str(self.nat.tun_address)
+            else:
+                local = event.local
+            tun.configure(local, event.remote, mtu if mtu != tun.mtu else None)
+        except TunError as error:
+            self._fail(error)
+            return
+        datapath = self.datapath
+        datapath.nat = self.nat
+        datapath.network_up(mtu=mtu, mru=self.mru)
+        vj_tx = VjCompressor(event.vj_tx.slots, event.vj_tx.slot_id_compression) \
+            if event.vj_tx is not None else None
+        vj_rx = VjDecompressor(event.vj_rx.slots, self.mru) \
+            if event.vj_rx is not None else None
+        datapath.set_vj(vj_tx, vj_rx)
+        self.ipcp = event
+        if self.up_at is None:
+            self.up_at = self.clock()
+        if settings.defaultroute:
+            try:
+                if not tun.add_default_route(settings.replacedefaultroute):
+                    self.log(0, "not replacing existing default route via "
+                                f"{tun.name}")
+            except TunError as error:
+                self.log(0, str(error))
+        if settings.usepeerdns and event.dns:
+            path = settings.resolv_conf or etc_path("resolv.conf")
+            try:
+                write_resolv_conf(path, *event.dns[:2])
+            except TunError as error:
+                self.log(0, str(error))
+        self._start_script(self.scripts.start_up(self._script_info()))
+        self._start_reading()
+
+    def _ipcp_down(self) -> None:
+        info = self._script_info(down=True)
+        self.ipcp = None
+        self._stop_reading()
+        self.datapath.network_down()
+        if self.tun is not None:
+            try:
+                self.tun.remove_default_route()
+            except TunError as error:
+                self.log(0, str(error))
+        self._start_script(self.scripts.down(info))
+
+    def _script_info(self, down: bool = False) -> IpScriptInfo:
+        event, tun = self.ipcp, self.tun
+        dns = tuple(event.dns) + ("", "")
+        more = {}
+        if down:
+            sent, received = self.datapath.bytes_each_way()
+            connect = int(self.clock() - self.up_at) if self.up_at is not None else 0
+            more = dict(connect_time=connect, bytes_sent=sent, bytes_rcvd=received)
+        local = tun.local if tun is not None and tun.local else event.local
+        return IpScriptInfo.from_settings(
+            self.settings, tun.name if tun is not None else self.settings.tun_name,
+            local, event.remote, dns1=dns[0], dns2=dns[1],
+            usepeerdns=bool(self.settings.usepeerdns), **more)
+
+    def _start_script(self, coroutine_or_task) -> None:
+        task = asyncio.ensure_future(coroutine_or_task)
+        self._tasks.add(task)
+        task.add_done_callback(self._script_done)
+
+    def _script_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            self.log(0, str(error) if isinstance(error, TunError)
+                     else f"ip script failed: {error}")
+
+    def _ccp_up(self, event: CcpUp) -> None:
+        tx = rx = None
+        if event.transmit is not None:
+            tx = make_compressor(event.transmit.option, event.transmit.bits)
+        if event.receive is not None:
+            rx = make_decompressor(event.receive.option, event.receive.bits,
+                                   mru=self.mru)
+        self.datapath.set_ccp(tx, rx)
+
+    def _ccp_error(self, error) -> None:
+        driver = self.driver
+        if driver is None:
+            return
+        ccp = driver.link.handler(PPP_CCP)
+        if ccp is None:
+            return
+        now = self.clock()
+        if error is not None and getattr(error, "fatal", False):
+            ccp.lost_sync(now)
+        else:
+            ccp.send_reset_request(now)
+
+    # -- NAT expiry ----------------------------------------------------------------
+    def _arm_nat_timer(self) -> None:
+        if self._loop is not None and self._nat_timer is None:
+            self._nat_timer = self._loop.call_later(Nat.SWEEP_INTERVAL, self._nat_sweep)
+
+    def _nat_sweep(self) -> None:
+        self._nat_timer = None
+        if self.nat is not None:
+            self.nat.handle_timer(self.clock())
+            self._arm_nat_timer()
+
+    # -- link -> TUN (the driver calls these) ------------------------------------------
+    def receive_batch(self, frames) -> None:
+        packets = self.datapath.from_link(frames, self.clock())
+        if packets and self.tun is not None:
+            self.tun.write_batch(packets)
+
+    def line_error(self) -> None:
+        self.datapath.line_error()
+
+    # -- TUN -> link -----------------------------------------------------------------
+    def _start_reading(self) -> None:
+        if not self.reading and self.tun is not None and self._loop is not None:
+            self.reading = True
+            self._loop.add_reader(self.tun.fd, self._tun_readable)
+
+    def _stop_reading(self) -> None:
+        if self.reading:
+            self.reading = False
+            if self._loop is not None and self.tun is not None and self.tun.fd >= 0:
+                self._loop.remove_reader(self.tun.fd)
+
+    def _line_drained(self) -> None:
+        if self.ipcp is not None and self.driver is not None:
+            self._start_reading()
+
+    def _tun_readable(self) -> None:
+        driver, datapath, tun = self.driver, self.datapath, self.tun
+        if driver is None or not datapath.up or tun is None:
+            self._stop_reading()
+            return
+        room = driver.send_room()
+        if room <= 0:
+            self._stop_reading()        # on_line_drain starts us again
+            return
+        packets = tun.read_batch(min(MAX_BATCH, room // (self.mtu + FRAME_OVERHEAD) + 1))
+        if not packets:
+            return
+        frames = datapath.from_tun(packets, self.clock())
+        if datapath.to_tun:
+            hairpinned, datapath.to_tun = datapath.to_tun, []
+            tun.write_batch(hairpinned)
+        if frames:
+            driver.send_batch(frames)
+        if not driver.can_send():
+            self._stop_reading()
