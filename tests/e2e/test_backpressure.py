@@ -1,0 +1,158 @@
+"""Backpressure instead of buffering, end to end: two userppp processes joined
+by tools/lineemu.py at an emulated slow line rate, each in its own network
+namespace with its TUN.  A bulk TCP upload saturates the line; a ping sent
+meanwhile must come back within a few frame times of the idle round trip
+(not seconds: the queue is the TUN's small one, not the process or the pty),
+and neither process's RSS may grow with the traffic.
+
+The bounds fail when the behaviour is wrong: with a process-side queue, or
+writes that fill the pty's ~18 KB buffer, a 115200-baud line holds 1.5 s or
+more of frames ahead of the ping; the upload must also really fill the line
+(at least half its byte rate), so an idle line cannot pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from netns import NetNamespace, have_netns  # noqa: E402
+from tools.lineemu import LineEmulatorProcess  # noqa: E402
+from tunlink import WIRING_REASON, Userppp, data_path_wired, median, ping  # noqa: E402
+
+pytestmark = [pytest.mark.skipif(not have_netns(), reason="needs root and iproute2"),
+              pytest.mark.skipif(have_netns() and not data_path_wired(), reason=WIRING_REASON)]
+
+BAUD = 115200
+FRAME_TIME = 1500 * 10 / BAUD            # one full-size frame on the wire, seconds
+A_IP, B_IP = "10.0.0.1", "10.0.0.2"
+PORT = 5001
+WARMUP = 4.0                             # seconds of upload before pinging
+PINGS, PING_INTERVAL = 16, 0.5
+UPLOAD = WARMUP + PINGS * PING_INTERVAL + 4.0
+
+SINK = textwrap.dedent("""
+    import json, socket, sys, time
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[1], int(sys.argv[2])))
+    s.listen(1)
+    print("ready", flush=True)
+    conn, _ = s.accept()
+    total, first, last = 0, None, None
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        now = time.monotonic()
+        if first is None:
+            first = now
+        total += len(data)
+        last = now
+    print(json.dumps({"bytes": total, "seconds": (last - first) if first else 0}), flush=True)
+""")
+
+SOURCE = textwrap.dedent("""
+    import json, os, socket, sys, time
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+    end = time.monotonic() + float(sys.argv[3])
+    block = os.urandom(65536)        # incompressible: CCP cannot shrink the load
+    sent = 0
+    s.settimeout(5)
+    while time.monotonic() < end:
+        try:
+            sent += s.send(block)
+        except socket.timeout:
+            pass
+    s.close()
+    print(json.dumps({"sent": sent}), flush=True)
+""")
+
+
+@pytest.fixture
+def line_pair(tmp_path):
+    made, ppps = [], []
+    line = None
+    try:
+        a = NetNamespace("uppA")
+        made.append(a)
+        b = NetNamespace("uppB")
+        made.append(b)
+        line = LineEmulatorProcess(BAUD).start()
+        pa = Userppp(a, line.paths[0], [f"{A_IP}:{B_IP}"], tmp_path / "a.log", speed=BAUD)
+        ppps.append(pa)
+        pb = Userppp(b, line.paths[1], ["noipdefault"], tmp_path / "b.log", speed=BAUD)
+        ppps.append(pb)
+        pa.wait_up(60)
+        pb.wait_up(60)
+        yield a, b, pa, pb, line
+    finally:
+        for p in ppps:
+            p.stop()
+        if line is not None:
+            line.stop()
+        for ns in made:
+            ns.close()
+
+
+def test_ping_stays_near_idle_and_memory_flat_under_a_bulk_upload(line_pair):
+    a, b, pa, pb, line = line_pair
+    idle = ping(a, B_IP, 10, interval=0.3)
+    assert idle["received"] >= 9, idle["output"]
+    idle_rtt = median(idle["rtts"])
+
+    sink = b.popen([sys.executable, "-u", "-c", SINK, B_IP, str(PORT)],
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    source = None
+    try:
+        assert sink.stdout.readline().strip() == "ready", sink.stderr.read()
+        source = a.popen([sys.executable, "-u", "-c", SOURCE, B_IP, str(PORT), str(UPLOAD)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        rss = {"a": [], "b": []}
+        start = time.monotonic()
+        while time.monotonic() - start < WARMUP:
+            time.sleep(0.5)
+        rss_base = {"a": pa.rss_kb(), "b": pb.rss_kb()}
+        pinger = a.popen(["ping", "-n", "-c", str(PINGS), "-i", str(PING_INTERVAL),
+                          "-W", "10", B_IP], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+        while pinger.poll() is None or source.poll() is None:
+            rss["a"].append(pa.rss_kb())
+            rss["b"].append(pb.rss_kb())
+            time.sleep(0.5)
+        loaded_out = pinger.stdout.read()
+        pinger.stdout.close()
+        source_out, source_err = source.communicate(timeout=30)
+        sink_out, sink_err = sink.communicate(timeout=30)
+    finally:
+        for process in (sink, source):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert source.returncode == 0, source_err
+    assert sink.returncode == 0, sink_err
+    received = json.loads(sink_out.strip().splitlines()[-1])
+    loaded = [float(m) / 1000 for m in re.findall(r"time=([\d.]+) ms", loaded_out)]
+    goodput = received["bytes"] / received["seconds"] if received["seconds"] else 0
+    bound = idle_rtt + 6 * FRAME_TIME
+    growth = {k: max(v) - rss_base[k] for k, v in rss.items()}
+    report = (f"backpressure at {BAUD} baud: idle RTT median {idle_rtt * 1000:.1f} ms; "
+              f"under load {len(loaded)}/{PINGS} answered, median "
+              f"{median(loaded) * 1000:.1f} ms, max {max(loaded, default=0) * 1000:.1f} ms "
+              f"(bound {bound * 1000:.0f} ms); upload goodput {goodput:,.0f} B/s of "
+              f"{BAUD // 10} line B/s; RSS kB a {rss_base['a']} -> max {max(rss['a'])}, "
+              f"b {rss_base['b']} -> max {max(rss['b'])}")
+    print(report)
+    assert goodput >= 0.5 * BAUD / 10, "the upload did not fill the line: " + report
+    assert len(loaded) >= PINGS // 2, report + "\n" + loaded_out
+    assert median(loaded) < bound, report
+    assert growth["a"] < 2048 and growth["b"] < 2048, report
