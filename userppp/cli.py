@@ -39,7 +39,7 @@ from .config.secrets import Secrets, SecretsError
 from .config.tables import option_tables
 from .exitcodes import ExitCode
 from .protocols.authpolicy import AuthConfigError, AuthPolicy
-from .io import signals
+from .io import callback, signals
 from .io.driver import LinkDriver
 from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
@@ -382,7 +382,9 @@ class Process:
                 log(0, f"tcgetattr: {error.args[-1]} ({settings.device} is not a serial line)")
                 return int(ExitCode.FATAL_ERROR)
             try:
-                return await self.run_session(line, lock, pidfile)
+                status = await self.run_session(line, lock, pidfile)
+                # CBCP agreed on a callback: hang up and do the call back
+                return await callback.after_session(self, line, status, lock, pidfile)
             finally:
                 line.close()
         finally:
@@ -472,6 +474,7 @@ class Process:
             return await running
         finally:
             self.network.detach()
+            self.callback = driver.link.callback    # CBCP's agreement, if any
             self.driver, self.target = None, None
 
 

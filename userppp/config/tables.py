@@ -16,6 +16,7 @@ OPTION_MODULES = (
     "userppp.protocols.pap",
     "userppp.protocols.chap",
     "userppp.protocols.cbcp",       # callback, callback-offer, ...
+    "userppp.io.callback",          # callback-chat, callback-dial
     "userppp.protocols.ipcp",       # novj, ms-dns, ip-pool, ipcp-*
     "userppp.protocols.ccp",        # noccp, bsdcomp, deflate, predictor1 (refused)
     "userppp.io.tun",               # tun, txqueuelen, defaultroute, ip-up/ip-down scripts

@@ -1,0 +1,426 @@
+"""The whole call-back cycle in one process, both ends userppp, over ptys and
+two emulated Hayes modems (tools/modem.py).
+
+The client dials the server (555222) with a chat script, asks in CBCP to be
+called back at 555111; the server acks; both hang up; the server dials
+555111 through its modem; the client's modem RINGs; the client answers with
+its answer script; the second leg negotiates LCP (no Callback option), MS-CHAP
+and IPCP and reaches the Network phase, all in one client process and one
+server process.  Also: ``callback-exit`` (pppd's exit 14), no RING before the
+answer script's TIMEOUT (chat's timeout lines, exit 8), the call back failing
+authentication (exit 19), signals while waiting for the call back, and a
+server that offers no callback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netns import NetNamespace, have_netns
+from tools.modem import Exchange
+
+CLIENT, SERVER = "555111", "555222"     # the seed's numbers
+CLIENT_NAME, SERVER_NAME = "dijklinux", "inbelnt"
+PASSWORD = "Nt-sekrit-4711"
+TIMEOUT = 20
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+DIAL_CHAT = (f"chat -v ABORT BUSY ABORT 'NO CARRIER' ABORT 'NO DIALTONE' "
+             f"'' ATZ OK ATDT{SERVER} CONNECT ''")
+ANSWER_CHAT = "chat -v ABORT ERROR '' ATZ OK 'ATE1Q0&C1&S0' RING ATA CONNECT ''"
+
+
+@pytest.fixture
+def exchange():
+    ex = Exchange(guard_time=0.1, ring_interval=0.2, dial_delay=0.02,
+                  handshake=0.02, answer_timeout=10)
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
+def in_order(lines, *wanted):
+    """True if ``wanted`` appear among ``lines`` in this order (others between)."""
+    it = iter(lines)
+    return all(any(line == w for line in it) for w in wanted)
+
+
+class NsPpp:
+    """A userppp process in a network namespace of its own (its TUN device,
+    created when IPCP comes up and kept across both legs, lives there): its
+    pppd log (``logfile``) and its own output."""
+
+    def __init__(self, tmp_path, name, device, options, env, ns):
+        self.name = name
+        self.logfile = tmp_path / f"{name}.log"
+        self.outfile = tmp_path / f"{name}.out"
+        self.device = device
+        self.ns = ns
+        argv = [sys.executable, "-m", "userppp", device, "38400", "nodetach",
+                "debug", "logfile", str(self.logfile), *options]
+        with open(self.outfile, "wb") as out:
+            self.proc = ns.popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT,
+                                 env=dict(os.environ, PYTHONPATH=REPO,
+                                          USERPPP_ETC="/nonexistent", **env))
+        self.pid = self.proc.pid
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+
+    def out(self) -> str:
+        return self.outfile.read_text(errors="replace") if self.outfile.exists() else ""
+
+    def lines(self) -> list:
+        return self.log().splitlines()
+
+    def wait_log(self, text: str, timeout: float = TIMEOUT) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if text in self.log():
+                return
+            if self.proc.poll() is not None and text not in self.log():
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"{self.name}: {text!r} not logged "
+                             f"(exit {self.proc.poll()})\n{self.describe()}")
+
+    def wait(self, timeout: float = TIMEOUT) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} still running\n{self.describe()}") from None
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def describe(self) -> str:
+        return (f"--- {self.name} log ---\n{self.log()}"
+                f"--- {self.name} output ---\n{self.out()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def ppp(tmp_path):
+    """Start userppp processes, each in a fresh network namespace; all are
+    killed and the namespaces removed at the end."""
+    if not have_netns():
+        pytest.skip("needs root and ip(8) for network namespaces")
+    started, spaces = [], []
+
+    def start(name, device, *options, env=None):
+        ns = NetNamespace("upp-cb")
+        spaces.append(ns)
+        p = NsPpp(tmp_path, name, device, options,
+                  dict(USERPPP_LOCK_DIR=str(tmp_path / "locks"), **(env or {})), ns)
+        started.append(p)
+        return p
+
+    (tmp_path / "locks").mkdir()
+    try:
+        yield start
+    finally:
+        for p in started:
+            p.kill()
+        for ns in spaces:
+            ns.close()
+
+
+def secrets(tmp_path, password=PASSWORD, name="chap-secrets"):
+    path = tmp_path / name
+    path.write_text(f"{CLIENT_NAME} {SERVER_NAME} {password} 192.168.0.3\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def locks(tmp_path):
+    return sorted(os.listdir(tmp_path / "locks"))
+
+
+def lock_name(modem):
+    return f"LCK..{os.path.basename(modem.path)}"
+
+
+def client_options(tmp_path, *more, chap_secrets=None):
+    return ["lock", "lcp-restart", "1", "name", CLIENT_NAME, "remotename", SERVER_NAME,
+            "chap-secrets", chap_secrets or secrets(tmp_path), "192.168.0.3:0.0.0.0",
+            "connect", DIAL_CHAT, "callback", CLIENT, "callback-delay", "1", *more]
+
+
+def server_options(tmp_path, *more, chap_secrets=None, mschap="require-mschap-v2"):
+    return ["lock", "lcp-restart", "1", "auth", mschap, "name", SERVER_NAME,
+            "chap-secrets", chap_secrets or secrets(tmp_path), "192.168.0.1:192.168.0.3",
+            "connect", ANSWER_CHAT, *more]
+
+
+def after(lines, marker, count=1):
+    """The lines after the ``count``-th line equal to ``marker``."""
+    seen = 0
+    for index, line in enumerate(lines):
+        if line == marker:
+            seen += 1
+            if seen == count:
+                return lines[index + 1:]
+    raise AssertionError(f"{marker!r} not logged {count} times")
+
+
+def first_leg(exchange, ppp, tmp_path, client_more=(), server_more=(), **kw):
+    client_modem = exchange.add_modem(CLIENT)
+    server_modem = exchange.add_modem(SERVER)
+    server = ppp("server", server_modem.path,
+                 *server_options(tmp_path, "callback-offer", "user", *server_more,
+                                 **kw.pop("server_kw", {})))
+    server.wait_log("expect (RING)")
+    client = ppp("client", client_modem.path, *client_options(tmp_path, *client_more, **kw))
+    return client, server, client_modem, server_modem
+
+
+# -- 1. the full cycle --------------------------------------------------------------
+
+@pytest.mark.parametrize("mschap", ["require-mschap-v2", "require-mschap"])
+def test_full_callback_cycle_in_one_process_each(exchange, ppp, tmp_path, mschap):
+    client, server, client_modem, server_modem = first_leg(
+        exchange, ppp, tmp_path, server_kw=dict(mschap=mschap))
+    # the second leg reaches the Network phase in the same two processes
+    client.wait_log("local  IP address 192.168.0.3", timeout=TIMEOUT)
+    server.wait_log("remote IP address 192.168.0.3", timeout=TIMEOUT)
+    c, s = client.lines(), server.lines()
+
+    # first leg: LCP with <callback CBCP>, MS-CHAP, CBCP agreed on 555111
+    assert in_order(c, f"send (ATDT{SERVER}^M)", "Serial connection established.",
+                    f"Connect: userppp <--> {client_modem.path}"), client.describe()
+    assert any(line.startswith("sent [LCP ConfReq") and "<callback CBCP>" in line
+               for line in c), client.describe()
+    assert in_order(c, "sent [CBCP Response id=0x1 < UserDefined delay = 1 number = 555111>]"
+                       " 35 35 35 31 31 31 00",
+                    "rcvd [CBCP Ack id=0x1 < UserDefined delay = 1 number = 555111>]"
+                    " 35 35 35 31 31 31 00",
+                    "peer will call: 555111",
+                    'sent [LCP TermReq id=0x2 "Call me back, please"]',
+                    "Connection terminated."), client.describe()
+    assert in_order(s, "sent [CBCP Ack id=0x1 < UserDefined delay = 1 number = 555111>]"
+                       " 35 35 35 31 31 31 00",
+                    "LCP terminated by peer (Call me back, please)",
+                    "Callback: dialing 555111 in 1 s"), server.describe()
+
+    # the call back: the server dials 555111 with the default dial script...
+    back = after(s, "Callback: dialing 555111 in 1 s")
+    assert in_order(back, "send (ATZ^M)", "expect (OK)", "-- got it",
+                    f"send (ATDT{CLIENT}^M)", "expect (CONNECT)", "-- got it",
+                    "Serial connection established.",
+                    f"Connect: userppp <--> {server_modem.path}"), server.describe()
+    # ... and the client answers with the default answer script (nt_callback.chat)
+    second = after(c, "Connection terminated.")
+    assert in_order(second, "timeout set to 120 seconds", "abort on (NO CARRIER)",
+                    "send (+++ATZ^M)", "expect (OK)", "-- got it",
+                    "send (ATE1Q0&C1&S0^M)", "expect (RING)", "RING", "-- got it",
+                    "send (ATA^M)", "expect (CONNECT)", "CONNECT", "-- got it",
+                    "Serial connection established.",
+                    f"Connect: userppp <--> {client_modem.path}"), client.describe()
+    # the second leg: no Callback option, authentication again, IPCP
+    second_lcp = [line for line in second if line.startswith("sent [LCP ConfReq")]
+    assert second_lcp and not any("callback" in line for line in second_lcp), second
+    assert not any("CBCP" in line for line in second), second
+    chap_type = "80" if mschap == "require-mschap" else "81"
+    assert any(line.startswith("rcvd [LCP ConfReq") and f"<auth chap {chap_type}>" in line
+               for line in second), client.describe()
+    assert any(line.startswith("rcvd [CHAP Challenge") for line in second), second
+    assert any(line.startswith("rcvd [CHAP Success") for line in second), second
+    assert in_order(second, "local  IP address 192.168.0.3",
+                    "remote IP address 192.168.0.1"), client.describe()
+    server_back = after(s, "Serial connection established.", 2)
+    assert not any("callback" in line for line in server_back
+                   if line.startswith("rcvd [LCP ConfReq")), server.describe()
+    assert in_order(server_back, "local  IP address 192.168.0.1",
+                    "remote IP address 192.168.0.3"), server.describe()
+
+    # the modems: the first call, the hangup, the call back ringing the client
+    assert in_order(client_modem.event_names(), f"dial {SERVER}", "CONNECT 38400",
+                    "DTR off", "hangup", "incoming", "RING", "command ATA",
+                    "CONNECT 38400"), client_modem.event_names()
+    assert in_order(server_modem.event_names(), "incoming", "command ATA",
+                    "CONNECT 38400", "NO CARRIER", f"dial {CLIENT}",
+                    "CONNECT 38400"), server_modem.event_names()
+    # both processes held their lock files all along
+    assert locks(tmp_path) == sorted([lock_name(client_modem), lock_name(server_modem)])
+
+    client.signal(signal.SIGTERM)
+    server.signal(signal.SIGTERM)
+    assert client.wait() == 5, client.describe()
+    assert server.wait() == 5, server.describe()
+    assert locks(tmp_path) == []
+    for p in (client, server):
+        assert "Traceback" not in p.out() + p.log()
+        assert PASSWORD not in p.out() + p.log()
+
+
+# -- 2. callback-exit: pppd's two runs ------------------------------------------------
+
+def test_callback_exit_gives_14_and_a_second_run_answers_the_call(exchange, ppp, tmp_path):
+    """``callback-exit``: exit 14 after the Ack, as pppd; the server still
+    calls back, and a second userppp on the same modem (the seed's
+    dial_winnt, second pppd) answers it and brings the link up."""
+    client, server, client_modem, server_modem = first_leg(
+        exchange, ppp, tmp_path, client_more=("callback-exit", "callback-delay", "3"))
+    assert client.wait() == 14, client.describe()
+    c = client.lines()
+    assert in_order(c, "peer will call: 555111", 'sent [LCP TermReq id=0x2 "Call me back, please"]',
+                    "Connection terminated."), client.describe()
+    assert not any(line.startswith(("send (+++ATZ", "Callback:")) for line in
+                   after(c, "Connection terminated.")), client.describe()
+    assert lock_name(client_modem) not in locks(tmp_path)
+    again = ppp("again", client_modem.path, "lock", "lcp-restart", "1", "name", CLIENT_NAME,
+                "remotename", SERVER_NAME, "chap-secrets", secrets(tmp_path),
+                "192.168.0.3:0.0.0.0", "connect",
+                "chat -v '' +++ATZ OK 'ATE1Q0&C1&S0' RING ATA CONNECT ''")
+    again.wait_log("local  IP address 192.168.0.3")
+    server.wait_log("remote IP address 192.168.0.3")
+    assert "Callback: dialing 555111 in 3 s" in server.lines()
+    again.signal(signal.SIGTERM)
+    assert again.wait() == 5, again.describe()
+    # the server's second leg: terminated by the peer, then the carrier went
+    assert server.wait() == 16, server.describe()
+    assert in_order(server.lines(), "LCP terminated by peer (User request)", "Modem hangup")
+    assert locks(tmp_path) == []
+
+
+def test_callback_exit_on_the_answerer_gives_14(exchange, ppp, tmp_path):
+    client, server, client_modem, server_modem = first_leg(
+        exchange, ppp, tmp_path, server_more=("callback-exit",))
+    assert server.wait() == 14, server.describe()
+    assert not any(line.startswith("Callback: dialing") for line in server.lines())
+    assert f"dial {CLIENT}" not in server_modem.event_names()
+    client.wait_log("expect (RING)")
+    client.signal(signal.SIGTERM)
+    assert client.wait() == 5, client.describe()
+
+
+# -- 3. failures of the call back ----------------------------------------------------------
+
+def test_no_ring_before_the_answer_scripts_timeout_exit_8(exchange, ppp, tmp_path):
+    """The server never calls back (it exits 14): the answer script's TIMEOUT
+    runs out, chat logs its timeout lines, exit 8 as the seed's second run."""
+    answer = tmp_path / "answer.chat"
+    answer.write_text('TIMEOUT 2\nABORT "NO CARRIER"\nABORT ERROR\n'
+                      '"" +++ATZ\nOK ATE1Q0&C1&S0\nRING ATA\nCONNECT ""\n')
+    client, server, client_modem, server_modem = first_leg(
+        exchange, ppp, tmp_path, client_more=("callback-chat", str(answer)),
+        server_more=("callback-exit",))
+    client.wait_log("expect (RING)")
+    assert lock_name(client_modem) in locks(tmp_path)      # held while waiting
+    start = time.monotonic()
+    assert client.wait() == 8, client.describe()
+    assert 1.5 < time.monotonic() - start < 6
+    second = after(client.lines(), "Connection terminated.")
+    assert in_order(second, "timeout set to 2 seconds", "send (+++ATZ^M)",
+                    "send (ATE1Q0&C1&S0^M)", "expect (RING)", "alarm", "Failed",
+                    "Connect script failed"), client.describe()
+    assert second[-1] == "Connect script failed", second
+    assert server.wait() == 14, server.describe()
+    assert locks(tmp_path) == []
+
+
+def test_call_back_failing_authentication_exit_19(exchange, ppp, tmp_path):
+    """The call that comes back is from a server that does not know our
+    secret: the second leg fails to authenticate us: exit 19."""
+    client, server, client_modem, server_modem = first_leg(
+        exchange, ppp, tmp_path, server_more=("callback-exit",))
+    assert server.wait() == 14, server.describe()
+    client.wait_log("expect (RING)")
+    impostor = ppp("impostor", server_modem.path, *server_options(
+        tmp_path, chap_secrets=secrets(tmp_path, "another-secret", "other-secrets")),
+        "connect", f"chat -v '' ATZ OK ATDT{CLIENT} CONNECT ''")
+    assert client.wait() == 19, client.describe()
+    second = after(client.lines(), "Connection terminated.")
+    assert in_order(second, "RING", "send (ATA^M)", "Serial connection established.",
+                    "CHAP authentication failed",
+                    'sent [LCP TermReq id=0x2 "Failed to authenticate ourselves to peer"]',
+                    "Connection terminated."), client.describe()
+    assert any(line.startswith("rcvd [CHAP Failure") for line in second), second
+    assert not any("callback" in line for line in second
+                   if line.startswith("sent [LCP ConfReq")), second
+    assert not any("IP address" in line for line in second), second
+    assert impostor.wait() == 11, impostor.describe()
+    assert locks(tmp_path) == []
+
+
+def test_sigterm_while_waiting_for_the_call_back_exit_5(exchange, ppp, tmp_path):
+    client, server, client_modem, server_modem = first_leg(
+        exchange, ppp, tmp_path, server_more=("callback-exit",))
+    client.wait_log("expect (RING)")
+    assert lock_name(client_modem) in locks(tmp_path)
+    client.signal(signal.SIGTERM)
+    assert client.wait() == 5, client.describe()
+    assert in_order(after(client.lines(), "Connection terminated."), "expect (RING)",
+                    "Connect script failed", "Terminating on signal 15."), client.describe()
+    assert server.wait() == 14
+    assert locks(tmp_path) == []
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 5), (signal.SIGINT, 5),
+                                          (signal.SIGHUP, 16)])
+def test_signal_while_the_answerer_waits_the_delay(exchange, ppp, tmp_path, signum, code):
+    client, server, client_modem, server_modem = first_leg(
+        exchange, ppp, tmp_path, client_more=("callback-delay", "30"))
+    server.wait_log("Callback: dialing 555111 in 30 s")
+    assert lock_name(server_modem) in locks(tmp_path)
+    start = time.monotonic()
+    server.signal(signum)
+    assert server.wait() == code, server.describe()
+    assert time.monotonic() - start < 3
+    last = server.lines()[-1]
+    assert last == (f"Terminating on signal {int(signum)}." if code == 5
+                    else "Hangup (SIGHUP)"), server.describe()
+    assert f"dial {CLIENT}" not in server_modem.event_names()
+    assert lock_name(server_modem) not in locks(tmp_path)
+    client.signal(signal.SIGTERM)
+    assert client.wait() == 5, client.describe()
+    assert locks(tmp_path) == []
+
+
+def test_callback_number_that_is_no_dial_string_is_not_called(exchange, ppp, tmp_path):
+    """The caller's number comes from the wire: one that is not a Hayes dial
+    string is never sent to the modem."""
+    client, server, client_modem, server_modem = first_leg(
+        exchange, ppp, tmp_path, client_more=("callback", "555111^M+++ATH"))
+    assert server.wait() == 8, server.describe()
+    assert "Callback: number '555111^M+++ATH' is not a dial string: not calling back" \
+        in server.lines(), server.describe()
+    assert not any(e.startswith("dial") for e in server_modem.event_names())
+    client.signal(signal.SIGTERM)
+    assert client.wait() == 5, client.describe()
+
+
+# -- 4. a server that offers no callback ------------------------------------------------
+
+def test_server_offering_no_callback_rejects_the_option_and_the_link_comes_up(
+        exchange, ppp, tmp_path):
+    """``callback`` against a server that offers none: the server
+    Configure-Rejects the Callback option (as pppd), the client goes on
+    without it, and the first call is the one that carries the network."""
+    client_modem = exchange.add_modem(CLIENT)
+    server_modem = exchange.add_modem(SERVER)
+    server = ppp("server", server_modem.path, *server_options(tmp_path))
+    server.wait_log("expect (RING)")
+    client = ppp("client", client_modem.path, *client_options(tmp_path))
+    client.wait_log("local  IP address 192.168.0.3")
+    c = client.lines()
+    assert any(line.startswith("rcvd [LCP ConfRej id=0x1 <callback CBCP>") for line in c), c
+    assert not any("CBCP" in line for line in c if not line.startswith(("sent [LCP", "rcvd [LCP")))
+    assert "peer will call: 555111" not in c
+    assert "Serial connection established." in c and c.count("Serial connection established.") == 1
+    client.signal(signal.SIGTERM)
+    server.signal(signal.SIGTERM)
+    assert client.wait() == 5, client.describe()
+    assert server.wait() == 5, server.describe()
