@@ -150,3 +150,121 @@ def test_status_text_names_drops():
     dp = DataPath()
     dp.from_tun([ip_packet()], 0)
     assert "not_up 1" in dp.status_text()
+
+
+# -- the real stages: VJ, CCP and NAT as the Network sets them up ------------------------
+
+def tcp_packet(seq, payload=b"data" * 10, src="10.0.0.1", dst="10.0.0.2",
+               sport=4000, dport=80, flags=dpkt.tcp.TH_ACK):
+    import socket
+    tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq, ack=1, flags=flags,
+                       win=8192, data=payload)
+    ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst),
+                    p=dpkt.ip.IP_PROTO_TCP, data=tcp, ttl=64, id=seq & 0xFFFF)
+    ip.len = len(ip)
+    return bytes(ip)
+
+
+def _pair(vj=False, ccp=None):
+    """Two DataPaths joined as the two ends of a link would be."""
+    from userppp.compress import make_compressor, make_decompressor
+    from userppp.vj import VjCompressor, VjDecompressor
+    a, b = DataPath(), DataPath()
+    for dp in (a, b):
+        dp.network_up(mtu=1500, mru=1500)
+    if vj:
+        a.set_vj(VjCompressor(16, True), VjDecompressor(16, 1500))
+        b.set_vj(VjCompressor(16, True), VjDecompressor(16, 1500))
+    if ccp:
+        a.set_ccp(make_compressor(ccp, 15), make_decompressor(ccp, 15, mru=1500))
+        b.set_ccp(make_compressor(ccp, 15), make_decompressor(ccp, 15, mru=1500))
+    return a, b
+
+
+@pytest.mark.parametrize("vj", [False, True])
+@pytest.mark.parametrize("ccp", [None, "deflate", "bsd"])
+def test_real_stages_round_trip(vj, ccp):
+    a, b = _pair(vj, ccp)
+    packets = [tcp_packet(1000 + 40 * i, b"hello %d " % i * 5) for i in range(20)]
+    packets.insert(5, ip_packet(b"udp in between"))
+    frames = a.from_tun(packets, 0)
+    protocols = {p for p, _ in frames}
+    if ccp:
+        assert PPP_COMP in protocols
+    elif vj:
+        assert PPP_VJC_COMP in protocols and PPP_VJC_UNCOMP in protocols
+    else:
+        assert protocols == {PPP_IP}
+    assert b.from_link(frames, 0) == packets
+    assert b.bytes_each_way()[1] == a.bytes_each_way()[0] == sum(map(len, packets))
+    assert not any(b.drops.values())
+
+
+def test_lost_vj_frame_tossed_until_uncompressed():
+    a, b = _pair(vj=True)
+    first = a.from_tun([tcp_packet(1000)], 0)
+    assert first[0][0] == PPP_VJC_UNCOMP and b.from_link(first, 0)
+    lost = a.from_tun([tcp_packet(1040)], 0)
+    assert lost[0][0] == PPP_VJC_COMP
+    b.line_error()                      # the deframer dropped it: toss
+    later = a.from_tun([tcp_packet(1080)], 0)
+    assert b.from_link(later, 0) == []  # compressed against state b lacks
+    assert b.drops["vj_error"] == 1
+
+
+def test_ccp_error_reported_with_the_decompressors_reason():
+    errors = []
+    a, b = _pair(ccp="deflate")
+    b.on_ccp_error = errors.append
+    frames = a.from_tun([tcp_packet(1000 + i) for i in range(3)], 0)
+    assert [p for p, _ in frames] == [PPP_COMP] * 3
+    # the second one lost on the line: the third is out of sequence
+    assert len(b.from_link([frames[0], frames[2]], 0)) == 1
+    assert b.drops["ccp_error"] == 1
+    [error] = errors
+    assert error.reason == "seq" and not error.fatal
+    # until the reset, compressed frames are dropped (and reported)
+    assert b.from_link(a.from_tun([tcp_packet(5000)], 0), 0) == []
+    assert errors[-1].reason == "reset-wait"
+    # Reset-Request / Reset-Ack: both ends reset, traffic flows again
+    a.ccp_tx.reset()
+    b.ccp_rx.reset()
+    packet = tcp_packet(6000)
+    assert b.from_link(a.from_tun([packet], 0), 0) == [packet]
+
+
+def test_nat_hairpin_goes_back_to_the_tun():
+    from userppp.nat import Nat
+    dp = DataPath()
+    dp.network_up()
+    dp.nat = Nat("10.64.0.1/24", "192.0.2.7")
+    out = ip_packet(b"to the far side", src="10.64.0.5", dst="198.51.100.1")
+    [frame] = dp.from_tun([out], 0)
+    translated = dpkt.ip.IP(frame[1])
+    assert translated.src == bytes([192, 0, 2, 7])
+    # another inside host sends to that mapping's outside port: hairpinned,
+    # to the TUN, not the link
+    hairpin = dpkt.ip.IP(ip_packet(b"to our own outside address", src="10.64.0.6",
+                                   dst="192.0.2.7"))
+    hairpin.data.dport = translated.data.sport
+    hairpin.sum = hairpin.data.sum = 0
+    assert dp.from_tun([bytes(hairpin)], 0) == []
+    assert len(dp.to_tun) == 1 and dp.stats["hairpinned"] == 1
+    assert dpkt.ip.IP(dp.to_tun[0]).dst == bytes([10, 64, 0, 5])
+    frames = [frame]
+    # the far side answers: back to the inside host
+    reply = dpkt.ip.IP(frames[0][1])
+    reply.src, reply.dst = reply.dst, reply.src
+    reply.data.sport, reply.data.dport = reply.data.dport, reply.data.sport
+    reply.sum = 0
+    reply.data.sum = 0
+    [back] = dp.from_link([(PPP_IP, bytes(reply))], 1)
+    assert dpkt.ip.IP(back).dst == bytes([10, 64, 0, 5])
+
+
+def test_malformed_packets_never_raise():
+    a, b = _pair(vj=True, ccp="bsd")
+    junk = [b"", b"\x45", b"\x45" + bytes(30), bytes(range(256)) * 3]
+    assert b.from_link([(p, j) for p in (PPP_IP, PPP_VJC_COMP, PPP_VJC_UNCOMP, PPP_COMP)
+                        for j in junk], 0) is not None
+    assert a.from_tun(junk, 0) is not None
