@@ -1,4 +1,4 @@
-"""The built-in demo runs end to end: modems, chat, LCP, MS-CHAP-v2, hang-up."""
+"""The built-in demo runs end to end: modems, chat, LCP, MS-CHAP-v2, IPCP, hang-up."""
 
 import io
 
@@ -13,4 +13,10 @@ def test_demo_session_completes():
     assert "server | RING" in text
     assert "Peer domain\\my_login authenticated with MS-CHAP-v2" in text
     assert "client | CHAP authentication succeeded" in text
+    # IPCP with the seed's addresses: the server (NT RAS) 192.168.0.1 gives
+    # the client 192.168.0.3
+    assert "client | local  IP address 192.168.0.3" in text
+    assert "client | remote IP address 192.168.0.1" in text
+    assert "server | local  IP address 192.168.0.1" in text
+    assert "server | remote IP address 192.168.0.3" in text
     assert demo.SECRET not in text

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
+from pppends import ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, DIAL_IP_LINES, USERPPP
 from ptyrelay import NullModem
 
 
 def start(path, *options, env=None):
     return subprocess.Popen(
-        [sys.executable, "-m", "userppp", path, "38400", "noauth", "nodetach",
-         *options],
+        [*USERPPP, path, "38400", "noauth", "nodetach", *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=dict(os.environ, USERPPP_ETC="/nonexistent", **(env or {})))
 
@@ -30,10 +30,10 @@ def wait_for(process_output, text, timeout=10):
 
 def test_two_processes_open_echo_and_terminate_on_sigint(tmp_path):
     with NullModem() as cable:
-        a = start(cable.paths[0], "debug", "debug", "lcp-echo-interval", "1",
-                  "logfile", str(tmp_path / "a.log"))
-        b = start(cable.paths[1], "debug", "debug", "lcp-echo-interval", "1",
-                  "logfile", str(tmp_path / "b.log"))
+        a = start(cable.paths[0], *ANSWER_ADDRESSES, "debug", "debug",
+                  "lcp-echo-interval", "1", "logfile", str(tmp_path / "a.log"))
+        b = start(cable.paths[1], *DIAL_ADDRESSES, "debug", "debug",
+                  "lcp-echo-interval", "1", "logfile", str(tmp_path / "b.log"))
         try:
             read_a = lambda: (tmp_path / "a.log").read_text() if (tmp_path / "a.log").exists() else ""
             read_b = lambda: (tmp_path / "b.log").read_text() if (tmp_path / "b.log").exists() else ""
@@ -53,13 +53,18 @@ def test_two_processes_open_echo_and_terminate_on_sigint(tmp_path):
     assert 'sent [LCP TermReq id=0x2 "User request"]' in log_a
     assert "rcvd [LCP TermAck id=0x2]" in log_a
     assert "LCP terminated by peer (User request)" in log_b
+    # the link was in the Network phase: IPCP came up on both ends
+    for line in ANSWER_IP_LINES:
+        assert line in log_a
+    for line in DIAL_IP_LINES:
+        assert line in log_b
 
 
 def test_peer_killed_is_detected_by_echo_failure(tmp_path):
     with NullModem() as cable:
-        a = start(cable.paths[0], "debug", "lcp-echo-interval", "1",
+        a = start(cable.paths[0], *ANSWER_ADDRESSES, "debug", "lcp-echo-interval", "1",
                   "lcp-echo-failure", "2", "logfile", str(tmp_path / "a.log"))
-        b = start(cable.paths[1])
+        b = start(cable.paths[1], *DIAL_ADDRESSES)
         try:
             read_a = lambda: (tmp_path / "a.log").read_text() if (tmp_path / "a.log").exists() else ""
             # Opened on a's side: it has both sent and received a ConfAck

@@ -1,17 +1,18 @@
 """persist / holdoff / maxfail, updetach and linkname with real processes."""
 
 import os
+import re
 import signal
 import subprocess
-import sys
 import time
 
+from pppends import ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, USERPPP
 from ptyrelay import NullModem
 
 
 def start(path, *options, env=None):
     return subprocess.Popen(
-        [sys.executable, "-m", "userppp", path, "38400", "noauth", *options],
+        [*USERPPP, path, "38400", "noauth", *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env=dict(os.environ, USERPPP_ETC="/nonexistent", **(env or {})))
 
@@ -29,17 +30,23 @@ def read(path):
     return path.read_text() if path.exists() else ""
 
 
+def lcp_opened(log):
+    return len(re.findall(r"^LCP: \S+ -> Opened\b", log, re.M))
+
+
 def test_persist_reconnects_after_the_peer_terminates(tmp_path):
     log = tmp_path / "a.log"
     with NullModem() as cable:
-        a = start(cable.paths[0], "nodetach", "debug", "debug", "debug", "persist",
+        a = start(cable.paths[0], *ANSWER_ADDRESSES, "nodetach", "debug", "debug", "debug",
+                  "persist",
                   "holdoff", "1",
                   "lcp-restart", "1", "logfile", str(log))
         try:
             for round_ in (1, 2):
-                b = start(cable.paths[1], "nodetach")
-                # debug level 3 logs the automaton's transitions
-                assert wait_until(lambda: read(log).count("-> Opened") >= round_), read(log)
+                b = start(cable.paths[1], *DIAL_ADDRESSES, "nodetach")
+                # debug level 3 logs the automatons' transitions (LCP's, and
+                # IPCP's and CCP's in the Network phase: count LCP's)
+                assert wait_until(lambda: lcp_opened(read(log)) >= round_), read(log)
                 b.send_signal(signal.SIGINT)
                 assert b.wait(10) == 5
             assert wait_until(lambda: read(log).count("LCP terminated by peer") == 2)
@@ -66,8 +73,9 @@ def test_persist_gives_up_after_maxfail(tmp_path):
 def test_updetach_goes_to_background_once_up_with_pid_file(tmp_path):
     log = tmp_path / "a.log"
     with NullModem() as cable:
-        b = start(cable.paths[1], "nodetach")
-        a = start(cable.paths[0], "updetach", "linkname", "t1", "logfile", str(log),
+        b = start(cable.paths[1], *DIAL_ADDRESSES, "nodetach")
+        a = start(cable.paths[0], *ANSWER_ADDRESSES, "updetach", "linkname", "t1",
+                  "logfile", str(log),
                   env={"USERPPP_RUN_DIR": str(tmp_path)})
         child = None
         try:
@@ -75,6 +83,8 @@ def test_updetach_goes_to_background_once_up_with_pid_file(tmp_path):
             pidfile = tmp_path / "ppp-t1.pid"
             child = int(pidfile.read_text())
             assert child != a.pid
+            for line in ANSWER_IP_LINES:        # up: IPCP came up before the detach
+                assert line in read(log), read(log)
             os.kill(child, 0)                   # alive in the background
             os.kill(child, signal.SIGINT)
             assert wait_until(lambda: not pidfile.exists())
@@ -119,8 +129,9 @@ def test_disconnect_scripts_run_after_the_link_ends(tmp_path):
         log = tmp_path / "a.log"
         log.unlink(missing_ok=True)
         with NullModem() as cable:
-            b = start(cable.paths[1], "nodetach")
-            a = start(cable.paths[0], "nodetach", "debug", "logfile", str(log),
+            b = start(cable.paths[1], *DIAL_ADDRESSES, "nodetach")
+            a = start(cable.paths[0], *ANSWER_ADDRESSES, "nodetach", "debug",
+                      "logfile", str(log),
                       "disconnect", script)
             try:
                 assert wait_until(lambda: "rcvd [LCP ConfAck" in read(log)

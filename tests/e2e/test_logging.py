@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from pppends import ANSWER_ADDRESSES, DIAL_ADDRESSES, DIAL_IP_LINES, USERPPP
 from ptyrelay import NullModem
 
 TIMEOUT = 15
@@ -20,8 +21,7 @@ TIMEOUT = 15
 def userppp(device, *options, tmp_path, **popen):
     env = dict(os.environ, USERPPP_ETC="/nonexistent", USERPPP_LOCK_DIR=str(tmp_path))
     return subprocess.Popen(
-        [sys.executable, "-m", "userppp", device, "38400", "noauth", "nodetach",
-         *options], env=env, **popen)
+        [*USERPPP, device, "38400", "noauth", "nodetach", *options], env=env, **popen)
 
 
 def wait_until(predicate, timeout=TIMEOUT):
@@ -62,14 +62,15 @@ def test_logfile_on_a_full_disk(tmp_path, tiny_tmpfs):
     log = tiny_tmpfs / "a.log"
     peer_log = tmp_path / "b.log"
     with NullModem() as cable:
-        a = userppp(cable.paths[0], "lock", "debug", "debug", "logfile", str(log),
+        a = userppp(cable.paths[0], *ANSWER_ADDRESSES, "lock", "debug", "debug", "logfile", str(log),
                     "lcp-echo-interval", "1", tmp_path=tmp_path,
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        b = userppp(cable.paths[1], "debug", "debug", "logfile", str(peer_log),
+        b = userppp(cable.paths[1], *DIAL_ADDRESSES, "debug", "debug", "logfile", str(peer_log),
                     "lcp-echo-interval", "1", "lcp-echo-failure", "3", tmp_path=tmp_path,
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             assert wait_until(lambda: "rcvd [LCP EchoRep" in read(peer_log)), read(peer_log)
+            assert wait_until(lambda: DIAL_IP_LINES[1] in read(peer_log)), read(peer_log)
             assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
             # the disk is full now: a's next log lines fail; a goes on answering
             fd = os.open(tiny_tmpfs / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
@@ -104,10 +105,10 @@ def test_stderr_a_pipe_whose_reader_is_gone(tmp_path):
     peer_log = tmp_path / "b.log"
     with NullModem() as cable:
         read_end, write_end = os.pipe()
-        a = userppp(cable.paths[0], "lock", "debug", "debug", "lcp-echo-interval", "1",
+        a = userppp(cable.paths[0], *ANSWER_ADDRESSES, "lock", "debug", "debug", "lcp-echo-interval", "1",
                     tmp_path=tmp_path, stdout=write_end, stderr=write_end)
         os.close(write_end)
-        b = userppp(cable.paths[1], "debug", "debug", "logfile", str(peer_log),
+        b = userppp(cable.paths[1], *DIAL_ADDRESSES, "debug", "debug", "logfile", str(peer_log),
                     "lcp-echo-interval", "1", "lcp-echo-failure", "3", tmp_path=tmp_path,
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -115,6 +116,7 @@ def test_stderr_a_pipe_whose_reader_is_gone(tmp_path):
             assert first
             os.close(read_end)
             assert wait_until(lambda: "rcvd [LCP EchoRep" in read(peer_log)), read(peer_log)
+            assert wait_until(lambda: DIAL_IP_LINES[1] in read(peer_log)), read(peer_log)
             assert peer_keeps_getting_echo_replies(peer_log, 3), read(peer_log)
             assert a.poll() is None
             a.send_signal(signal.SIGTERM)

@@ -13,6 +13,7 @@ import tty
 
 import pytest
 
+from pppends import ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, DIAL_IP_LINES, USERPPP
 from ptyrelay import NullModem
 from userppp.hdlc import Framer
 from userppp.wire import encode_control
@@ -28,7 +29,7 @@ class Proc:
         self.errfile = tmp_path / f"{name}.err"
         self.env = dict(os.environ, USERPPP_ETC="/nonexistent",
                         USERPPP_LOCK_DIR=str(tmp_path), USERPPP_RUN_DIR=str(tmp_path))
-        argv = [sys.executable, "-m", "userppp", device, "38400", "noauth", "nodetach",
+        argv = [*USERPPP, device, "38400", "noauth", "nodetach",
                 "lock", "linkname", name, "logfile", str(self.logfile),
                 *(("debug",) if debug else ()), *options]
         with open(self.errfile, "wb") as err:
@@ -160,11 +161,14 @@ def test_sigterm_during_lcp_negotiation_sends_terminate_request(tmp_path, procs,
                          ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_signal_when_opened(tmp_path, procs, signum, code):
     with NullModem() as cable:
-        a = start(procs, tmp_path, "a", cable.paths[0], "lcp-restart", "1")
-        b = start(procs, tmp_path, "b", cable.paths[1], "lcp-restart", "1")
+        a = start(procs, tmp_path, "a", cable.paths[0], *ANSWER_ADDRESSES, "lcp-restart", "1")
+        b = start(procs, tmp_path, "b", cable.paths[1], *DIAL_ADDRESSES, "lcp-restart", "1")
         for p in (a, b):
             p.wait_log("rcvd [LCP ConfAck")
             p.wait_log("sent [LCP ConfAck")
+        for p, lines in ((a, ANSWER_IP_LINES), (b, DIAL_IP_LINES)):
+            for line in lines:                  # in the Network phase, IPCP up
+                p.wait_log(line)
         a.signal(signum)
         assert a.wait() == code
         assert b.wait() == 0
@@ -192,9 +196,9 @@ def test_second_sigterm_while_terminating_ends_at_once(tmp_path, procs, pty):
 def test_sigterm_during_disconnect_script(tmp_path, procs):
     mark = tmp_path / "disc"
     with NullModem() as cable:
-        a = start(procs, tmp_path, "a", cable.paths[0], "lcp-restart", "1",
+        a = start(procs, tmp_path, "a", cable.paths[0], *ANSWER_ADDRESSES, "lcp-restart", "1",
                   "disconnect", f"touch {mark}; sleep 30")
-        b = start(procs, tmp_path, "b", cable.paths[1], "lcp-restart", "1")
+        b = start(procs, tmp_path, "b", cable.paths[1], *DIAL_ADDRESSES, "lcp-restart", "1")
         a.wait_log("rcvd [LCP ConfAck")
         b.wait_log("rcvd [LCP ConfAck")
         b.signal(signal.SIGTERM)            # the peer ends the link: a runs disconnect
@@ -231,10 +235,10 @@ def test_sighup_in_holdoff_redials_and_sigterm_quits(tmp_path, procs, pty):
 
 def test_sighup_under_persist_ends_the_link_and_redials(tmp_path, procs):
     with NullModem() as cable:
-        a = start(procs, tmp_path, "a", cable.paths[0], "persist", "holdoff", "1",
-                  "lcp-restart", "1")
-        b = start(procs, tmp_path, "b", cable.paths[1], "persist", "holdoff", "1",
-                  "lcp-restart", "1")
+        a = start(procs, tmp_path, "a", cable.paths[0], *ANSWER_ADDRESSES, "persist",
+                  "holdoff", "1", "lcp-restart", "1")
+        b = start(procs, tmp_path, "b", cable.paths[1], *DIAL_ADDRESSES, "persist",
+                  "holdoff", "1", "lcp-restart", "1")
         a.wait_log("rcvd [LCP ConfAck")
         a.signal(signal.SIGHUP)
         a.wait_log("Hangup (SIGHUP)")

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from pppends import ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, DIAL_IP_LINES
 from ptyrelay import NullModem
 from test_userppp_modems import Ppp, in_order
 from tools.modem import Exchange
@@ -81,11 +82,16 @@ def dead_pid():
 
 
 def link_up(ppp, cable, holder_options=("lock",)):
-    """A userppp holding cable.paths[0] (with the lock) and its peer, LCP open."""
-    a = ppp("holder", cable.paths[0], "noauth", "lcp-restart", "1", *holder_options)
-    b = ppp("peer", cable.paths[1], "noauth", "lcp-restart", "1")
+    """A userppp holding cable.paths[0] (with the lock) and its peer, LCP open
+    and IPCP up (the Network phase)."""
+    a = ppp("holder", cable.paths[0], *ANSWER_ADDRESSES, "noauth", "lcp-restart", "1",
+            *holder_options)
+    b = ppp("peer", cable.paths[1], *DIAL_ADDRESSES, "noauth", "lcp-restart", "1")
     for p in (a, b):
         p.wait_log("rcvd [LCP ConfAck")
+    for p, lines in ((a, ANSWER_IP_LINES), (b, DIAL_IP_LINES)):
+        for line in lines:
+            p.wait_log(line)
     return a, b
 
 
@@ -133,7 +139,8 @@ def test_lock_left_by_a_killed_userppp_is_stale_for_the_next(ppp, cable, locks):
     a.proc.kill()
     a.wait()
     assert path.read_bytes() == b"%10d\n" % a.pid     # SIGKILL: no clean-up
-    again = ppp("again", cable.paths[0], "noauth", "lock", "lcp-restart", "1")
+    again = ppp("again", cable.paths[0], *ANSWER_ADDRESSES, "noauth", "lock",
+                "lcp-restart", "1")
     name = path.name[len("LCK.."):]
     again.wait_log(f"Removed stale lock on {name} (pid {a.pid})")
     assert path.read_bytes() == b"%10d\n" % again.pid

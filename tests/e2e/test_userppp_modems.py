@@ -13,7 +13,6 @@ import os
 import selectors
 import signal
 import subprocess
-import sys
 import threading
 import time
 import tty
@@ -28,6 +27,13 @@ CLIENT, SERVER = "555111", "555222"    # the seed's numbers: we, the NT server
 TIMEOUT = 15            # upper bound for anything to happen; tests take ~1-3 s
 
 from seed import NT_CALLBACK_CHAT, seed_chat_lines  # noqa: E402
+from pppends import (ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES,  # noqa: E402
+                     DIAL_IP_LINES, USERPPP, ip_lines)
+
+# the seed's addresses: the NT server is 192.168.0.1 and gives the caller
+# 192.168.0.3, which the caller asks for (options.callback: 192.168.0.3:0.0.0.0)
+NT_SERVER_ADDRESSES = "192.168.0.1:192.168.0.3"
+SEED_CLIENT_ADDRESSES = "192.168.0.3:0.0.0.0"
 
 # The chat lines of chat[504] in the seed log (the callback), in order.
 SEED_CALLBACK_CHAT_LOG = seed_chat_lines(504)
@@ -43,7 +49,7 @@ class Ppp:
         self.logfile = tmp_path / f"{name}.log"
         self.outfile = tmp_path / f"{name}.out"
         self.device = device
-        argv = [sys.executable, "-m", "userppp", device, "38400", "nodetach",
+        argv = [*USERPPP, device, "38400", "nodetach",
                 "debug", "logfile", str(self.logfile), *options]
         with open(self.outfile, "wb") as out:
             self.proc = subprocess.Popen(
@@ -126,6 +132,12 @@ def lcp_opened(p: Ppp) -> None:
     p.wait_log("sent [LCP ConfAck")
 
 
+def ip_up(p: Ppp, lines) -> None:
+    """IPCP came up: pppd's local/remote address lines."""
+    for line in lines:
+        p.wait_log(line)
+
+
 DIAL_CHAT = (f"chat -v ABORT BUSY ABORT 'NO CARRIER' ABORT 'NO DIALTONE' "
              f"'' ATZ OK ATDT{SERVER} CONNECT ''")
 ANSWER_CHAT = "chat -v ABORT ERROR '' ATZ OK 'ATE1Q0&C1&S0' RING ATA CONNECT ''"
@@ -139,12 +151,14 @@ def test_dial_and_answer_with_ring_ata_then_sigint(exchange, ppp):
     answer_modem = exchange.add_modem(SERVER)
     # the default 3 s restart timer: after the peer's Terminate-Request the
     # carrier loss comes long before it runs out
-    b = ppp("answer", answer_modem.path, "noauth", "connect", ANSWER_CHAT)
+    b = ppp("answer", answer_modem.path, *ANSWER_ADDRESSES, "noauth", "connect", ANSWER_CHAT)
     b.wait_log("expect (RING)")
-    a = ppp("dial", dial_modem.path, "noauth", "lcp-restart", "1",
+    a = ppp("dial", dial_modem.path, *DIAL_ADDRESSES, "noauth", "lcp-restart", "1",
             "connect", DIAL_CHAT)
     lcp_opened(a)
     lcp_opened(b)
+    ip_up(a, DIAL_IP_LINES)
+    ip_up(b, ANSWER_IP_LINES)
 
     assert in_order(a.lines(), "send (ATZ^M)", "expect (OK)", "OK", "-- got it",
                     f"send (ATDT{SERVER}^M)", "expect (CONNECT)", "CONNECT",
@@ -181,13 +195,15 @@ def test_dial_and_answer_with_ring_ata_then_sigint(exchange, ppp):
 def test_auto_answer_modem_then_sigint_to_the_answering_side(exchange, ppp):
     dial_modem = exchange.add_modem(CLIENT)
     answer_modem = exchange.add_modem(SERVER)
-    b = ppp("answer", answer_modem.path, "noauth", "lcp-restart", "1",
+    b = ppp("answer", answer_modem.path, *ANSWER_ADDRESSES, "noauth", "lcp-restart", "1",
             "connect", AUTO_ANSWER_CHAT)
     b.wait_log("expect (CONNECT)")
     assert exchange.wait_for(lambda: answer_modem.s[0] == 1, 2)
-    a = ppp("dial", dial_modem.path, "noauth", "connect", DIAL_CHAT)
+    a = ppp("dial", dial_modem.path, *DIAL_ADDRESSES, "noauth", "connect", DIAL_CHAT)
     lcp_opened(a)
     lcp_opened(b)
+    ip_up(a, DIAL_IP_LINES)
+    ip_up(b, ANSWER_IP_LINES)
 
     assert in_order(b.lines(), "send (ATS0=1^M)", "expect (OK)", "OK", "-- got it",
                     "send ()", "expect (CONNECT)", "RING^M", "CONNECT", "-- got it",
@@ -210,13 +226,15 @@ def test_auto_answer_modem_then_sigint_to_the_answering_side(exchange, ppp):
 def _call_up(exchange, ppp):
     dial_modem = exchange.add_modem(CLIENT)
     answer_modem = exchange.add_modem(SERVER)
-    b = ppp("answer", answer_modem.path, "noauth", "lcp-restart", "1",
+    b = ppp("answer", answer_modem.path, *ANSWER_ADDRESSES, "noauth", "lcp-restart", "1",
             "connect", ANSWER_CHAT)
     b.wait_log("expect (RING)")
-    a = ppp("dial", dial_modem.path, "noauth", "lcp-restart", "1",
+    a = ppp("dial", dial_modem.path, *DIAL_ADDRESSES, "noauth", "lcp-restart", "1",
             "connect", DIAL_CHAT)
     lcp_opened(a)
     lcp_opened(b)
+    ip_up(a, DIAL_IP_LINES)
+    ip_up(b, ANSWER_IP_LINES)
     return a, b, dial_modem, answer_modem
 
 
@@ -321,8 +339,8 @@ def _callback_options(tmp_path):
 def nt_server(ppp, pty_peer) -> Ppp:
     """The NT server: a userppp on the far side of the exchange, started (and
     its pty configured, which flushes pending input) before any call comes."""
-    server = ppp("server", pty_peer.path, "local", "noauth", "lcp-restart", "1",
-                 "lcp-max-configure", "60")
+    server = ppp("server", pty_peer.path, NT_SERVER_ADDRESSES, "local", "noauth",
+                 "lcp-restart", "1", "lcp-max-configure", "60")
     server.wait_log("sent [LCP ConfReq id=0x1")
     return server
 
@@ -342,6 +360,8 @@ def test_seed_callback_chat_answers_a_call_from_the_exchange(
     exchange.call(CLIENT, pty_peer)
     lcp_opened(waiting)
     lcp_opened(server)
+    ip_up(waiting, ip_lines("192.168.0.3", "192.168.0.1"))     # as in the seed
+    ip_up(server, ip_lines("192.168.0.1", "192.168.0.3"))
     assert pty_peer.connected.is_set()
     assert _chat_lines(waiting) == SEED_CALLBACK_CHAT_LOG, waiting.describe()
     assert os.listdir(tmp_path / "locks") == [f"LCK..{os.path.basename(modem.path)}"]
@@ -365,7 +385,7 @@ def test_seed_dial_winnt_dial_then_wait_for_the_callback(exchange, ppp, pty_peer
         f'"" +++ATZ\nOK ATE1Q0&C1&S0DT{SERVER}\nCONNECT ""\n')
     options, env = _callback_options(tmp_path)
     server = nt_server(ppp, pty_peer)
-    first = ppp("dial", modem.path, "noauth", "crtscts", "lock", "lcp-restart", "1",
+    first = ppp("dial", modem.path, SEED_CLIENT_ADDRESSES, "noauth", "crtscts", "lock", "lcp-restart", "1",
                 "connect", f"chat -v -f {tmp_path}/dial.chat", env=env)
     assert first.wait() == 16, first.describe()      # the server hung up
     assert in_order(first.lines(), f"send (ATE1Q0&C1&S0DT{SERVER}^M)", "CONNECT",
