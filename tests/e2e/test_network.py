@@ -354,3 +354,67 @@ def test_status_dump_and_counters(tmp_path):
     assert "sent 5 packets (420 bytes), received 5 packets (420 bytes)" in status
     assert byte_lines(a.log()) == (420, 420)
     assert byte_lines(b.log()) == (420, 420)
+
+
+def test_ip_scripts_default_route_and_resolv_conf(tmp_path):
+    """ip-up and ip-down run with pppd's arguments and environment;
+    ``defaultroute`` adds a default route through the TUN while IP is up;
+    ``usepeerdns`` writes the peer's name servers (``ms-dns`` on B)."""
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\n"
+                      f'echo "$(basename $0) $* IPLOCAL=$IPLOCAL IPREMOTE=$IPREMOTE '
+                      f'DNS1=$DNS1 BYTES_SENT=$BYTES_SENT" >> {tmp_path}/scripts.out\n'
+                      f"ip route show default >> {tmp_path}/scripts.out\n")
+    script.chmod(0o755)
+    for name in ("ip-up", "ip-down"):
+        (tmp_path / name).symlink_to(script)
+    resolv = tmp_path / "resolv.conf"
+    options_a = ["novj", "noccp", "defaultroute", "usepeerdns", "resolv-conf", str(resolv),
+                 "ip-up-script", str(tmp_path / "ip-up"),
+                 "ip-down-script", str(tmp_path / "ip-down"), "ipparam", "isp"]
+    with NullModem() as cable, NetNamespace() as na, NetNamespace() as nb:
+        a = End(na, cable.paths[0], f"{A_ADDR}:{B_ADDR}", tmp_path / "a.log", options_a)
+        b = End(nb, cable.paths[1], f"{B_ADDR}:{A_ADDR}", tmp_path / "b.log",
+                ["novj", "noccp", "ms-dns", "192.0.2.53"])
+        try:
+            assert a.wait_log("remote IP address") and b.wait_log("remote IP address")
+            assert _wait(lambda: "ip-up" in (tmp_path / "scripts.out").read_text()
+                         if (tmp_path / "scripts.out").exists() else False), a.describe()
+            routes = na.run(["ip", "route", "show", "default"]).stdout
+            assert "dev ppp0" in routes
+            assert resolv.read_text() == "nameserver 192.0.2.53\n"
+            ping(na, B_ADDR)
+            a.process.send_signal(signal.SIGINT)
+            assert a.process.wait(20) == 5 and b.process.wait(20) == 0
+        finally:
+            for end in (a, b):
+                if end.process.poll() is None:
+                    end.process.kill()
+        lines = (tmp_path / "scripts.out").read_text().splitlines()
+    device = cable.paths[0]
+    assert lines[0] == (f"ip-up ppp0 {device} 0 {A_ADDR} {B_ADDR} isp IPLOCAL={A_ADDR} "
+                        f"IPREMOTE={B_ADDR} DNS1=192.0.2.53 BYTES_SENT=")
+    assert "dev ppp0" in lines[1]
+    down = [l for l in lines if l.startswith("ip-down ")]
+    assert down and down[0].startswith(f"ip-down ppp0 {device} 0 {A_ADDR} {B_ADDR} isp ")
+    assert "BYTES_SENT=252" in down[0]              # the three pings
+    # the default route went with IP (before ip-down ran)
+    assert not any("dev ppp0" in l for l in lines[lines.index(down[0]):])
+
+
+def test_tun_that_cannot_be_made_ends_the_link(tmp_path):
+    """``--tun lo``: not a TUN device: one log line, the link closed, exit 1."""
+    with NullModem() as cable, NetNamespace() as na, NetNamespace() as nb:
+        a = End(na, cable.paths[0], f"{A_ADDR}:{B_ADDR}", tmp_path / "a.log", ["tun", "lo"])
+        b = End(nb, cable.paths[1], f"{B_ADDR}:{A_ADDR}", tmp_path / "b.log", [])
+        try:
+            assert a.process.wait(30) == 1, a.describe()
+            b.process.wait(30)
+        finally:
+            for end in (a, b):
+                if end.process.poll() is None:
+                    end.process.kill()
+    log = a.log()
+    assert "lo exists and is not a TUN device" in log
+    assert "Traceback" not in log + a.describe()
+    assert 'sent [LCP TermReq id=0x2 "Failed to set up the TUN device"]' in log
