@@ -175,11 +175,11 @@ def after(lines, marker, count=1):
     raise AssertionError(f"{marker!r} not logged {count} times")
 
 
-def first_leg(exchange, ppp, tmp_path, client_more=(), server_more=(), **kw):
+def first_leg(exchange, ppp, tmp_path, client_more=(), server_more=(), offer="user", **kw):
     client_modem = exchange.add_modem(CLIENT)
     server_modem = exchange.add_modem(SERVER)
     server = ppp("server", server_modem.path,
-                 *server_options(tmp_path, "callback-offer", "user", *server_more,
+                 *server_options(tmp_path, "callback-offer", offer, *server_more,
                                  **kw.pop("server_kw", {})))
     server.wait_log("expect (RING)")
     client = ppp("client", client_modem.path, *client_options(tmp_path, *client_more, **kw))
@@ -254,6 +254,19 @@ def test_full_callback_cycle_in_one_process_each(exchange, ppp, tmp_path, mschap
                     "CONNECT 38400"), server_modem.event_names()
     # both processes held their lock files all along
     assert locks(tmp_path) == sorted([lock_name(client_modem), lock_name(server_modem)])
+
+    # IP over the call back: the client's TUN (in its namespace) pings the
+    # server's address, which the server's TUN (in its namespace) holds
+    end = time.monotonic() + 5
+    while True:
+        address = client.ns.ip("-4", "addr", "show", "dev", "ppp0")
+        if address and address[0]["addr_info"] or time.monotonic() > end:
+            break
+        time.sleep(0.1)
+    assert address[0]["addr_info"][0]["local"] == "192.168.0.3", (address, client.describe())
+    done = client.ns.run(["ping", "-n", "-c", "3", "-i", "0.2", "-W", "5", "192.168.0.1"],
+                         check=False)
+    assert done.returncode == 0 and "3 received" in done.stdout, done.stdout + done.stderr
 
     client.signal(signal.SIGTERM)
     server.signal(signal.SIGTERM)
@@ -420,6 +433,27 @@ def test_server_offering_no_callback_rejects_the_option_and_the_link_comes_up(
     assert not any("CBCP" in line for line in c if not line.startswith(("sent [LCP", "rcvd [LCP")))
     assert "peer will call: 555111" not in c
     assert "Serial connection established." in c and c.count("Serial connection established.") == 1
+    client.signal(signal.SIGTERM)
+    server.signal(signal.SIGTERM)
+    assert client.wait() == 5, client.describe()
+    assert server.wait() == 5, server.describe()
+
+
+def test_administrator_specified_number_is_called(exchange, ppp, tmp_path):
+    """``callback-offer NUMBER``: the server calls the number it was given,
+    not the caller's; the caller (which has a number of its own) accepts."""
+    client, server, client_modem, server_modem = first_leg(
+        exchange, ppp, tmp_path, client_more=("callback", "555999"), offer=CLIENT)
+    client.wait_log("local  IP address 192.168.0.3")
+    server.wait_log("remote IP address 192.168.0.3")
+    # (pppd says "peer will call" only for a number we gave)
+    assert in_order(client.lines(), "cbcp_resp CONF_ADMIN",
+                    "sent [CBCP Response id=0x1 < AdminDefined delay = 1>]",
+                    "rcvd [CBCP Ack id=0x1 < AdminDefined delay = 1>]",
+                    'sent [LCP TermReq id=0x2 "Call me back, please"]'), client.describe()
+    assert not any(line.startswith("peer will call") for line in client.lines())
+    assert any(line.startswith("Callback: dialing 555111 in ") for line in server.lines())
+    assert f"dial {CLIENT}" in server_modem.event_names()
     client.signal(signal.SIGTERM)
     server.signal(signal.SIGTERM)
     assert client.wait() == 5, client.describe()
