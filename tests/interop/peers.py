@@ -33,6 +33,10 @@ sys.path.insert(0, str(REPO / "tools"))
 import pppvm  # noqa: E402
 
 USERPPP_SPEED = "115200"
+#: userppp in a network namespace of its own: when IPCP comes up it makes
+#: its TUN device there, not on the host (the namespace, and the TUN, go
+#: with the process; unshare execs, so the pid is userppp's own)
+USERPPP_COMMAND = ["unshare", "--net", "--", sys.executable, "-m", "userppp"]
 
 
 class UserpppProcess:
@@ -41,8 +45,7 @@ class UserpppProcess:
     def __init__(self, device: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
                  logdir: Path, speed: str = USERPPP_SPEED, extra_tail=("nodetach", "debug"),
                  command: Sequence[str] | None = None) -> None:
-        self.argv = list(command or [sys.executable, "-m", "userppp"]) + \
-            [device, speed, *args, *extra_tail]
+        self.argv = list(command or USERPPP_COMMAND) + [device, speed, *args, *extra_tail]
         self.log_path = logdir / "userppp.log"
         self._log = open(self.log_path, "wb")
         full_env = dict(os.environ)

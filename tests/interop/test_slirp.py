@@ -2,9 +2,13 @@
 second real PPP implementation, independent of pppd, in userspace on a
 host pty (no VM).
 
-slirp answers LCP at once and then offers IPCP and CCP, which userppp
-Protocol-Rejects; LCP stays up (slirp answers our echoes) until userppp is
-stopped.
+slirp answers LCP at once and then negotiates IPCP and CCP.  slirp asks
+for address 0.0.0.0 and gives us 10.0.2.15, so userppp is started as a pppd
+user of slirp would be, with ``10.0.2.15:10.0.2.2`` (slirp's own address;
+with no remote address userppp, as pppd, would reject slirp's 0.0.0.0 and
+slirp then terminates IPCP: "No network protocols running").  IPCP comes up
+with those addresses and the link stays up (slirp answers our echoes) until
+userppp is stopped.
 """
 from __future__ import annotations
 
@@ -16,19 +20,21 @@ import pytest
 from peers import PtyRelay, UserpppProcess
 
 MAGIC = r"<magic (0x[0-9a-f]+)>"
+#: ours and slirp's (slirp's defaults: the client 10.0.2.15, slirp 10.0.2.2)
+SLIRP_ADDRESSES = "10.0.2.15:10.0.2.2"
 
 
 @pytest.mark.interop_timeout(60)
 def test_userppp_opens_lcp_with_slirp(slirp_peer, tmp_path):
     slirp = slirp_peer()
     with PtyRelay(slirp.master) as line:
-        up = UserpppProcess(line.path, ["noauth", "local", "debug",
+        up = UserpppProcess(line.path, ["noauth", "local", "debug", SLIRP_ADDRESSES,
                                         "lcp-echo-interval", "1", "lcp-echo-failure", "3"],
                             logdir=tmp_path)
         try:
             up.wait_log(r"^rcvd \[LCP ConfAck id=0x1 ", 20)
             up.wait_log(r"^sent \[LCP ConfAck id=0x1 ", 20)
-            up.wait_log(r"^sent \[LCP ProtRej id=0x\w+ 80 21 01 ", 20)
+            up.wait_log(r"^remote IP address 10\.0\.2\.2$", 20)
             up.wait_log(r"^rcvd \[LCP EchoRep id=0x1 ", 20)
             up.signal(signal.SIGTERM)
             code = up.wait_exit(15)
@@ -45,10 +51,15 @@ def test_userppp_opens_lcp_with_slirp(slirp_peer, tmp_path):
     # slirp's request: mru 1500, magic, pcomp, accomp (no asyncmap)
     theirs = saw(rf"^rcvd \[LCP ConfReq id=0x1 <mru 1500> {MAGIC} <pcomp> <accomp>\]")[1]
     saw(rf"^sent \[LCP ConfAck id=0x1 <mru 1500> <magic {theirs}> <pcomp> <accomp>\]")
-    # IPCP and CCP Protocol-Rejected, packet echoed
-    saw(r"^sent \[LCP ProtRej id=0x\w+ 80 21 01 01 ")
-    saw(r"^sent \[LCP ProtRej id=0x\w+ 80 fd 01 01 ")
-    # slirp answers echoes with its own magic: LCP stays up after the rejects
+    # IPCP: slirp asks for 0.0.0.0, we Nak with its address; it acks ours
+    saw(r"^sent \[IPCP ConfReq id=0x1 <addr 10\.0\.2\.15> <compress VJ 0f 01>\]")
+    saw(r"^rcvd \[IPCP ConfReq id=0x1 <addr 0\.0\.0\.0> <compress VJ 0f 01>\]")
+    saw(r"^sent \[IPCP ConfNak id=0x1 <addr 10\.0\.2\.2>\]")
+    saw(r"^rcvd \[IPCP ConfAck id=0x1 <addr 10\.0\.2\.15> <compress VJ 0f 01>\]")
+    saw(r"^local  IP address 10\.0\.2\.15$")
+    assert "ProtRej" not in log                        # both run IPCP and CCP
+    assert "No network protocols running" not in log
+    # slirp answers echoes with its own magic: the link stays up
     saw(rf"^rcvd \[LCP EchoRep id=0x1 magic={theirs}\]")
     saw(r"^sent \[LCP TermReq id=0x\w+ \"User request\"\]")
     saw(r"^rcvd \[LCP TermAck")
