@@ -182,7 +182,9 @@ def first_leg(exchange, ppp, tmp_path, client_more=(), server_more=(), offer="us
                  *server_options(tmp_path, "callback-offer", offer, *server_more,
                                  **kw.pop("server_kw", {})))
     server.wait_log("expect (RING)")
-    client = ppp("client", client_modem.path, *client_options(tmp_path, *client_more, **kw))
+    env = kw.pop("env", None)
+    client = ppp("client", client_modem.path, *client_options(tmp_path, *client_more, **kw),
+                 env=env)
     return client, server, client_modem, server_modem
 
 
@@ -191,7 +193,9 @@ def first_leg(exchange, ppp, tmp_path, client_more=(), server_more=(), offer="us
 @pytest.mark.parametrize("mschap", ["require-mschap-v2", "require-mschap"])
 def test_full_callback_cycle_in_one_process_each(exchange, ppp, tmp_path, mschap):
     client, server, client_modem, server_modem = first_leg(
-        exchange, ppp, tmp_path, server_kw=dict(mschap=mschap))
+        exchange, ppp, tmp_path, client_more=("linkname", "cb"), server_kw=dict(mschap=mschap),
+        env=dict(USERPPP_RUN_DIR=str(tmp_path)))
+    pidfile = tmp_path / "ppp-cb.pid"
     # the second leg reaches the Network phase in the same two processes
     client.wait_log("local  IP address 192.168.0.3", timeout=TIMEOUT)
     server.wait_log("remote IP address 192.168.0.3", timeout=TIMEOUT)
@@ -252,8 +256,9 @@ def test_full_callback_cycle_in_one_process_each(exchange, ppp, tmp_path, mschap
     assert in_order(server_modem.event_names(), "incoming", "command ATA",
                     "CONNECT 38400", "NO CARRIER", f"dial {CLIENT}",
                     "CONNECT 38400"), server_modem.event_names()
-    # both processes held their lock files all along
+    # both processes held their lock files all along, the client its pid file
     assert locks(tmp_path) == sorted([lock_name(client_modem), lock_name(server_modem)])
+    assert pidfile.read_text() == f"{client.pid}\n"
 
     # IP over the call back: the client's TUN (in its namespace) pings the
     # server's address, which the server's TUN (in its namespace) holds
@@ -273,6 +278,7 @@ def test_full_callback_cycle_in_one_process_each(exchange, ppp, tmp_path, mschap
     assert client.wait() == 5, client.describe()
     assert server.wait() == 5, server.describe()
     assert locks(tmp_path) == []
+    assert not pidfile.exists()
     for p in (client, server):
         assert "Traceback" not in p.out() + p.log()
         assert PASSWORD not in p.out() + p.log()
@@ -442,8 +448,11 @@ def test_server_offering_no_callback_rejects_the_option_and_the_link_comes_up(
 def test_administrator_specified_number_is_called(exchange, ppp, tmp_path):
     """``callback-offer NUMBER``: the server calls the number it was given,
     not the caller's; the caller (which has a number of its own) accepts."""
+    dial = tmp_path / "dial.chat"
+    dial.write_text('TIMEOUT 20\nABORT BUSY\n"" ATZ\nOK ATDP\\T\nCONNECT ""\n')
     client, server, client_modem, server_modem = first_leg(
-        exchange, ppp, tmp_path, client_more=("callback", "555999"), offer=CLIENT)
+        exchange, ppp, tmp_path, client_more=("callback", "555999"), offer=CLIENT,
+        server_more=("callback-dial", str(dial)))
     client.wait_log("local  IP address 192.168.0.3")
     server.wait_log("remote IP address 192.168.0.3")
     # (pppd says "peer will call" only for a number we gave)
@@ -453,8 +462,63 @@ def test_administrator_specified_number_is_called(exchange, ppp, tmp_path):
                     'sent [LCP TermReq id=0x2 "Call me back, please"]'), client.describe()
     assert not any(line.startswith("peer will call") for line in client.lines())
     assert any(line.startswith("Callback: dialing 555111 in ") for line in server.lines())
+    assert in_order(server.lines(), "timeout set to 20 seconds", "send (ATDP555111^M)",
+                    "expect (CONNECT)", "CONNECT", "-- got it"), server.describe()
     assert f"dial {CLIENT}" in server_modem.event_names()
     client.signal(signal.SIGTERM)
     server.signal(signal.SIGTERM)
     assert client.wait() == 5, client.describe()
     assert server.wait() == 5, server.describe()
+
+
+# -- 5. the pieces ----------------------------------------------------------------------
+
+def test_scripts_are_built_in_chat_invocations_never_shell(tmp_path):
+    """The answer and dial commands always run in the built-in chat (no
+    /bin/sh), whatever the file name; the default scripts are the documented
+    ones; a number from the wire that is not a dial string is refused."""
+    from userppp.chat import chat_from_argv, parse_chat_command
+    from userppp.config.parser import OptionParser
+    from userppp.io import callback
+
+    odd = tmp_path / "it's $(x) `y`.chat"
+    odd.write_text('"" ATZ\nOK ATDT\\T\nCONNECT ""\n')
+    settings = OptionParser().parse_words(["callback-chat", str(odd), "callback-dial", str(odd)])
+    for command in (callback.answer_command(settings),
+                    callback.dial_command(settings, "555111")):
+        argv = parse_chat_command(command)
+        assert argv is not None and argv[-2:] == ["-f", str(odd)], command
+    assert parse_chat_command(callback.dial_command(settings, "555111"))[2:4] == ["-T", "555111"]
+    settings = OptionParser().parse_words([])
+    assert settings.callback_chat is None and settings.callback_dial is None
+    answer = parse_chat_command(callback.answer_command(settings))
+    assert answer[2:] == list(callback.ANSWER_SCRIPT)
+    assert answer[2:4] == ["TIMEOUT", "120"]             # nt_callback.chat's
+    chat_from_argv(answer)                               # a script chat takes
+    dial = parse_chat_command(callback.dial_command(settings, "0,555 111"))
+    assert dial[2:4] == ["-T", "0,555 111"] and "ATDT\\T" in dial
+    assert callback.dialable("555111") and callback.dialable("9W*70,555-1111")
+    for bad in ("", "555111\r+++ATH", "555'1", "555$(reboot)", "555\x00"):
+        assert not callback.dialable(bad), bad
+
+
+def test_second_leg_link_neither_asks_for_nor_accepts_callback():
+    """The second leg's settings give a Link with CBCP off in both roles
+    (as Link(callback_leg=True)), the rest unchanged."""
+    import random
+    from userppp.config.parser import OptionParser
+    from userppp.io.callback import second_leg_settings
+    from userppp.link import Link
+    from userppp.protocols.cbcp import PPP_CBCP
+
+    for words in (["callback", "555111"], ["callback-offer", "user", "callback-offer", "555"]):
+        settings = OptionParser().parse_words(words + ["init", "chat '' AT", "connect", "x"])
+        first = Link(settings, rng=random.Random(1))
+        assert first.enabled[PPP_CBCP]
+        leg = second_leg_settings(settings, "chat -v '' ATA CONNECT ''")
+        link = Link(leg, rng=random.Random(1))
+        assert not link.enabled[PPP_CBCP]
+        assert link.lcp.callback_operation is None
+        assert not link.lcp.accept_callback
+        assert leg.connect_script == "chat -v '' ATA CONNECT ''" and leg.init_script is None
+        assert settings.connect_script == "x" and settings.init_script      # untouched
