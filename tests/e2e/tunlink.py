@@ -92,12 +92,15 @@ class Userppp:
     """One userppp process in a namespace, its log in a file."""
 
     def __init__(self, ns, device: str, options: Sequence[str], log_path,
-                 *, speed: int = 115200, tun: str = "ppp0",
+                 *, speed: Optional[int] = 115200, tun: str = "ppp0",
                  env: Optional[dict] = None):
         self.ns, self.device, self.tun = ns, device, tun
         self.log_path = str(log_path)
         self.out_path = self.log_path + ".out"
-        argv = [sys.executable, "-m", "userppp", device, str(speed), *options,
+        # speed None: none given, so userppp keeps the line's own and does
+        # not pace its output (the line's queue is the only limit)
+        argv = [sys.executable, "-m", "userppp", device,
+                *([str(speed)] if speed else []), *options,
                 "--tun", tun, "noauth", "nodetach", "logfile", self.log_path]
         self.argv = argv
         self._out = open(self.out_path, "w")

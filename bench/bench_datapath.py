@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""Benchmark of the packet data path (issue 10): printed, never asserted.
+
+    python3 bench/bench_datapath.py [--quick] [--time SECONDS] [--speed BPS]
+                                    [--skip-processes]
+
+Needs root (network namespaces, TUN devices) and the built C core.
+
+In one run:
+
+1. **raw pty ceiling**: two Python processes blasting bytes through a bare
+   pty pair (two ptys joined by a relay process, tests/e2e/ptyrelay.py's
+   NullModem on its own interpreter): Mbit/s one way, the relay's CPU%.
+2. **userppp pair**: two userppp processes on the same kind of pty pair
+   (the same relay), each in its own network namespace with its TUN (``ip
+   netns``); TCP goodput each way in Mbit/s (a Python sink counts what
+   arrives), CPU% of each userppp and of the relay, and the goodput as a
+   share of the ceiling.
+3. **64-byte packets/s through the whole data path**: UDP datagrams of 64
+   IP bytes sent as fast as a Python sender can into A's TUN; the receiver in
+   B counts what arrives: A's TUN read -> NAT/VJ/CCP -> Framer -> line write,
+   then B's line read -> Deframer -> TUN write; and the same back (B -> A).
+   CPU% of both processes says which side was the limit.
+4. **NAT translations/s** in the C core through the Python API (bench_nat's
+   traffic, by import): 64-byte established flows each way, new flows.
+5. **per-packet cost of the data path**, in-process: DataPath.from_tun and
+   from_link on batches of 64 packets (plain, with the NAT), and the whole
+   in-memory chain from_tun -> Framer.encode_many -> Deframer.feed ->
+   from_link, in microseconds a packet.
+
+``--speed`` is the line speed given to userppp, which paces its output to
+it; by default none is given, so userppp does not pace (a pty has no line
+rate) and the figures show what the data path itself carries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+sys.path.insert(0, HERE)
+
+from netns import NetNamespace, have_netns  # noqa: E402
+from tunlink import Userppp, cpu_seconds, data_path_wired  # noqa: E402
+
+A_IP, B_IP = "10.0.0.1", "10.0.0.2"
+
+RELAY = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[1])
+    from ptyrelay import NullModem
+    cable = NullModem()
+    print(" ".join(cable.paths), flush=True)
+    sys.stdin.read()            # until the bench closes our stdin
+    cable.close()
+""")
+
+# raw pty blaster: "write PATH SECONDS" or "read PATH SECONDS"
+BLAST = textwrap.dedent("""
+    import json, os, select, sys, time, tty
+    mode, path, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(fd)
+    print("ready", flush=True)
+    sys.stdin.readline()        # go
+    if mode == "write":
+        block = bytes(range(256)) * 256
+        end = time.monotonic() + seconds
+        sent = 0
+        while time.monotonic() < end:
+            sent += os.write(fd, block)
+        print(json.dumps({"sent": sent}), flush=True)
+    else:
+        total, first, last = 0, None, None
+        idle_end = time.monotonic() + seconds + 5
+        while time.monotonic() < idle_end:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                if first is not None:
+                    break
+                continue
+            data = os.read(fd, 65536)
+            now = time.monotonic()
+            if first is None:
+                first = now
+            total += len(data)
+            last = now
+        print(json.dumps({"bytes": total, "seconds": (last - first) if first else 0}),
+              flush=True)
+""")
+
+TCP_SINK = textwrap.dedent("""
+    import json, socket, sys, time
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[1], int(sys.argv[2])))
+    s.listen(1)
+    print("ready", flush=True)
+    conn, _ = s.accept()
+    total, first, last = 0, None, None
+    while True:
+        data = conn.recv(262144)
+        if not data:
+            break
+        now = time.monotonic()
+        if first is None:
+            first = now
+        total += len(data)
+        last = now
+    print(json.dumps({"bytes": total, "seconds": (last - first) if first else 0}), flush=True)
+""")
+
+TCP_SOURCE = textwrap.dedent("""
+    import json, os, socket, sys, time
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+    end = time.monotonic() + float(sys.argv[3])
+    block = os.urandom(1 << 20)      # incompressible: CCP cannot inflate the figure
+    sent = 0
+    while time.monotonic() < end:
+        sent += s.send(block)
+    s.close()
+    print(json.dumps({"sent": sent}), flush=True)
+""")
+
+UDP_SINK = textwrap.dedent("""
+    import json, select, socket, sys, time
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.bind((sys.argv[1], int(sys.argv[2])))
+    s.setblocking(False)
+    print("ready", flush=True)
+    count, first, last = 0, None, None
+    while True:
+        ready, _, _ = select.select([s], [], [], 2.0 if first is None else 1.0)
+        if not ready:
+            if first is not None:
+                break
+            continue
+        while True:
+            try:
+                s.recv(2048)
+            except BlockingIOError:
+                break
+            now = time.monotonic()
+            if first is None:
+                first = now
+            count += 1
+            last = now
+    print(json.dumps({"packets": count, "seconds": (last - first) if first else 0}), flush=True)
+""")
+
+UDP_SOURCE = textwrap.dedent("""
+    import json, os, socket, sys, time
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    end = time.monotonic() + float(sys.argv[3])
+    payload = os.urandom(36)     # 20 IP + 8 UDP + 36 = 64 bytes
+    sent = 0
+    while time.monotonic() < end:
+        for _ in range(100):
+            try:
+                s.send(payload)
+                sent += 1
+            except OSError:
+                pass
+    print(json.dumps({"sent": sent}), flush=True)
+""")
+
+
+# traffic generators run niced, so that on a small machine they do not take
+# the CPU from the userppp processes being measured
+NICE = ["nice", "-n", "19"]
+
+
+def _last_json(text: str) -> dict:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+class Relay:
+    """The pty pair: a NullModem in its own process."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", RELAY, os.path.join(REPO, "tests", "e2e")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.paths = self.process.stdout.readline().split()
+        self.pid = self.process.pid
+
+    def close(self):
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+
+
+def raw_pty_ceiling(seconds: float) -> dict:
+    relay = Relay()
+    try:
+        procs = []
+        for mode, path in (("read", relay.paths[1]), ("write", relay.paths[0])):
+            p = subprocess.Popen([sys.executable, "-c", BLAST, mode, path, str(seconds)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert p.stdout.readline().strip() == "ready"
+            procs.append(p)
+        cpu0, t0 = cpu_seconds(relay.pid), time.monotonic()
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        reader, writer = procs
+        writer.wait()
+        out = reader.communicate(timeout=seconds + 30)[0]
+        cpu = (cpu_seconds(relay.pid) - cpu0) / (time.monotonic() - t0)
+        writer.communicate()
+        got = _last_json(out)
+        return {"mbps": got["bytes"] * 8 / got["seconds"] / 1e6, "relay_cpu": cpu * 100}
+    finally:
+        relay.close()
+
+
+def tun_tx(ns, name="ppp0") -> tuple:
+    """(packets, dropped) the kernel counted going into the TUN."""
+    tx = ns.ip("-s", "link", "show", "dev", name)[0]["stats64"]["tx"]
+    return tx["packets"], tx["dropped"]
+
+
+class PppPair:
+    def __init__(self, tmp: str, speed: int, options=()):
+        self.made, self.ppps = [], []
+        self.relay = Relay()
+        try:
+            self.a = NetNamespace("uppbA")
+            self.made.append(self.a)
+            self.b = NetNamespace("uppbB")
+            self.made.append(self.b)
+            self.pa = Userppp(self.a, self.relay.paths[0], [f"{A_IP}:{B_IP}", *options],
+                              os.path.join(tmp, "a.log"), speed=speed or None)
+            self.ppps.append(self.pa)
+            self.pb = Userppp(self.b, self.relay.paths[1], ["noipdefault", *options],
+                              os.path.join(tmp, "b.log"), speed=speed or None)
+            self.ppps.append(self.pb)
+            self.pa.wait_up(60)
+            self.pb.wait_up(60)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        for p in self.ppps:
+            p.stop()
+        self.relay.close()
+        for ns in self.made:
+            ns.close()
+
+    def _cpu(self):
+        return (cpu_seconds(self.pa.pid), cpu_seconds(self.pb.pid),
+                cpu_seconds(self.relay.pid), time.monotonic())
+
+    def _cpu_share(self, before):
+        after = self._cpu()
+        wall = after[3] - before[3]
+        return [100 * (after[i] - before[i]) / wall for i in range(3)]
+
+    def tcp(self, sender, receiver, dst, seconds, port=5001) -> dict:
+        sink = receiver.popen(NICE + [sys.executable, "-u", "-c", TCP_SINK, dst, str(port)],
+                              stdout=subprocess.PIPE, text=True)
+        assert sink.stdout.readline().strip() == "ready"
+        tun0 = tun_tx(sender)
+        before = self._cpu()
+        source = sender.popen(NICE + [sys.executable, "-u", "-c", TCP_SOURCE, dst,
+                               str(port), str(seconds)], stdout=subprocess.PIPE, text=True)
+        source.communicate(timeout=seconds + 60)
+        out = sink.communicate(timeout=60)[0]
+        cpu = self._cpu_share(before)
+        got = _last_json(out)
+        mbps = got["bytes"] * 8 / got["seconds"] / 1e6 if got["seconds"] else 0.0
+        return {"mbps": mbps, "cpu": cpu, "tun": _delta(tun_tx(sender), tun0)}
+
+    def udp64(self, sender, receiver, dst, seconds, port=5002) -> dict:
+        sink = receiver.popen(NICE + [sys.executable, "-u", "-c", UDP_SINK, dst, str(port)],
+                              stdout=subprocess.PIPE, text=True)
+        assert sink.stdout.readline().strip() == "ready"
+        tun0 = tun_tx(sender)
+        before = self._cpu()
+        source = sender.popen(NICE + [sys.executable, "-u", "-c", UDP_SOURCE, dst, str(port),
+                               str(seconds)], stdout=subprocess.PIPE, text=True)
+        sent = _last_json(source.communicate(timeout=seconds + 60)[0])["sent"]
+        cpu = self._cpu_share(before)
+        got = _last_json(sink.communicate(timeout=60)[0])
+        pps = got["packets"] / got["seconds"] if got["seconds"] else 0.0
+        return {"pps": pps, "offered": sent / seconds, "cpu": cpu,
+                "tun": _delta(tun_tx(sender), tun0)}
+
+
+def _delta(after, before):
+    return tuple(a - b for a, b in zip(after, before))
+
+
+# -- in-process figures ------------------------------------------------------------
+
+def _timed(fn, seconds):
+    n, t0 = 0, time.perf_counter()
+    while True:
+        n += fn()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return n / elapsed
+
+
+def nat_rates(seconds: float) -> dict:
+    import bench_nat
+    from userppp.nat import IN, OUT, Nat
+    rates = {}
+    for direction, name in ((OUT, "out"), (IN, "in")):
+        nat = Nat(outside_addr=bench_nat.OUTSIDE, max_entries=4096, backend="c")
+        bench_nat.prime(nat, 1024, 64)
+        pkts = bench_nat.flows(1024, 64, direction)
+        batches = [pkts[k:k + 64] for k in range(0, len(pkts), 64)]
+        state = {"i": 0}
+
+        def run(nat=nat, batches=batches, direction=direction):
+            b = batches[state["i"] % len(batches)]
+            state["i"] += 1
+            nat.translate(direction, b, 1)
+            return len(b)
+        rates[name] = _timed(run, seconds)
+    nat = Nat(outside_addr=bench_nat.OUTSIDE, max_entries=4096, backend="c")
+    fresh = [bench_nat.udp(f"10.64.0.{2 + (i & 0x7F)}", 1024 + (i % 64000), bench_nat.SERVER,
+                           53, 64) for i in range(16384)]
+    for k in range(0, 8192, 64):
+        nat.translate(OUT, fresh[k:k + 64], 0)
+    state = {"i": 0}
+
+    def new_flows():
+        k = state["i"] % 16384
+        state["i"] += 64
+        nat.translate(OUT, fresh[k:k + 64], 1)
+        return 64
+    rates["new"] = _timed(new_flows, seconds)
+    return rates
+
+
+def datapath_costs(seconds: float) -> dict:
+    import bench_nat
+    from userppp.datapath import PPP_IP, DataPath
+    from userppp.hdlc import Deframer, Framer
+    from userppp.nat import Nat
+
+    out_pkts = bench_nat.flows(64, 64, 0)          # inside -> server, 64 bytes
+    in_pkts = bench_nat.flows(64, 64, 1)           # server -> outside address
+    costs = {}
+    for label, with_nat in (("plain", False), ("nat", True)):
+        dp = DataPath()
+        dp.network_up(mtu=1500, mru=1500)
+        if with_nat:
+            dp.nat = Nat(outside_addr=bench_nat.OUTSIDE, max_entries=4096, backend="c")
+            bench_nat.prime(dp.nat, 64, 64)
+        frames_in = [(PPP_IP, p) for p in (in_pkts if with_nat else out_pkts)]
+        tx = _timed(lambda: len(dp.from_tun(out_pkts, 1.0)) or 64, seconds)
+        rx = _timed(lambda: len(dp.from_link(frames_in, 1.0)) or 64, seconds)
+        costs[f"from_tun {label}"] = 1e6 / tx
+        costs[f"from_link {label}"] = 1e6 / rx
+    # the whole chain in memory: TUN packets -> frames -> wire bytes -> frames -> packets
+    a, b = DataPath(), DataPath()
+    a.network_up()
+    b.network_up()
+    framer, deframer = Framer(accm=0), Deframer(accm=0)
+
+    def chain():
+        wire = framer.encode_many(a.from_tun(out_pkts, 1.0))
+        frames = [(f.protocol, f.payload) for f in deframer.feed(wire)]
+        return len(b.from_link(frames, 1.0)) or 64
+    costs["chain tun->frame->deframe->tun"] = 1e6 / _timed(chain, seconds)
+    return costs
+
+
+def _drops(r) -> str:
+    packets, dropped = r["tun"]
+    return f"{dropped}/{packets + dropped}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 s per figure")
+    ap.add_argument("--time", type=float, default=5.0, help="seconds per figure")
+    ap.add_argument("--speed", type=int, default=0,
+                    help="line speed given to userppp, which paces its output to it "
+                         "(default 0: none given, no pacing: a pty has no line rate)")
+    ap.add_argument("--option", action="append", default=[], metavar="WORD",
+                    help="an extra userppp option word for both ends (repeatable: "
+                         "--option txqueuelen --option 100)")
+    ap.add_argument("--skip-processes", action="store_true",
+                    help="only the in-process figures (no namespaces, no root)")
+    args = ap.parse_args()
+    secs = 1.0 if args.quick else args.time
+    print(f"bench_datapath: {secs:.1f} s per figure, userppp speed "
+          f"{args.speed or 'not given (no pacing)'}, extra options {args.option or 'none'}, "
+          f"{os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f} at start\n")
+
+    if not args.skip_processes:
+        if not have_netns():
+            print("(process figures skipped: needs root and iproute2)\n")
+        elif not data_path_wired():
+            print("(process figures skipped: userppp has no --tun / nat options yet)\n")
+        else:
+            ceiling = raw_pty_ceiling(secs)
+            import tempfile
+            with tempfile.TemporaryDirectory() as tmp:
+                pair = PppPair(tmp, args.speed, args.option)
+                try:
+                    ab = pair.tcp(pair.a, pair.b, B_IP, secs)
+                    ba = pair.tcp(pair.b, pair.a, A_IP, secs)
+                    u_ab = pair.udp64(pair.a, pair.b, B_IP, secs)
+                    u_ba = pair.udp64(pair.b, pair.a, A_IP, secs)
+                finally:
+                    pair.close()
+            print("Over a pty pair (two ptys joined by a relay process)")
+            hdr = (f"{'':<34}{'rate':>14}{'of ceiling':>12}{'CPU% A':>9}{'CPU% B':>9}"
+                   f"{'relay':>8}{'TUN drops':>16}")
+            print(hdr)
+            print("-" * len(hdr))
+            print(f"{'raw pty, Python blaster':<34}{ceiling['mbps']:>9.1f} Mb/s{'100%':>12}"
+                  f"{'':>9}{'':>9}{ceiling['relay_cpu']:>7.0f}%")
+            for name, r in (("userppp TCP A -> B", ab), ("userppp TCP B -> A", ba)):
+                print(f"{name:<34}{r['mbps']:>9.1f} Mb/s{100 * r['mbps'] / ceiling['mbps']:>11.0f}%"
+                      f"{r['cpu'][0]:>8.0f}%{r['cpu'][1]:>8.0f}%{r['cpu'][2]:>7.0f}%"
+                      f"{_drops(r):>16}")
+            for name, r in (("64-byte UDP A -> B", u_ab), ("64-byte UDP B -> A", u_ba)):
+                print(f"{name:<34}{r['pps']:>9,.0f} p/s{'':>12}"
+                      f"{r['cpu'][0]:>8.0f}%{r['cpu'][1]:>8.0f}%{r['cpu'][2]:>7.0f}%"
+                      f"{_drops(r):>16}   (offered {r['offered']:,.0f} p/s)")
+            print("TUN drops: packets the sender's kernel dropped at its TUN's ring "
+                  "(txqueuelen) while userppp was not reading, of all it sent there")
+            print()
+
+    rates = nat_rates(min(secs, 2.0))
+    print("NAT translations/s (C core via Nat.translate, batches of 64, 64-byte packets)")
+    print(f"  established outbound {rates['out']:>12,.0f}")
+    print(f"  established inbound  {rates['in']:>12,.0f}")
+    print(f"  new flows (evicting) {rates['new']:>12,.0f}")
+    print()
+    costs = datapath_costs(min(secs, 2.0))
+    print("Data path per packet, in-process (batches of 64 packets of 64 bytes)")
+    for name, us in costs.items():
+        print(f"  {name:<34}{us:>8.2f} us/packet")
+
+
+if __name__ == "__main__":
+    main()
