@@ -418,3 +418,69 @@ def test_tun_that_cannot_be_made_ends_the_link(tmp_path):
     assert "lo exists and is not a TUN device" in log
     assert "Traceback" not in log + a.describe()
     assert 'sent [LCP TermReq id=0x2 "Failed to set up the TUN device"]' in log
+
+
+def test_nat_shares_the_negotiated_address(tmp_path):
+    """``nat`` on A: its TUN has the NAT's inside address (10.64.0.1), the
+    far end sees only the address IPCP negotiated; answers come back."""
+    with NullModem() as cable, NetNamespace() as na, NetNamespace() as nb:
+        a = End(na, cable.paths[0], f"{A_ADDR}:{B_ADDR}", tmp_path / "na.log",
+                ["nat", "nat-subnet", "10.64.0.1/24"])
+        b = End(nb, cable.paths[1], f"{B_ADDR}:{A_ADDR}", tmp_path / "nb.log", [])
+        try:
+            assert a.wait_log("remote IP address") and b.wait_log("remote IP address")
+            assert _wait(lambda: _tun_address(na) == "10.64.0.1"), a.describe()
+            ping(na, B_ADDR)
+            server = _server(nb, UDP_SERVER, B_ADDR)
+            try:
+                client = na.python_json(UDP_CLIENT, B_ADDR, timeout=30)
+            finally:
+                got = _server_result(server)
+            assert got == {"got": "hello over ppp", "from": A_ADDR}
+            assert client == {"got": "answer:hello over ppp", "from": B_ADDR}
+            a.process.send_signal(signal.SIGUSR1)
+            assert a.wait_log("NAT 10.0.5.1: "), a.log()
+            a.process.send_signal(signal.SIGINT)
+            assert a.process.wait(20) == 5 and b.process.wait(20) == 0
+        finally:
+            for end in (a, b):
+                if end.process.poll() is None:
+                    end.process.kill()
+
+
+def test_tun_kept_across_sessions_with_persist(tmp_path):
+    """``persist``: the TUN is the process's: the same device (ifindex)
+    carries the second session's traffic; each link logs its own counts."""
+    with NullModem() as cable, NetNamespace() as na, NetNamespace() as nb:
+        a = End(na, cable.paths[0], f"{A_ADDR}:{B_ADDR}", tmp_path / "a.log",
+                ["persist", "holdoff", "1", "novj", "noccp"])
+        b = End(nb, cable.paths[1], f"{B_ADDR}:{A_ADDR}", tmp_path / "b.log", ["noccp"])
+        b2 = None
+        try:
+            assert a.wait_log("remote IP address") and b.wait_log("remote IP address")
+            assert _wait(lambda: _tun_address(na) == A_ADDR)
+            index = na.ip("link", "show", "ppp0")[0]["ifindex"]
+            ping(na, B_ADDR, count=2)
+            b.process.send_signal(signal.SIGINT)        # the peer hangs up
+            assert b.process.wait(20) == 5
+            assert a.wait_log("Sent 168 bytes, received 168 bytes."), a.log()
+            # the link is down, the device stays, down while there is no IP
+            assert _wait(lambda: "UP" not in na.ip("link", "show", "ppp0")[0]["flags"])
+            assert na.ip("link", "show", "ppp0")[0]["ifindex"] == index
+            b2 = End(nb, cable.paths[1], f"{B_ADDR}:{A_ADDR}", tmp_path / "b2.log",
+                     ["noccp"])
+            assert b2.wait_log("remote IP address", 30), a.log() + b2.describe()
+            assert _wait(lambda: a.log().count("remote IP address") == 2), a.log()
+            ping(na, B_ADDR, count=3)
+            assert na.ip("link", "show", "ppp0")[0]["ifindex"] == index
+            a.process.send_signal(signal.SIGINT)
+            assert a.process.wait(20) == 5
+            assert b2.process.wait(20) == 0
+            assert "ppp0" not in na.run(["ip", "-o", "link"]).stdout
+        finally:
+            for end in (a, b, b2):
+                if end is not None and end.process.poll() is None:
+                    end.process.kill()
+    counts = [l for l in a.log().splitlines() if l.startswith("Sent ")]
+    assert counts == ["Sent 168 bytes, received 168 bytes.",
+                      "Sent 252 bytes, received 252 bytes."]

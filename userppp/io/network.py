@@ -14,7 +14,8 @@ session's :class:`~userppp.io.driver.LinkDriver` is :meth:`attached
   address becomes the NAT's outside address (renumbered on every IpcpUp);
   VJ is set up as negotiated; ``defaultroute``, resolv.conf
   (``usepeerdns``), ip-up; the TUN is read.
-* IpcpDown: reading stops, VJ is void, the default route goes, ip-down.
+* IpcpDown: reading stops, VJ is void, the default route goes, the TUN is
+  set down (until the next IpcpUp), ip-down.
 * CcpUp/CcpDown: the compressor and decompressor of each direction;
   CcpResetRequested resets the compressor (our Reset-Ack is on its way),
   CcpResetAcked the decompressor.  A packet that does not decompress asks
@@ -50,7 +51,8 @@ from ..protocols.ccp import (PPP_CCP, CcpDown, CcpResetAcked, CcpResetRequested,
                              CcpUp)
 from ..protocols.ipcp import IpcpDown, IpcpUp
 from ..vj import VjCompressor, VjDecompressor
-from .tun import IpScriptInfo, IpScripts, TunDevice, TunError, write_resolv_conf
+from .tun import (IpScriptInfo, IpScripts, TunDevice, TunError, run_ip,
+                  write_resolv_conf)
 
 #: most packets one TUN read takes (one batch through the data path)
 MAX_BATCH = 64
@@ -221,8 +223,12 @@ class Network:
         self._stop_reading()
         self.datapath.network_down()
         if self.tun is not None:
+            # as pppd: the default route goes, the interface goes down
+            # (its addresses stay: the next IpcpUp replaces them if they
+            # changed, and bringing it up restores their routes)
             try:
                 self.tun.remove_default_route()
+                run_ip("link", "set", "dev", self.tun.name, "down")
             except TunError as error:
                 self.log(0, str(error))
         self._start_script(self.scripts.down(info))
