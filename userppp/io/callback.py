@@ -101,6 +101,8 @@ def dial_command(settings, number: str) -> str:
 
 
 def dialable(number: str) -> bool:
+    """``number`` holds only Hayes dial-string characters (a number from the
+    wire with a CR, quotes or ``+++`` never reaches the modem)."""
     return bool(number) and set(number) <= DIALABLE
 
 
@@ -118,6 +120,9 @@ def second_leg_settings(settings, connect_script: str):
 
 @contextmanager
 def _settings_for(process, settings):
+    """The process's sessions read ``process.settings``: the second leg runs
+    with its own settings for as long as it lasts (persist and the rest of
+    the process see the original ones again afterwards)."""
     original = process.settings
     process.settings = settings
     try:
