@@ -383,7 +383,9 @@ class LinkDriver:
             errors = _deframer_errors(self.deframer.stats)
             frames = self.deframer.feed(data)
             if _deframer_errors(self.deframer.stats) != errors:
-                datapath.line_error()
+                line_error = getattr(datapath, "line_error", None)
+                if line_error is not None:
+                    line_error()
         else:
             frames = self.deframer.feed(data)
         if not frames:
@@ -419,14 +421,14 @@ class LinkDriver:
         deframed with the old map, their unescaped control characters would
         be removed and the frames lost.  So while negotiating, take a read
         one frame at a time and let the framing change between frames."""
-        if self._splitting or self.link.lcp.fsm.is_opened:
+        if self._splitting or self.link.lcp.fsm.is_opened or self.link.phase == Phase.NETWORK:
             return False
         if data.find(b"\x7e", 0, len(data) - 1) < 0:
             return False
         self._splitting = True
         try:
             start = 0
-            while start < len(data) and not self.pump.closed:
+            while start < len(data) and not (self.pump is not None and self.pump.closed):
                 end = data.find(b"\x7e", start) + 1 or len(data)
                 self._on_data(data[start:end])
                 start = end
