@@ -18,8 +18,10 @@ runs one (see tests/fuzz/README.md).
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
+import shutil
 import struct
 import sys
 import tempfile
@@ -434,6 +436,7 @@ def nat_target(data: bytes) -> None:
 # configuration: options files, secrets files, chat scripts
 
 _ETC = tempfile.mkdtemp(prefix="userppp-fuzz-etc-")
+atexit.register(shutil.rmtree, _ETC, True)
 os.makedirs(os.path.join(_ETC, "peers"), exist_ok=True)
 with open(os.path.join(_ETC, "peers", "isp"), "w") as _f:
     _f.write("noauth\nmru 1400\nfile /nonexistent\n")
