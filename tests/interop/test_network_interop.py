@@ -92,14 +92,17 @@ class Session:
         self.last_rc = int(m.group(2))
         return m.group(1)
 
-    def ping_from_vm(self, address: str, count: int = 3, size: int = 56) -> str:
-        out = self.vm_run(f"ping -c {count} -s {size} -W 5 {address}", 40)
+    def ping_from_vm(self, address: str, count: int = 3, size: int = 56,
+                     interval: float = 1.0) -> str:
+        out = self.vm_run(f"ping -c {count} -s {size} -i {interval} -W 5 {address}", 60)
         assert self.last_rc == 0 and f"{count} packets received" in out, out
         return out
 
-    def ping_from_host(self, address: str, count: int = 3, size: int = 56) -> str:
+    def ping_from_host(self, address: str, count: int = 3, size: int = 56,
+                       pattern: str | None = None) -> str:
         done = self.ns.run(["ping", "-n", "-c", str(count), "-s", str(size), "-i", "0.3",
-                            "-W", "5", address], check=False, timeout=40)
+                            "-W", "5", *(["-p", pattern] if pattern else []), address],
+                           check=False, timeout=40)
         assert done.returncode == 0 and f"{count} received" in done.stdout, \
             done.stdout + done.stderr
         return done.stdout
