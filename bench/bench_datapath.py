@@ -124,10 +124,13 @@ TCP_SOURCE = textwrap.dedent("""
     import json, os, socket, sys, time
     s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
     end = time.monotonic() + float(sys.argv[3])
-    block = os.urandom(1 << 20)      # incompressible: CCP cannot inflate the figure
+    # incompressible (CCP cannot inflate the figure): random bytes that never
+    # repeat within Deflate's 32 KB window
+    block = memoryview(os.urandom(1 << 22))
     sent = 0
     while time.monotonic() < end:
-        sent += s.send(block)
+        offset = sent % len(block)
+        sent += s.send(block[offset:offset + 262144])
     s.close()
     print(json.dumps({"sent": sent}), flush=True)
 """)

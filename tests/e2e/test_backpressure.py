@@ -7,8 +7,12 @@ and neither process's RSS may grow with the traffic.
 
 The bounds fail when the behaviour is wrong: with a process-side queue, or
 writes that fill the pty's ~18 KB buffer, a 115200-baud line holds 1.5 s or
-more of frames ahead of the ping; the upload must also really fill the line
-(at least half its byte rate), so an idle line cannot pass.
+more of frames ahead of the ping (userppp told 4000000 on the 115200-baud
+line, so that its pacing does not hold it back, gave a median of 934 ms
+against a bound of 788 ms); the upload must also really fill the line (at
+least half its byte rate, with bytes CCP cannot compress), so an idle line
+cannot pass.  At 38400 baud the case is a strict xfail with its measured
+figures: the TUN's own queue is too long there (see BAUDS).
 """
 
 from __future__ import annotations
@@ -32,8 +36,14 @@ from tunlink import WIRING_REASON, Userppp, data_path_wired, median, ping  # noq
 pytestmark = [pytest.mark.skipif(not have_netns(), reason="needs root and iproute2"),
               pytest.mark.skipif(have_netns() and not data_path_wired(), reason=WIRING_REASON)]
 
-BAUD = 115200
-FRAME_TIME = 1500 * 10 / BAUD            # one full-size frame on the wire, seconds
+# One full-size frame on the wire takes 1500 * 10 / baud seconds: 0.13 s at
+# 115200, 0.39 s at 38400.
+BAUDS = [115200,
+         pytest.param(38400, marks=pytest.mark.xfail(strict=True, reason=(
+             "known (H15, 2026-12-01): at 38400 baud the TUN's default txqueuelen of 10 "
+             "full-size packets alone is 3.9 s of queue; measured: 3 of 16 pings answered "
+             "under load, median 3.8 s against a bound of 2.4 s; with txqueuelen 2 the "
+             "median is 1.0 s but 10 of 16 pings are dropped at the TUN's tail-drop ring")))]
 A_IP, B_IP = "10.0.0.1", "10.0.0.2"
 PORT = 5001
 WARMUP = 4.0                             # seconds of upload before pinging
@@ -65,12 +75,15 @@ SOURCE = textwrap.dedent("""
     import json, os, socket, sys, time
     s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
     end = time.monotonic() + float(sys.argv[3])
-    block = os.urandom(65536)        # incompressible: CCP cannot shrink the load
+    # incompressible (CCP cannot shrink the load): random bytes that never
+    # repeat within Deflate's 32 KB window
+    block = memoryview(os.urandom(1 << 20))
     sent = 0
     s.settimeout(5)
     while time.monotonic() < end:
+        offset = sent % len(block)
         try:
-            sent += s.send(block)
+            sent += s.send(block[offset:offset + 65536])
         except socket.timeout:
             pass
     s.close()
@@ -78,8 +91,9 @@ SOURCE = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def line_pair(tmp_path):
+@pytest.fixture(params=BAUDS)
+def line_pair(request, tmp_path):
+    baud = request.param
     made, ppps = [], []
     line = None
     try:
@@ -87,14 +101,14 @@ def line_pair(tmp_path):
         made.append(a)
         b = NetNamespace("uppB")
         made.append(b)
-        line = LineEmulatorProcess(BAUD).start()
-        pa = Userppp(a, line.paths[0], [f"{A_IP}:{B_IP}"], tmp_path / "a.log", speed=BAUD)
+        line = LineEmulatorProcess(baud).start()
+        pa = Userppp(a, line.paths[0], [f"{A_IP}:{B_IP}"], tmp_path / "a.log", speed=baud)
         ppps.append(pa)
-        pb = Userppp(b, line.paths[1], ["noipdefault"], tmp_path / "b.log", speed=BAUD)
+        pb = Userppp(b, line.paths[1], ["noipdefault"], tmp_path / "b.log", speed=baud)
         ppps.append(pb)
         pa.wait_up(60)
         pb.wait_up(60)
-        yield a, b, pa, pb, line
+        yield a, b, pa, pb, baud
     finally:
         for p in ppps:
             p.stop()
@@ -105,7 +119,8 @@ def line_pair(tmp_path):
 
 
 def test_ping_stays_near_idle_and_memory_flat_under_a_bulk_upload(line_pair):
-    a, b, pa, pb, line = line_pair
+    a, b, pa, pb, baud = line_pair
+    frame_time = 1500 * 10 / baud
     idle = ping(a, B_IP, 10, interval=0.3)
     assert idle["received"] >= 9, idle["output"]
     idle_rtt = median(idle["rtts"])
@@ -143,16 +158,16 @@ def test_ping_stays_near_idle_and_memory_flat_under_a_bulk_upload(line_pair):
     received = json.loads(sink_out.strip().splitlines()[-1])
     loaded = [float(m) / 1000 for m in re.findall(r"time=([\d.]+) ms", loaded_out)]
     goodput = received["bytes"] / received["seconds"] if received["seconds"] else 0
-    bound = idle_rtt + 6 * FRAME_TIME
+    bound = idle_rtt + 6 * frame_time
     growth = {k: max(v) - rss_base[k] for k, v in rss.items()}
-    report = (f"backpressure at {BAUD} baud: idle RTT median {idle_rtt * 1000:.1f} ms; "
+    report = (f"backpressure at {baud} baud: idle RTT median {idle_rtt * 1000:.1f} ms; "
               f"under load {len(loaded)}/{PINGS} answered, median "
               f"{median(loaded) * 1000:.1f} ms, max {max(loaded, default=0) * 1000:.1f} ms "
               f"(bound {bound * 1000:.0f} ms); upload goodput {goodput:,.0f} B/s of "
-              f"{BAUD // 10} line B/s; RSS kB a {rss_base['a']} -> max {max(rss['a'])}, "
+              f"{baud // 10} line B/s; RSS kB a {rss_base['a']} -> max {max(rss['a'])}, "
               f"b {rss_base['b']} -> max {max(rss['b'])}")
     print(report)
-    assert goodput >= 0.5 * BAUD / 10, "the upload did not fill the line: " + report
+    assert goodput >= 0.5 * baud / 10, "the upload did not fill the line: " + report
     assert len(loaded) >= PINGS // 2, report + "\n" + loaded_out
     assert median(loaded) < bound, report
     assert growth["a"] < 2048 and growth["b"] < 2048, report
