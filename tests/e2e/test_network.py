@@ -484,3 +484,29 @@ def test_tun_kept_across_sessions_with_persist(tmp_path):
     counts = [l for l in a.log().splitlines() if l.startswith("Sent ")]
     assert counts == ["Sent 168 bytes, received 168 bytes.",
                       "Sent 252 bytes, received 252 bytes."]
+
+
+@pytest.mark.parametrize("mtu_a,mru_b,expected", [("1200", None, 1200), ("1400", "1100", 1100)])
+def test_tun_mtu_is_the_peers_mru_capped_by_mtu(tmp_path, mtu_a, mru_b, expected):
+    with NullModem() as cable, NetNamespace() as na, NetNamespace() as nb:
+        a = End(na, cable.paths[0], f"{A_ADDR}:{B_ADDR}", tmp_path / "a.log",
+                ["mtu", mtu_a, "noccp"])
+        b = End(nb, cable.paths[1], f"{B_ADDR}:{A_ADDR}", tmp_path / "b.log",
+                ["noccp"] + (["mru", mru_b] if mru_b else []))
+        try:
+            assert a.wait_log("remote IP address") and b.wait_log("remote IP address")
+            assert _wait(lambda: _tun_address(na) == A_ADDR and _tun_address(nb) == B_ADDR)
+            assert na.ip("link", "show", "ppp0")[0]["mtu"] == expected
+            assert nb.ip("link", "show", "ppp0")[0]["mtu"] == 1500
+            # a packet of exactly the MTU crosses; the kernel fragments bigger ones
+            size = expected - 28
+            done = na.run(["ping", "-n", "-c", "1", "-M", "do", "-s", str(size), "-W", "5",
+                           B_ADDR], check=False)
+            assert done.returncode == 0, done.stdout + done.stderr
+            done = na.run(["ping", "-n", "-c", "1", "-M", "do", "-s", str(size + 1), "-W", "2",
+                           B_ADDR], check=False)
+            assert done.returncode != 0
+        finally:
+            for end in (a, b):
+                if end.process.poll() is None:
+                    end.process.kill()
