@@ -761,7 +761,7 @@ def _atoi(text: str) -> int:
         text = text[1:]
     digits = ""
     for ch in text:
-        if not ch.isdigit():
+        if not ("0" <= ch <= "9"):      # ASCII digits only, as C's isdigit
             break
         digits += ch
     return sign * int(digits) if digits else 0

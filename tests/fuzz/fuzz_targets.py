@@ -548,16 +548,8 @@ TARGETS = {
 # tests/fuzz/test_regressions.py: the quick CI mode counts them but does not
 # fail on them. Remove the entry when the fix lands (the strict xfail then
 # passes and says so).
-KNOWN_FINDINGS = {
-    # finding 1: an empty 0x21 frame: C's decompress_many drops it, the twin
-    # passes it through.
-    "vj": ("AssertionError: VJ decompress_many: an empty 0x21 frame (finding 1)",),
-    # finding 2: chat's _atoi: str.isdigit() accepts '²' (a latin-1 byte 0xB2 in a
-    # script), int() does not: ValueError out of the interpreter.
-    "chat": ("ValueError: invalid literal for int()",),
-    # finding 3: an indirect secret path holding a newline (\n escape) is put in the
-    # SecretsError message as it is: a message of two lines.
-    "secrets": ("AssertionError: a SecretsError of more than one line",),
+KNOWN_FINDINGS: dict = {
+    # all three findings of the first campaign are fixed (tests/fuzz/test_regressions.py)
 }
 
 

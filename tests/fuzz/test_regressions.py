@@ -1,8 +1,8 @@
 """The smallest inputs that showed each fuzz finding (tests/fuzz/README.md).
 
-Each is marked xfail(strict=True) until its fix lands: the fix makes the
-test pass, strict turns that into a failure, and the marker (and the entry
-in fuzz_targets.KNOWN_FINDINGS) is then removed.
+A finding is marked xfail(strict=True) until its fix lands; the fix removes
+the marker and its entry in fuzz_targets.KNOWN_FINDINGS, and the test stays as
+the regression test.
 """
 
 import pytest
@@ -11,8 +11,7 @@ from userppp import chat, vj
 from userppp.config.secrets import SecretsError, parse_secrets
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz finding 1: VJ decompress_many drops an empty "
-                   "0x21 frame in the C core but passes it through in the twin")
+# fuzz finding 1 (fixed)
 def test_vj_empty_ip_frame_same_in_c_and_twin():
     out = {}
     for backend in ("c", "ref"):
@@ -21,19 +20,15 @@ def test_vj_empty_ip_frame_same_in_c_and_twin():
     assert out["c"] == out["ref"]
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz finding 2: chat's _atoi takes '²' (latin-1 "
-                   "byte 0xB2 in a script) for a digit and int() raises ValueError out of "
-                   "the interpreter")
+# fuzz finding 2 (fixed): chat's _atoi took '²' (latin-1 byte 0xB2) for a digit
 def test_chat_timeout_with_a_superscript_digit_does_not_raise():
     script = chat.tokenize_script(b"TIMEOUT \xb2\n'' AT\n".decode("latin-1"))
     c = chat.Chat(script)
-    c.start(0.0)                 # raises ValueError today
+    c.start(0.0)
     assert not c.done or c.exit_code is not None
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz finding 3: an indirect secret whose path holds "
-                   "a newline gives a SecretsError of two lines that does not name the "
-                   "secrets file and line")
+# fuzz finding 3 (fixed)
 def test_indirect_secret_error_is_one_line_naming_the_file():
     with pytest.raises(SecretsError) as info:
         parse_secrets("a b @/x\\ny\n", "chap-secrets", read_file=lambda path: '"')

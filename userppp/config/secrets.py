@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 from .files import FileTooLarge, read_capped
-from .parser import SyntaxProblem, split_words
+from .parser import SyntaxProblem, _printable, split_words
 
 DEFAULT_PAP_SECRETS = "/etc/ppp/pap-secrets"
 DEFAULT_CHAP_SECRETS = "/etc/ppp/chap-secrets"
@@ -124,11 +124,18 @@ def parse_secrets(text: str, filename: str,
                 raise SecretsError(f"{filename}:{lineno}: indirect secret file "
                                    f"{error}") from None
             except (OSError, ValueError):
-                warnings.append(f"{filename}:{lineno}: can't open indirect secret file {path}")
+                warnings.append(f"{filename}:{lineno}: can't open indirect secret file {_printable(path)}")
                 continue
-            word = _first_word(content, path)
+            try:
+                word = _first_word(content, path)
+            except SecretsError:
+                # Named by the secrets file's line: the indirect file's own
+                # words stay out of the message (they are the secret).
+                raise SecretsError(f"{filename}:{lineno}: indirect secret file "
+                                   f"{_printable(path)} is not a valid secret "
+                                   "(unterminated quote or escape)") from None
             if word is None:
-                warnings.append(f"{filename}:{lineno}: no secret in indirect secret file {path}")
+                warnings.append(f"{filename}:{lineno}: no secret in indirect secret file {_printable(path)}")
                 continue
             secret = word
         addresses = tuple(word for word, _ in words[3:])

@@ -281,7 +281,8 @@ class VjDecompressor:
                 protocol, data = item.protocol, item.payload
             if protocol == PROTO_IP:
                 self._st["ip"] += 1
-                out.append(bytes(data))
+                if data:            # as the C core: an empty frame carries no packet
+                    out.append(bytes(data))
                 continue
             r = self.decompress(protocol, data)
             if r is not None:
