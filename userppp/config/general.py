@@ -40,6 +40,11 @@ OPTIONS = [
            help="increase the debugging level (debug debug: level 2)"),
     integer("kdebug", "kdebug", default=0, minimum=0, compat=True,
             help="kernel driver debug level (userppp has no kernel driver)"),
+    # Debian's ppp package ships an /etc/ppp/options with these two words.
+    flag("hide-password", "hide_password", default=True, compat=True,
+         help="hide passwords in logged packets (userppp always does)"),
+    flag("noipx", "noipx", default=True, compat=True,
+         help="disable IPXCP (userppp has no IPX: IPXCP is always Protocol-Rejected)"),
     Option("logfile", "logfile", str, value=Store(logfd=None), metavar="FILE",
            help="append log messages to FILE (instead of logfd)"),
     Option("logfd", "logfd", int_parser(0, INT_MAX), value=Store(logfile=None),
