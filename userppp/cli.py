@@ -145,6 +145,9 @@ def main(argv: Optional[list] = None) -> int:
     # First of all, before the options: the process's one signal policy.
     policy = signals.install()
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["demo"]:        # ``userppp demo [--speed N]``: userppp/demo.py
+        from .demo import main as demo_main
+        return demo_main(argv[1:])
     parser = OptionParser(option_tables())
     try:
         settings = parser.parse_command_line(argv)
