@@ -23,7 +23,8 @@ session's :class:`~userppp.io.driver.LinkDriver` is :meth:`attached
 
 Backpressure: one read of the TUN is one batch through the
 :class:`~userppp.datapath.DataPath` and one ``send_batch``, sized to the room
-the line queue has; while the queue is full the TUN is not read
+the line queue has (a callback goes on reading while the queue takes the
+batches at once, up to MAX_BATCH packets); while the queue is full the TUN is not read
 (``remove_reader``) until ``on_line_drain``, so packets wait in the kernel's
 TUN queue (its txqueuelen) and are dropped there.
 
@@ -318,22 +319,32 @@ class Network:
             self._start_reading()
 
     def _tun_readable(self) -> None:
+        """Read batches sized to the line queue's room, while it has room
+        and the TUN has packets, up to MAX_BATCH packets a callback (the
+        line's reader gets its turn)."""
         driver, datapath, tun = self.driver, self.datapath, self.tun
         if driver is None or not datapath.up or tun is None:
             self._stop_reading()
             return
-        room = driver.send_room()
-        if room <= 0:
-            self._stop_reading()        # on_line_drain starts us again
-            return
-        packets = tun.read_batch(min(MAX_BATCH, room // (self.mtu + FRAME_OVERHEAD) + 1))
-        if not packets:
-            return
-        frames = datapath.from_tun(packets, self.clock())
-        if datapath.to_tun:
-            hairpinned, datapath.to_tun = datapath.to_tun, []
-            tun.write_batch(hairpinned)
-        if frames:
-            driver.send_batch(frames)
+        taken = 0
+        frame_size = self.mtu + FRAME_OVERHEAD
+        while taken < MAX_BATCH:
+            room = driver.send_room()
+            if room <= 0:
+                self._stop_reading()        # on_line_drain starts us again
+                return
+            want = min(MAX_BATCH - taken, room // frame_size + 1)
+            packets = tun.read_batch(want)
+            if not packets:
+                return
+            taken += len(packets)
+            frames = datapath.from_tun(packets, self.clock())
+            if datapath.to_tun:
+                hairpinned, datapath.to_tun = datapath.to_tun, []
+                tun.write_batch(hairpinned)
+            if frames:
+                driver.send_batch(frames)
+            if len(packets) < want:
+                return                      # the TUN is empty for now
         if not driver.can_send():
             self._stop_reading()
