@@ -510,3 +510,67 @@ def test_tun_mtu_is_the_peers_mru_capped_by_mtu(tmp_path, mtu_a, mru_b, expected
             for end in (a, b):
                 if end.process.poll() is None:
                     end.process.kill()
+
+
+class NoisyModem(NullModem):
+    """A NullModem that damages a byte A sends now and then (once past
+    ``after`` bytes, every ``every`` bytes): the frame fails its FCS."""
+
+    def __init__(self, after=200_000, every=150_000):
+        self.after, self.every, self.damaged = after, every, 0
+        super().__init__()
+
+    def _run(self):
+        import selectors
+        selector = selectors.DefaultSelector()
+        for index, master in enumerate(self.masters):
+            selector.register(master, selectors.EVENT_READ, index)
+        next_damage = self.after
+        while not self._stop.is_set():
+            for key, _ in selector.select(0.1):
+                index = key.data
+                try:
+                    data = os.read(self.masters[index], 65536)
+                except OSError:
+                    continue
+                if not data:
+                    continue
+                start = self.bytes[index]
+                self.bytes[index] += len(data)
+                if index == 0 and start <= next_damage < self.bytes[index]:
+                    data = bytearray(data)
+                    at = next_damage - start
+                    if data[at] not in (0x7E, 0x7D):
+                        data[at] ^= 0x55 if data[at] ^ 0x55 not in (0x7E, 0x7D) else 0x11
+                        self.damaged += 1
+                    next_damage += self.every
+                os.write(self.masters[1 - index], bytes(data))
+
+
+@pytest.mark.slow
+def test_deflate_recovers_from_lost_frames_with_reset_requests(tmp_path):
+    """Frames lost on the line: B's decompressor is out of sequence, sends
+    CCP Reset-Request; A resets its compressor and acks; B resets too and
+    the transfer (TCP retransmitting) completes intact."""
+    payload = tmp_path / "payload"
+    digest = _text_file(payload, 2 * MB)
+    options = ["deflate", "15", "nobsdcomp", "novj"]
+    with NoisyModem() as cable, NetNamespace() as na, NetNamespace() as nb:
+        a = End(na, cable.paths[0], f"{A_ADDR}:{B_ADDR}", tmp_path / "a.log", options)
+        b = End(nb, cable.paths[1], f"{B_ADDR}:{A_ADDR}", tmp_path / "b.log", options)
+        try:
+            assert a.wait_log("Deflate (15) compression enabled"), a.describe()
+            assert b.wait_log("Deflate (15) compression enabled"), b.describe()
+            tcp_transfer(a, b, payload, digest)
+            a.process.send_signal(signal.SIGINT)
+            assert a.process.wait(20) == 5 and b.process.wait(20) == 0
+        finally:
+            for end in (a, b):
+                if end.process.poll() is None:
+                    end.process.kill()
+        damaged = cable.damaged
+    assert damaged >= 2
+    log_a, log_b = a.log(), b.log()
+    assert "sent [CCP ResetReq id=" in log_b and "rcvd [CCP ResetAck id=" in log_b
+    assert "rcvd [CCP ResetReq id=" in log_a and "sent [CCP ResetAck id=" in log_a
+    assert "Lost compression sync" not in log_a + log_b
