@@ -23,7 +23,6 @@ namespaces made here; all removed at the end, whatever happens.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -35,8 +34,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from netns import NetNamespace, have_netns, veth_pair  # noqa: E402
 from ptyrelay import NullModem  # noqa: E402
-from tunlink import (WIRING_REASON, Userppp, data_path_wired, ping,  # noqa: E402
-                     rss_kb)
+from tunlink import WIRING_REASON, Userppp, data_path_wired, ping  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not have_netns(), reason="needs root and iproute2"),
               pytest.mark.skipif(have_netns() and not data_path_wired(), reason=WIRING_REASON)]
@@ -182,12 +180,12 @@ def net(tmp_path_factory):
             process.wait(5)
             for stream in (process.stdout, process.stderr):
                 stream.close()
-        codes = [p.stop() for p in ppps]
+        for p in ppps:
+            p.stop()
         if cable is not None:
             cable.close()
         for ns in made:
             ns.close()
-        t.exit_codes = codes
 
 
 def host_json(t, code, timeout=30):
