@@ -139,33 +139,181 @@ def _enter_prefix(pid: int, userns: bool) -> List[str]:
     return ["nsenter", f"--target={pid}", "--user", "--net", "--preserve-credentials"]
 
 
-class _TappedLine:
-    """The telephone line through a LineEmulator at ``speed`` bit/s: what the
-    client's modem sends goes into the emulator's side a and comes out of b
-    to the server's modem, and the other way round.  The exchange's calls
-    are tapped as they are placed (one line, the current call)."""
+def _fcs16(data: bytes) -> int:
+    """RFC 1662's 16-bit FCS (before the final complement)."""
+    fcs = 0xFFFF
+    for byte in data:
+        fcs ^= byte
+        for _ in range(8):
+            fcs = (fcs >> 1) ^ 0x8408 if fcs & 1 else fcs >> 1
+    return fcs
 
-    def __init__(self, exchange, client_modem, lineemu_module, speed: int):
+
+def _hdlc(protocol: int, payload: bytes) -> bytes:
+    """A whole frame after an opening flag: address, control, the protocol
+    uncompressed, the FCS, every control character escaped (what any receive
+    ACCM accepts), the closing flag."""
+    body = bytes([0xFF, 0x03, protocol >> 8, protocol & 0xFF]) + payload
+    fcs = _fcs16(body) ^ 0xFFFF
+    body += bytes([fcs & 0xFF, fcs >> 8])
+    out = bytearray()
+    for byte in body:
+        if byte < 0x20 or byte in (0x7D, 0x7E):
+            out += bytes([0x7D, byte ^ 0x20])
+        else:
+            out.append(byte)
+    return bytes(out) + b"\x7e"
+
+
+def _unhdlc(segment: bytes) -> Optional[Tuple[int, bytes]]:
+    """(protocol, payload) of a frame ending in a flag, or None (not a whole
+    frame with a good FCS)."""
+    body = bytearray()
+    escaped = False
+    for byte in segment[:-1]:
+        if escaped:
+            body.append(byte ^ 0x20)
+            escaped = False
+        elif byte == 0x7D:
+            escaped = True
+        else:
+            body.append(byte)
+    if len(body) < 4 or _fcs16(bytes(body)) != 0xF0B8:
+        return None
+    body = body[:-2]
+    if body[:2] == b"\xff\x03":
+        body = body[2:]
+    if not body:
+        return None
+    if body[0] & 1:
+        return body[0], bytes(body[1:])
+    if len(body) < 2:
+        return None
+    return (body[0] << 8) | body[1], bytes(body[2:])
+
+
+CCP, IPCP, IPXCP, LCP = 0x80FD, 0x8021, 0x802B, 0xC021
+#: the seed's CCP option of the NT server: type 18 (MPPC), 00 00 00 01
+MPPC_OPTION = bytes.fromhex("120600000001")
+#: the seed's IPXCP request: <network 4b484d98> <node 000000000001>
+IPXCP_OPTIONS = bytes.fromhex("01064b484d98" "0208000000000001")
+
+
+class NtRasQuirks:
+    """What a Windows NT 4 RAS server does on the line besides what userppp
+    (its stand-in) does, as in the seed's trace, on each call:
+
+    - its first CCP Configure-Request offers MPPC (option 18) only: the
+      server's own (empty, ``nodeflate nobsdcomp``) request gets the option;
+      the client's Configure-Reject of it is the NT server's business and is
+      taken off the line (the userppp server then retransmits its own
+      request, which the client acks: no compression, as in the seed);
+    - right after its first IPCP Configure-Request it asks for IPX
+      (``IPXCP ConfReq id=0x3 <network 4b484d98> <node 000000000001>``); the
+      client's LCP Protocol-Reject of it is taken off the line too.
+
+    Frames are found by their flags; everything else passes unchanged."""
+
+    def __init__(self) -> None:
+        self._buffers = {True: bytearray(), False: bytearray()}
+        self.ccp_id: Optional[int] = None
+        self.ipxcp_sent = False
+        self.events: List[str] = []
+
+    def filter(self, from_server: bool, data: bytes) -> bytes:
+        buf = self._buffers[from_server]
+        buf += data
+        out = bytearray()
+        while True:
+            index = buf.find(0x7E)
+            if index < 0:
+                break
+            segment = bytes(buf[:index + 1])
+            del buf[:index + 1]
+            out += self._segment(from_server, segment)
+        if len(buf) > 8192:         # no frame in sight: not PPP, pass it on
+            out += buf
+            buf.clear()
+        return bytes(out)
+
+    def _segment(self, from_server: bool, segment: bytes) -> bytes:
+        frame = _unhdlc(segment) if len(segment) > 1 else None
+        if frame is None:
+            return segment
+        protocol, payload = frame
+        if len(payload) < 4:
+            return segment
+        code, ident = payload[0], payload[1]
+        if from_server:
+            if protocol == CCP and code == 1 and self.ccp_id is None:
+                self.ccp_id = ident
+                options = MPPC_OPTION + payload[4:]
+                self.events.append("CCP: MPPC offered")
+                return _hdlc(CCP, bytes([1, ident]) + (4 + len(options)).to_bytes(2, "big")
+                             + options)
+            if protocol == IPCP and code == 1 and not self.ipxcp_sent:
+                self.ipxcp_sent = True
+                self.events.append("IPXCP: IPX asked for")
+                return segment + _hdlc(IPXCP, bytes([1, 3]) + (4 + len(IPXCP_OPTIONS))
+                                       .to_bytes(2, "big") + IPXCP_OPTIONS)
+            return segment
+        if protocol == CCP and code == 4 and ident == self.ccp_id \
+                and payload[4:] == MPPC_OPTION:
+            self.events.append("CCP: MPPC rejected by the client")
+            return b""
+        if protocol == LCP and code == 8 and payload[4:6] == IPXCP.to_bytes(2, "big"):
+            self.events.append("IPXCP: Protocol-Rejected by the client")
+            return b""
+        return segment
+
+
+class _TappedLine:
+    """The telephone line between the two modems, tapped: the NT server's
+    quirks (:class:`NtRasQuirks`, a fresh one each call) and, with ``speed``,
+    a LineEmulator at that many bit/s: what the client's modem sends goes
+    into the emulator's side a and comes out of b to the server's modem, and
+    the other way round.  The exchange's calls are tapped as they are placed
+    (one line, the current call)."""
+
+    def __init__(self, exchange, client_modem, lineemu_module, speed: Optional[int],
+                 quirks: bool):
         self.exchange = exchange
         self.client_modem = client_modem
-        self.line = lineemu_module.LineEmulator(speed).start()
-        self.fds = [os.open(path, os.O_RDWR | os.O_NOCTTY) for path in self.line.paths]
+        self.quirks = quirks
+        self.filters: List[NtRasQuirks] = []
         self.call = None
         self._stop = False
-        self.threads = [threading.Thread(target=self._deliver, args=(fd, to_client),
-                                         daemon=True, name="demo-line")
-                        for fd, to_client in ((self.fds[1], False), (self.fds[0], True))]
-        for thread in self.threads:
-            thread.start()
+        self.line = lineemu_module.LineEmulator(speed).start() if speed else None
+        self.fds: List[int] = []
+        self.threads: List[threading.Thread] = []
+        if self.line is not None:
+            self.fds = [os.open(path, os.O_RDWR | os.O_NOCTTY) for path in self.line.paths]
+            self.threads = [threading.Thread(target=self._deliver, args=(fd, to_client),
+                                             daemon=True, name="demo-line")
+                            for fd, to_client in ((self.fds[1], False),
+                                                  (self.fds[0], True))]
+            for thread in self.threads:
+                thread.start()
 
     def tap(self, call) -> None:
         line = self
+        nt = NtRasQuirks() if self.quirks else None
+        if nt is not None:
+            self.filters.append(nt)
 
         def send(party, data, _call=call):
-            if _call.state == "connected" and data:
-                line.call = _call
-                fd = line.fds[0] if party is line.client_modem else line.fds[1]
-                os.write(fd, data)
+            if _call.state != "connected" or not data:
+                return
+            from_client = party is line.client_modem
+            if nt is not None:
+                data = nt.filter(not from_client, data)
+                if not data:
+                    return
+            if line.line is None:
+                _call.other(party)._far_data(_call, data)
+                return
+            line.call = _call
+            os.write(line.fds[0] if from_client else line.fds[1], data)
         call.send = send
 
     def _deliver(self, fd: int, to_client: bool) -> None:
@@ -184,8 +332,10 @@ class _TappedLine:
                 party._far_data(call, data)
                 self.exchange._wake()
 
-    def close(self) -> dict:
+    def close(self) -> Optional[dict]:
         self._stop = True
+        if self.line is None:
+            return None
         stats = self.line.stats
         self.line.stop()            # closes the masters: the readers see EIO
         for thread in self.threads:
@@ -236,7 +386,8 @@ class _End:
 
 class Demo:
     def __init__(self, out, speed: Optional[int] = None, server_log: bool = False,
-                 timeout: float = 90.0, userns: Optional[bool] = None):
+                 timeout: float = 90.0, userns: Optional[bool] = None,
+                 nt_quirks: bool = True):
         self.out = out
         #: user namespaces too (``unshare --user --map-root-user --net``):
         #: needed when not root, chosen by ``--userns`` as root
@@ -249,6 +400,8 @@ class Demo:
         self._write_lock = threading.Lock()
         self.signum: Optional[int] = None
         self.line_stats = None
+        self.nt_quirks = nt_quirks
+        self.quirk_events: List[str] = []
 
     # -- output -----------------------------------------------------------------
     def write(self, text: str) -> None:
@@ -357,15 +510,15 @@ class Demo:
                                       directory=os.path.join(tmp, "modems"))
             client_modem = exchange.add_modem(CLIENT_NUMBER)
             server_modem = exchange.add_modem(SERVER_NUMBER)
-            if self.speed:
-                tapped = _TappedLine(exchange, client_modem, lineemu, self.speed)
-                place = exchange._place_call
+            tapped = _TappedLine(exchange, client_modem, lineemu, self.speed,
+                                 self.nt_quirks)
+            place = exchange._place_call
 
-                def place_tapped(number, caller):
-                    call = place(number, caller)
-                    tapped.tap(call)
-                    return call
-                exchange._place_call = place_tapped
+            def place_tapped(number, caller):
+                call = place(number, caller)
+                tapped.tap(call)
+                return call
+            exchange._place_call = place_tapped
             secrets = os.path.join(tmp, "chap-secrets")
             with open(os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
                       "w") as handle:
@@ -436,6 +589,7 @@ class Demo:
                     codes.setdefault(end.name, end.stop(signal.SIGTERM, timeout=5))
             if tapped is not None:
                 self.line_stats = tapped.close()
+                self.quirk_events = [e for f in tapped.filters for e in f.events]
             if exchange is not None:
                 exchange.close()
             shutil.rmtree(tmp, ignore_errors=True)
@@ -472,9 +626,9 @@ class Demo:
                 (re.match(r"Sent (\d+) bytes, received (\d+) bytes\.", line)
                  for line in client) if m]
         w("")
-        for number, (sent, received) in enumerate(legs, 1):
-            w(f"bytes, leg {number}: client sent {sent}, received {received} "
-              "(its \"Sent N bytes, received M bytes.\")")
+        for sent, received in legs:         # one per link that reached IPCP
+            w(f"IP bytes: client->server {sent}, server->client {received} (the client's "
+              "\"Sent N bytes, received M bytes.\")")
         if not legs:
             w("bytes: the client logged no \"Sent N bytes, received M bytes.\" line")
         compression = [line for line in client if line.endswith("compression enabled")]
@@ -482,6 +636,8 @@ class Demo:
                  if line.startswith("rcvd [IPCP ConfAck"))
         w("compression: " + ("; ".join(compression) if compression else "no CCP method")
           + (", VJ TCP/IP header compression" if vj else ", no VJ"))
+        if self.nt_quirks:
+            w("NT RAS quirks: " + ("; ".join(self.quirk_events) or "none seen"))
         if rtts:
             w(f"ping: {len(rtts)}/{PINGS} replies, round trip min/avg/max "
               f"{min(rtts):.2f}/{sum(rtts) / len(rtts):.2f}/{max(rtts):.2f} ms")
@@ -508,6 +664,8 @@ def main(argv: Optional[List[str]] = None, out=None) -> int:
                         help="as root too, put each end in a user namespace of its own "
                              "(unshare --user --map-root-user --net), as for an "
                              "ordinary user")
+    parser.add_argument("--no-nt-quirks", action="store_true",
+                        help="leave out the NT server's MPPC offer and IPXCP request")
     parser.add_argument("--timeout", type=float, default=90.0, metavar="SECONDS",
                         help="give up when the phases take longer (default 90)")
     args = parser.parse_args(argv)
@@ -516,7 +674,8 @@ def main(argv: Optional[List[str]] = None, out=None) -> int:
     from .io import signals
     policy = signals.installed() or signals.install()
     return Demo(out or sys.stdout, speed=args.speed, server_log=args.server_log,
-                timeout=args.timeout, userns=args.userns or None).run(policy)
+                timeout=args.timeout, userns=args.userns or None,
+                nt_quirks=not args.no_nt_quirks).run(policy)
 
 
 __all__ = ["Demo", "main"]

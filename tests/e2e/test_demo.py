@@ -91,6 +91,11 @@ def check_milestones(text):
         "client | Serial connection established.",
         "client | rcvd [CHAP Success",
         "client | sent [IPCP ConfReq id=0x1 <addr 192.168.0.3> <compress VJ 0f 01>]",
+        "client | rcvd [IPCP ConfReq id=0x1 <addr 192.168.0.1> <compress VJ 0f 01>]",
+        # the NT server asks for IPX, the client Protocol-Rejects it (the seed's)
+        "client | rcvd [IPXCP ConfReq id=0x3 <network 4b484d98> <node 000000000001>]",
+        "client | sent [LCP ProtRej id=",
+        " 80 2b 01 03 00 12 01 06 4b 48 4d 98 02 08 00 00 00 00 00 01]",
         "client | local  IP address 192.168.0.3",
         "client | remote IP address 192.168.0.1",
         "ping | 64 bytes from 192.168.0.1: icmp_seq=1",
@@ -103,12 +108,20 @@ def check_milestones(text):
                   "IPCP", "ping"):
         assert re.search(rf"^==> \[ *[\d.]+s\] {phase}: ", text, re.M), (phase, text)
         assert re.search(rf"^{phase} +[\d.]+s +[\d.]+s$", text, re.M), (phase, text)
+    # ... and offers MPPC, which the client rejects (the seed's)
+    assert in_order(text, "client | rcvd [CCP ConfReq id=0x1 < 12 06 00 00 00 01>]",
+                    "client | sent [CCP ConfRej id=0x1 < 12 06 00 00 00 01>]"), text
+    assert re.search(r"^NT RAS quirks: .*CCP: MPPC rejected by the client", text, re.M)
+    assert re.search(r"^NT RAS quirks: .*IPXCP: Protocol-Rejected by the client", text, re.M)
     # the second leg asks for no call back
-    second = text[text.index("client | send (ATA^M)"):]
+    client = [line for line in text.splitlines() if line.startswith("client | ")]
+    second = "\n".join(client[client.index("client | send (ATA^M)"):])
     assert "CBCP" not in second and "<callback" not in second
     sent, received = map(int, re.search(r"client \| Sent (\d+) bytes, received (\d+) bytes\.",
                                         text).groups())
     assert sent >= 4 * 84 and received >= 4 * 84        # at least the four pings each way
+    assert re.search(rf"^IP bytes: client->server {sent}, server->client {received} ",
+                     text, re.M), text
     assert re.search(r"^ping: 4/4 replies, round trip min/avg/max [\d.]+/[\d.]+/[\d.]+ ms$",
                      text, re.M), text
     assert "compression: " in text and "VJ TCP/IP header compression" in text
@@ -131,10 +144,17 @@ def test_demo_runs_the_seed_scenario_and_leaves_nothing():
 
 def test_demo_at_38400_through_the_line_emulator():
     before = netns_names()
-    done = run_demo("--speed", "38400")
+    done = run_demo("--speed", "38400", "--server-log")
     text = done.stdout + done.stderr
     assert done.returncode == 0, text
     check_milestones(text)
+    # the userppp standing in for the NT server sees neither the client's
+    # rejection of MPPC nor its Protocol-Reject of IPXCP: the NT quirks' own
+    server = [line for line in text.splitlines() if line.startswith("server | ")]
+    assert "server | Peer domain\\my_login authenticated with MS-CHAP" in server, text
+    assert "server | local  IP address 192.168.0.1" in server, text
+    assert not [line for line in server if "ProtRej" in line or "12 06" in line
+                or "IPXCP" in line], server
     assert "the line emulated at 38400 bit/s" in text
     m = re.search(r"^line at 38400 bit/s: (\d+) bytes client->server, (\d+) bytes "
                   r"server->client$", text, re.M)
