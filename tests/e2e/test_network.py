@@ -392,11 +392,12 @@ def test_ip_scripts_default_route_and_resolv_conf(tmp_path):
                     end.process.kill()
         lines = (tmp_path / "scripts.out").read_text().splitlines()
     device = cable.paths[0]
-    assert lines[0] == (f"ip-up ppp0 {device} 0 {A_ADDR} {B_ADDR} isp IPLOCAL={A_ADDR} "
+    # no speed given: the line's own (a pty's 38400)
+    assert lines[0] == (f"ip-up ppp0 {device} 38400 {A_ADDR} {B_ADDR} isp IPLOCAL={A_ADDR} "
                         f"IPREMOTE={B_ADDR} DNS1=192.0.2.53 BYTES_SENT=")
     assert "dev ppp0" in lines[1]
     down = [l for l in lines if l.startswith("ip-down ")]
-    assert down and down[0].startswith(f"ip-down ppp0 {device} 0 {A_ADDR} {B_ADDR} isp ")
+    assert down and down[0].startswith(f"ip-down ppp0 {device} 38400 {A_ADDR} {B_ADDR} isp ")
     assert "BYTES_SENT=252" in down[0]              # the three pings
     # the default route went with IP (before ip-down ran)
     assert not any("dev ppp0" in l for l in lines[lines.index(down[0]):])

@@ -38,6 +38,7 @@ the NAT.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Callable, Optional
 
@@ -52,6 +53,7 @@ from ..protocols.ccp import (PPP_CCP, CcpDown, CcpResetAcked, CcpResetRequested,
                              CcpUp)
 from ..protocols.ipcp import IpcpDown, IpcpUp
 from ..vj import VjCompressor, VjDecompressor
+from .serial import actual_speeds
 from .tun import (IpScriptInfo, IpScripts, TunDevice, TunError, run_ip,
                   write_resolv_conf)
 
@@ -243,10 +245,19 @@ class Network:
             connect = int(self.clock() - self.up_at) if self.up_at is not None else 0
             more = dict(connect_time=connect, bytes_sent=sent, bytes_rcvd=received)
         local = tun.local if tun is not None and tun.local else event.local
-        return IpScriptInfo.from_settings(
+        info = IpScriptInfo.from_settings(
             self.settings, tun.name if tun is not None else self.settings.tun_name,
             local, event.remote, dns1=dns[0], dns2=dns[1],
             usepeerdns=bool(self.settings.usepeerdns), **more)
+        if not info.speed and self.driver is not None:
+            # no speed given: the line's own, as pppd's baud_rate
+            try:
+                speeds = actual_speeds(self.driver.fd)
+            except OSError:
+                speeds = None
+            if speeds:
+                info = dataclasses.replace(info, speed=speeds[1])
+        return info
 
     def _start_script(self, coroutine_or_task) -> None:
         task = asyncio.ensure_future(coroutine_or_task)
