@@ -507,6 +507,7 @@ class Demo:
             os.mkdir(os.path.join(tmp, "modems"))
             exchange = modem.Exchange(guard_time=0.2, ring_interval=1.0, dial_delay=0.3,
                                       handshake=0.3, answer_timeout=30,
+                                      connect_speed=self.speed or 38400,
                                       directory=os.path.join(tmp, "modems"))
             client_modem = exchange.add_modem(CLIENT_NUMBER)
             server_modem = exchange.add_modem(SERVER_NUMBER)

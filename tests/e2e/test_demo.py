@@ -234,3 +234,68 @@ def test_demo_as_an_unprivileged_user():
     assert "each end in user and network namespaces of its own" in text
     check_milestones(text)
     assert_nothing_left(text, before)
+
+
+def test_without_the_nt_quirks():
+    done = run_demo("--no-nt-quirks")
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text
+    assert "IPXCP" not in text and "ProtRej" not in text and "12 06 00 00 00 01" not in text
+    assert "NT RAS quirks" not in text
+    assert "client | local  IP address 192.168.0.3" in text
+
+
+# -- the NT quirks' tap on its own: any chunking of the byte stream ------------------
+
+def _frames(data):
+    from userppp.demo import _unhdlc
+    out, start = [], 0
+    for index, byte in enumerate(data):
+        if byte == 0x7E:
+            frame = _unhdlc(data[start:index + 1])
+            if frame is not None:
+                out.append(frame)
+            start = index + 1
+    return out
+
+
+def test_nt_quirks_tap_rewrites_and_takes_off_whatever_the_chunks():
+    import random
+
+    from userppp.demo import CCP, IPCP, IPXCP, LCP, MPPC_OPTION, NtRasQuirks, _hdlc
+    lcp_echo = _hdlc(LCP, bytes([9, 1, 0, 8, 1, 2, 3, 4]))
+    ipcp_req = _hdlc(IPCP, bytes([1, 1, 0, 10, 3, 6, 192, 168, 0, 1]))
+    ccp_req = _hdlc(CCP, bytes([1, 1, 0, 4]))
+    server = b"\x7e" + lcp_echo + ipcp_req + ccp_req + ccp_req
+    ccp_rej = _hdlc(CCP, bytes([4, 1, 0, 10]) + MPPC_OPTION)
+    prot_rej = _hdlc(LCP, bytes([8, 2, 0, 12, 0x80, 0x2B, 1, 3, 0, 4, 0, 0]))
+    ipcp_ack = _hdlc(IPCP, bytes([2, 1, 0, 10, 3, 6, 192, 168, 0, 1]))
+    client = b"\x7e" + ccp_rej + prot_rej + ipcp_ack
+    rng = random.Random(5)
+    results = set()
+    for _ in range(50):
+        tap = NtRasQuirks()
+        outs = {True: bytearray(), False: bytearray()}
+        for from_server, data in ((True, server), (False, client)):
+            cuts = sorted(rng.sample(range(1, len(data)), rng.randint(0, 8)))
+            for a, b in zip([0] + cuts, cuts + [len(data)]):
+                outs[from_server] += tap.filter(from_server, data[a:b])
+        results.add((bytes(outs[True]), bytes(outs[False])))
+    assert len(results) == 1
+    to_client, to_server = results.pop()
+    assert _frames(to_client) == [
+        (LCP, bytes([9, 1, 0, 8, 1, 2, 3, 4])),
+        (IPCP, bytes([1, 1, 0, 10, 3, 6, 192, 168, 0, 1])),
+        (IPXCP, bytes.fromhex("0103001201064b484d980208000000000001")),
+        (CCP, bytes([1, 1, 0, 10]) + MPPC_OPTION),          # the first request offers MPPC
+        (CCP, bytes([1, 1, 0, 4]))]                        # its retransmission does not
+    # the answers to the NT quirks are off the line, the rest passes unchanged
+    assert to_server == b"\x7e" + ipcp_ack
+    assert tap.events == ["IPXCP: IPX asked for", "CCP: MPPC offered",
+                          "CCP: MPPC rejected by the client",
+                          "IPXCP: Protocol-Rejected by the client"]
+    # a frame with a bad FCS is not touched
+    tap = NtRasQuirks()
+    bad = bytearray(ccp_req)
+    bad[-2] ^= 1
+    assert tap.filter(True, b"\x7e" + bytes(bad)) == b"\x7e" + bytes(bad)
