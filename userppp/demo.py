@@ -2,7 +2,10 @@
 
 An emulated Windows NT RAS server (userppp in server mode: ``auth
 require-mschap``, ``callback-offer user``, the addresses
-192.168.0.1:192.168.0.3, VJ) and a client (the seed's options.callback:
+192.168.0.1:192.168.0.3, VJ, plus what only the NT server does on the line,
+added by a tap on the emulated telephone line (:class:`NtRasQuirks`): an
+empty CHAP challenge name, a CCP offer of MPPC that the client rejects, an
+IPXCP request that the client Protocol-Rejects) and a client (the seed's options.callback:
 ``callback 555111``, ``name domain\\my_login``, ``remotename inbelnt``,
 ``192.168.0.3:0.0.0.0``, ``bsdcomp 15``), each a real userppp process in a
 network namespace made for it (``unshare --net``; not root: ``unshare --user
@@ -192,7 +195,7 @@ def _unhdlc(segment: bytes) -> Optional[Tuple[int, bytes]]:
     return (body[0] << 8) | body[1], bytes(body[2:])
 
 
-CCP, IPCP, IPXCP, LCP = 0x80FD, 0x8021, 0x802B, 0xC021
+CCP, IPCP, IPXCP, LCP, CHAP = 0x80FD, 0x8021, 0x802B, 0xC021, 0xC223
 #: the seed's CCP option of the NT server: type 18 (MPPC), 00 00 00 01
 MPPC_OPTION = bytes.fromhex("120600000001")
 #: the seed's IPXCP request: <network 4b484d98> <node 000000000001>
@@ -208,6 +211,10 @@ class NtRasQuirks:
       the client's Configure-Reject of it is the NT server's business and is
       taken off the line (the userppp server then retransmits its own
       request, which the client acks: no compression, as in the seed);
+    - its CHAP Challenges carry an empty name (``name = ""``; the client
+      knows the server by ``remotename``; MS-CHAP's response does not
+      depend on the name, so the userppp server's check is unchanged) and
+      its Success message is empty (``rcvd [CHAP Success id=0x10 ""]``);
     - right after its first IPCP Configure-Request it asks for IPX
       (``IPXCP ConfReq id=0x3 <network 4b484d98> <node 000000000001>``); the
       client's LCP Protocol-Reject of it is taken off the line too.
@@ -215,6 +222,7 @@ class NtRasQuirks:
     Frames are found by their flags; everything else passes unchanged."""
 
     def __init__(self) -> None:
+        self.challenges = 0
         self._buffers = {True: bytearray(), False: bytearray()}
         self.ccp_id: Optional[int] = None
         self.ipxcp_sent = False
@@ -245,6 +253,16 @@ class NtRasQuirks:
             return segment
         code, ident = payload[0], payload[1]
         if from_server:
+            if protocol == CHAP and code == 1 and len(payload) > 4 \
+                    and len(payload) > 5 + payload[4]:
+                body = payload[4:5 + payload[4]]        # value size, value; no name
+                if self.challenges == 0:
+                    self.events.append('CHAP: Challenge name ""')
+                self.challenges += 1
+                return _hdlc(CHAP, bytes([1, ident]) + (4 + len(body)).to_bytes(2, "big")
+                             + body)
+            if protocol == CHAP and code == 3 and len(payload) > 4:
+                return _hdlc(CHAP, bytes([3, ident, 0, 4]))
             if protocol == CCP and code == 1 and self.ccp_id is None:
                 self.ccp_id = ident
                 options = MPPC_OPTION + payload[4:]
@@ -638,7 +656,8 @@ class Demo:
         w("compression: " + ("; ".join(compression) if compression else "no CCP method")
           + (", VJ TCP/IP header compression" if vj else ", no VJ"))
         if self.nt_quirks:
-            w("NT RAS quirks: " + ("; ".join(self.quirk_events) or "none seen"))
+            seen = list(dict.fromkeys(self.quirk_events))      # each once, in order
+            w("NT RAS quirks: " + ("; ".join(seen) or "none seen"))
         if rtts:
             w(f"ping: {len(rtts)}/{PINGS} replies, round trip min/avg/max "
               f"{min(rtts):.2f}/{sum(rtts) / len(rtts):.2f}/{max(rtts):.2f} ms")

@@ -108,6 +108,11 @@ def check_milestones(text):
                   "IPCP", "ping"):
         assert re.search(rf"^==> \[ *[\d.]+s\] {phase}: ", text, re.M), (phase, text)
         assert re.search(rf"^{phase} +[\d.]+s +[\d.]+s$", text, re.M), (phase, text)
+    # MS-CHAP v1 as the NT server does it: an empty name, an empty message
+    challenges = re.findall(r'^client \| rcvd \[CHAP Challenge id=0x[0-9a-f]+ '
+                            r'<[0-9a-f]{16}>, name = ""\]$', text, re.M)
+    successes = re.findall(r'^client \| rcvd \[CHAP Success id=0x[0-9a-f]+ ""\]$', text, re.M)
+    assert len(challenges) == 2 and len(successes) == 2, text
     # ... and offers MPPC, which the client rejects (the seed's)
     assert in_order(text, "client | rcvd [CCP ConfReq id=0x1 < 12 06 00 00 00 01>]",
                     "client | sent [CCP ConfRej id=0x1 < 12 06 00 00 00 01>]"), text
@@ -242,6 +247,7 @@ def test_without_the_nt_quirks():
     assert done.returncode == 0, text
     assert "IPXCP" not in text and "ProtRej" not in text and "12 06 00 00 00 01" not in text
     assert "NT RAS quirks" not in text
+    assert 'name = "inbelnt"' in text and 'CHAP Success' in text
     assert "client | local  IP address 192.168.0.3" in text
 
 
@@ -262,7 +268,7 @@ def _frames(data):
 def test_nt_quirks_tap_rewrites_and_takes_off_whatever_the_chunks():
     import random
 
-    from userppp.demo import CCP, IPCP, IPXCP, LCP, MPPC_OPTION, NtRasQuirks, _hdlc
+    from userppp.demo import CCP, CHAP, IPCP, IPXCP, LCP, MPPC_OPTION, NtRasQuirks, _hdlc
     lcp_echo = _hdlc(LCP, bytes([9, 1, 0, 8, 1, 2, 3, 4]))
     ipcp_req = _hdlc(IPCP, bytes([1, 1, 0, 10, 3, 6, 192, 168, 0, 1]))
     ccp_req = _hdlc(CCP, bytes([1, 1, 0, 4]))
@@ -294,6 +300,13 @@ def test_nt_quirks_tap_rewrites_and_takes_off_whatever_the_chunks():
     assert tap.events == ["IPXCP: IPX asked for", "CCP: MPPC offered",
                           "CCP: MPPC rejected by the client",
                           "IPXCP: Protocol-Rejected by the client"]
+    # CHAP: the Challenge's name and the Success message go, the value stays
+    tap = NtRasQuirks()
+    challenge = bytes([1, 0x10, 0, 21, 8]) + bytes(range(8)) + b"inbelnt"
+    success = bytes([3, 0x10, 0, 18]) + b"Access granted"
+    out = tap.filter(True, b"\x7e" + _hdlc(CHAP, challenge) + _hdlc(CHAP, success))
+    assert _frames(out) == [(CHAP, bytes([1, 0x10, 0, 13, 8]) + bytes(range(8))),
+                            (CHAP, bytes([3, 0x10, 0, 4]))]
     # a frame with a bad FCS is not touched
     tap = NtRasQuirks()
     bad = bytearray(ccp_req)
