@@ -685,7 +685,8 @@ def main(argv: Optional[List[str]] = None, out=None) -> int:
                              "(unshare --user --map-root-user --net), as for an "
                              "ordinary user")
     parser.add_argument("--no-nt-quirks", action="store_true",
-                        help="leave out the NT server's MPPC offer and IPXCP request")
+                        help="leave out what only the NT server does on the line (empty "
+                             "CHAP name and message, MPPC offer, IPXCP request)")
     parser.add_argument("--timeout", type=float, default=90.0, metavar="SECONDS",
                         help="give up when the phases take longer (default 90)")
     args = parser.parse_args(argv)

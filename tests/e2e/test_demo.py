@@ -312,3 +312,15 @@ def test_nt_quirks_tap_rewrites_and_takes_off_whatever_the_chunks():
     bad = bytearray(ccp_req)
     bad[-2] ^= 1
     assert tap.filter(True, b"\x7e" + bytes(bad)) == b"\x7e" + bytes(bad)
+
+
+def test_a_phase_that_does_not_complete_fails_with_the_reason_and_cleans_up():
+    before = netns_names()
+    done = run_demo("--timeout", "1.5")       # the whole takes longer than that
+    text = done.stdout + done.stderr
+    assert done.returncode == 1, text
+    last = text.rstrip().splitlines()[-1]
+    assert re.fullmatch(r"demo: FAILED: the (dial|LCP|auth|callback|hang-up|RING|second leg|"
+                        r"IPCP) phase did not complete in 2 s", last), text
+    assert "--- the server's log" in text and "=== summary" not in text
+    assert_nothing_left(text, before)
