@@ -515,15 +515,25 @@ class PidFile:
 
 
 def detach(lock, pidfile) -> None:
-    """``updetach``: once the link is up, go on in the background."""
+    """``updetach``: once IPCP is up, go on in the background.  Called from
+    the main coroutine; the child goes on with the same event loop."""
+    loop = asyncio.get_running_loop()
     pid = os.fork()
     if pid > 0:
+        # As pppd: the lock and pid files name the child before the parent
+        # exits, so whoever waited for the parent finds them right.
+        if lock is not None:
+            lock.relock(pid)
+        if pidfile is not None:
+            pidfile.moved_to(pid)
         os._exit(0)
+    # asyncio ties the running loop to the pid that started it: claim it.
+    asyncio.events._set_running_loop(loop)
     os.setsid()
     if lock is not None:
-        lock.relock(os.getpid())
+        lock.pid = os.getpid()
     if pidfile is not None:
-        pidfile.moved_to(os.getpid())
+        pidfile.owner = os.getpid()
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)

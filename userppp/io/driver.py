@@ -238,7 +238,8 @@ class LinkDriver:
     data to it (0: no pacing; the line's own queue is the limit).
     ``capture``: an :func:`userppp.capture.open_captures` object, given the
     line's bytes and frames each way.
-    ``network_up`` is a future that completes when the Network phase starts.
+    ``network_up`` is a future that completes when a network protocol (IPCP)
+    comes up (pppd's np_up), not merely when the Network phase starts.
     """
 
     def __init__(self, settings, fd: int, *, secrets=None,
@@ -466,8 +467,9 @@ class LinkDriver:
         if self.result is not None:
             self._finish()
             return
-        if self.link.phase == Phase.NETWORK and self.network_up is not None \
-                and not self.network_up.done():
+        if self.network_up is not None and not self.network_up.done() \
+                and self.link.phase == Phase.NETWORK and self.link.status == ExitCode.OK:
+            # pppd's np_up: a network protocol (IPCP) came up
             self.network_up.set_result(None)
         if self.timer is not None:
             self.timer.cancel()

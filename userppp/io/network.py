@@ -54,7 +54,7 @@ from ..protocols.ccp import (PPP_CCP, CcpDown, CcpResetAcked, CcpResetRequested,
 from ..protocols.ipcp import IpcpDown, IpcpUp
 from ..vj import VjCompressor, VjDecompressor
 from .serial import actual_speeds
-from .tun import (IpScriptInfo, IpScripts, TunDevice, TunError, run_ip,
+from .tun import (IpScriptInfo, IpScripts, TunDevice, TunError, default_txqueuelen, run_ip,
                   write_resolv_conf)
 
 #: most packets one TUN read takes (one batch through the data path)
@@ -175,8 +175,10 @@ class Network:
         self.mtu = mtu
         try:
             if self.tun is None:
+                txqueuelen = settings.txqueuelen or default_txqueuelen(
+                    getattr(settings, "speed", 0) or 0, mtu)
                 self.tun = TunDevice.open(settings.tun_name, mtu=mtu,
-                                          txqueuelen=settings.txqueuelen)
+                                          txqueuelen=txqueuelen)
             tun = self.tun
             if getattr(settings, "nat", False):
                 if self.nat is None:

@@ -59,6 +59,19 @@ from ..config.options import Option, OptionError, flag, integer, text
 DEFAULT_NAME = "ppp0"
 DEFAULT_MTU = 1500
 DEFAULT_TXQUEUELEN = 10
+
+
+def default_txqueuelen(speed: int, mtu: int = 1500) -> int:
+    """The TUN's queue when ``txqueuelen`` is not given.  The kernel's TUN
+    ring is the only queue in front of the link (the qdisc does not hold
+    packets back), so on a slow line it is the latency under load: keep it to
+    what the line sends in about 50 ms, never below 2 packets (one being
+    sent, one waiting); without a speed (a pty, nothing paced) the line is
+    fast and a longer ring keeps TCP from losing segments to it."""
+    if not speed:
+        return 100
+    per_second = speed / 10 / max(mtu, 1)      # 8N1: 10 bits a byte
+    return max(2, min(100, round(per_second * 0.05)))
 TUN_PATH = "/dev/net/tun"
 IFNAMSIZ = 16
 SCRIPT_PATH = "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -82,9 +95,10 @@ OPTIONS = [
     Option("tun", "tun_name", _ifname, default=DEFAULT_NAME, metavar="NAME",
            aliases=("--tun",),
            help=f"name of the TUN device that carries IP (default {DEFAULT_NAME})"),
-    integer("txqueuelen", "txqueuelen", DEFAULT_TXQUEUELEN,
-            "packets the kernel queues on the TUN while the line is busy",
-            minimum=1, maximum=100000),
+    integer("txqueuelen", "txqueuelen", None,
+            "packets the kernel queues on the TUN while the line is busy "
+            "(default: what the line sends in 50 ms, at least 2; 100 when no "
+            "speed is set)", minimum=1, maximum=100000),
     flag("defaultroute", "defaultroute", True, default=False,
          help="add a default route through the link if there is none"),
     flag("nodefaultroute", "defaultroute", False, aliases=("-defaultroute",),
