@@ -197,6 +197,7 @@ def test_pppd_cbcp_client_is_called_back_by_us(pppd_vm, tmp_path):
                 # the second call: our dial, its answer, LCP, CHAP, IPCP
                 s.up.wait_log(r"^remote IP address 10\.0\.0\.2$", 60)
                 s.vm.wait_log(r"^local  IP address 10\.0\.0\.2$", 10)
+                s.wait_tun(SERVER)
                 s.ping_from_host(CLIENT)
                 s.up.signal(signal.SIGTERM)
                 uexit = s.up.wait_exit(30)

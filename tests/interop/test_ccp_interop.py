@@ -49,6 +49,7 @@ def run_ccp(pppd_vm, method, arch, *, strict=True):
     result = {}
     with vm_and_userppp(pppd_vm, pppd, ours, {"/www/from-vm.bin": from_vm}, arch=arch) as s:
         s.up.wait_log(r"^remote IP address", 60)
+        s.wait_tun(CLIENT)
         s.vm.wait_log(rf"^{re.escape(label)} compression enabled$", 20)
         s.up.wait_log(rf"^{re.escape(label)} compression enabled$", 20)
         try:
@@ -121,6 +122,7 @@ def test_bsdcomp_on_the_amd64_kernel_observed(pppd_vm):
     ours = ["noauth", "local", "noipdefault", *opts, "--tun", "ppp0"]
     with vm_and_userppp(pppd_vm, pppd, ours, {"/www/from-vm.bin": from_vm}) as s:
         s.up.wait_log(r"^remote IP address", 60)
+        s.wait_tun(CLIENT)
         s.vm.wait_log(rf"^{re.escape(label)} compression enabled$", 20)
         s.up.wait_log(rf"^{re.escape(label)} compression enabled$", 20)
         # one packet from us, compressed: the kernel cannot decompress it
