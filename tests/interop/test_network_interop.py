@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
