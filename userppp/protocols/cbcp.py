@@ -483,5 +483,9 @@ class Cbcp(ProtocolHandler):
         self.pending = None
         self.deadline = None
         self.services.send(PPP_CBCP, ack)
-        self.services.log(f"CBCP: calling back {number} in {option.delay} s", 1)
+        if self.exit_after_agreement:
+            self.services.log(f"CBCP: agreed to call back {number} (callback-exit: "
+                              "not calling)", 1)
+        else:
+            self.services.log(f"CBCP: calling back {number} in {option.delay} s", 1)
         self.services.emit(CallbackAgreed(number, option.delay, kind))
