@@ -228,7 +228,7 @@ def test_wired_into_the_data_path(method):
     cross two DataPaths, errors reach on_ccp_error, reset recovers."""
     from userppp.datapath import DataPath
     errors = []
-    a, b = DataPath(), DataPath(on_ccp_error=lambda: errors.append(1))
+    a, b = DataPath(), DataPath(on_ccp_error=lambda error: errors.append(error))
     for dp in (a, b):
         dp.network_up()
     a.set_ccp(make_compressor(method, 15), make_decompressor(method, 15))
