@@ -21,12 +21,22 @@ session's :class:`~userppp.io.driver.LinkDriver` is :meth:`attached
   CcpResetAcked the decompressor.  A packet that does not decompress asks
   for a Reset-Request (or, fatal, CCP is closed: "Lost compression sync").
 
-Backpressure: one read of the TUN is one batch through the
-:class:`~userppp.datapath.DataPath` and one ``send_batch``, sized to the room
-the line queue has (a callback goes on reading while the queue takes the
-batches at once, up to MAX_BATCH packets); while the queue is full the TUN is not read
-(``remove_reader``) until ``on_line_drain``, so packets wait in the kernel's
-TUN queue (its txqueuelen) and are dropped there.
+Backpressure.  With a speed set (the line is paced) the TUN is read whenever
+it is readable, so the kernel's short tail-drop ring stays nearly empty, and
+the packets wait in a :class:`~userppp.fairqueue.FairQueue` (per-flow FIFOs,
+bounded in bytes: 4 full frames or 200 ms of the line; over the bound the
+longest flow loses its oldest packets, counted as the data path's
+``fq_overflow`` drops).  Whenever the line queue has room (``send_room``, and
+``on_line_drain`` when it had none) the fair queue gives a batch of about that
+many bytes in deficit round robin order, which goes through the
+:class:`~userppp.datapath.DataPath` (NAT, VJ, CCP: in the order sent) and one
+``send_batch``; a new flow (a ping) goes out after at most about one frame of a
+bulk flow.  Without a speed (nothing paced: the line's own queue is the limit)
+one read of the TUN is one batch through the data path and one ``send_batch``,
+sized to the room the line queue has (a callback goes on reading while the
+queue takes the batches at once, up to MAX_BATCH packets); while the queue is
+full the TUN is not read (``remove_reader``) until ``on_line_drain``, so
+packets wait in the kernel's TUN queue (its txqueuelen) and are dropped there.
 
 The end of each link logs pppd's "Connect time X minutes." and "Sent N
 bytes, received M bytes." (when IPCP came up); :meth:`status_text` is the
@@ -48,6 +58,7 @@ from ..config.parser import etc_path
 from ..datapath import DataPath
 from ..events import LinkConfigured
 from ..exitcodes import ExitCode
+from ..fairqueue import FairQueue
 from ..nat import Nat
 from ..protocols.ccp import (PPP_CCP, CcpDown, CcpResetAcked, CcpResetRequested,
                              CcpUp)
@@ -85,6 +96,9 @@ class Network:
         self.ipcp: Optional[IpcpUp] = None     # while IPCP is up
         self.up_at: Optional[float] = None    # IPCP first up in this session
         self.reading = False
+        # with a speed set: the packets read from the TUN until the line
+        # takes them (see the module docstring); None when not paced
+        self.fair_queue: Optional[FairQueue] = None
         self._tasks: set = set()
         self._nat_timer: Optional[asyncio.TimerHandle] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -112,6 +126,8 @@ class Network:
         """The session's link ended: IP down if it was up, pppd's counters."""
         if self.ipcp is not None:
             self._ipcp_down()
+        if self.fair_queue is not None:
+            self.fair_queue.clear()
         self.datapath.link_down()
         if self.up_at is not None:
             minutes = (self.clock() - self.up_at) / 60.0
@@ -219,6 +235,8 @@ class Network:
                 write_resolv_conf(path, *event.dns[:2])
             except TunError as error:
                 self.log(0, str(error))
+        speed = getattr(self.driver, "speed", 0) or 0
+        self.fair_queue = FairQueue.for_line(speed, mtu) if speed else None
         self._start_script(self.scripts.start_up(self._script_info()))
         self._start_reading()
 
@@ -226,6 +244,8 @@ class Network:
         info = self._script_info(down=True)
         self.ipcp = None
         self._stop_reading()
+        if self.fair_queue is not None:
+            self.fair_queue.clear()
         self.datapath.network_down()
         if self.tun is not None:
             # as pppd: the default route goes, the interface goes down
@@ -329,9 +349,52 @@ class Network:
 
     def _line_drained(self) -> None:
         if self.ipcp is not None and self.driver is not None:
+            if self.fair_queue is not None:
+                self._send_queued()
             self._start_reading()
 
     def _tun_readable(self) -> None:
+        if self.fair_queue is not None:
+            self._tun_readable_paced()
+        else:
+            self._tun_readable_unpaced()
+
+    def _tun_readable_paced(self) -> None:
+        """A paced line: take what the TUN has (up to MAX_BATCH packets a
+        callback) into the fair queue, then send what the line has room for."""
+        driver, datapath, tun, queue = self.driver, self.datapath, self.tun, self.fair_queue
+        if driver is None or not datapath.up or tun is None:
+            self._stop_reading()
+            return
+        packets = tun.read_batch(MAX_BATCH)
+        if packets:
+            enqueue = queue.enqueue
+            dropped = 0
+            for packet in packets:
+                dropped += enqueue(packet)
+            if dropped:
+                drops = datapath.drops
+                drops["fq_overflow"] = drops.get("fq_overflow", 0) + dropped
+        self._send_queued()
+
+    def _send_queued(self) -> None:
+        """Batches from the fair queue while the line queue has room."""
+        driver, datapath, tun, queue = self.driver, self.datapath, self.tun, self.fair_queue
+        if driver is None or tun is None or queue is None:
+            return
+        while queue.packets:
+            room = driver.send_room()
+            if room <= 0:
+                return                      # on_line_drain calls us again
+            packets = queue.dequeue_bytes(room, FRAME_OVERHEAD)
+            frames = datapath.from_tun(packets, self.clock())
+            if datapath.to_tun:
+                hairpinned, datapath.to_tun = datapath.to_tun, []
+                tun.write_batch(hairpinned)
+            if frames and not driver.send_batch(frames):
+                return
+
+    def _tun_readable_unpaced(self) -> None:
         """Read batches sized to the line queue's room, while it has room
         and the TUN has packets, up to MAX_BATCH packets a callback (the
         line's reader gets its turn)."""
