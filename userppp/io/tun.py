@@ -14,11 +14,12 @@ until EAGAIN or a packet limit, :meth:`TunDevice.write_batch` writes a batch.
 The ``ip`` calls are synchronous (a few milliseconds each); they happen when
 IPCP comes up or goes down, never on the data path.
 
-The txqueuelen is small by default: the data path stops reading the TUN
-while its line queue is full, so packets wait in the kernel.  (On Linux the
-TUN's own packet ring holds txqueuelen packets and drops the newest when it
-is full; the qdisc in front of it does not hold packets back, so txqueuelen
-is what bounds the queueing delay on a slow line.)
+The txqueuelen follows the line speed by default (:func:`default_txqueuelen`).
+On Linux the TUN's own packet ring holds txqueuelen packets and drops the
+newest when it is full; the qdisc in front of it does not hold packets back.
+So on a paced line the data path keeps reading the TUN into its own small
+flow-fair queue (userppp/fairqueue.py), and on an unpaced one it stops
+reading while the line queue is full and the ring does the queueing.
 
 A TUN of that name that already exists as a persistent device (made with
 ``ip tuntap add mode tun NAME``) is attached to, not created: on close the
