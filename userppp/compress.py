@@ -165,6 +165,12 @@ class Decompressor(_Base):
     frames), errors, seq_errors, short_errors, code_errors, bombs,
     dropped (while waiting for a reset), resets."""
 
+    @property
+    def ratio(self):
+        """Octets produced per compressed octet received (1.0 when nothing yet)."""
+        s = self.stats
+        return s["bytes_out"] / s["bytes_in"] if s["bytes_in"] else 1.0
+
     def __init__(self, bits, mru):
         if not 0 <= mru <= 0xFFFF:
             raise ValueError("mru must be 0..65535")

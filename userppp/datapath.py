@@ -71,6 +71,7 @@ class DataPath:
         self.ccp_tx = None
         self.ccp_rx = None
         self.on_ccp_error = on_ccp_error
+        self.ccp_summary = ""         # compression_text() of the last CCP methods
         self.to_tun: list = []        # hairpinned packets, for the caller
         self.stats = {"packets_out": 0, "bytes_out": 0, "packets_in": 0, "bytes_in": 0,
                       "frames_out": 0, "wire_bytes_out": 0, "frames_in": 0,
@@ -94,12 +95,16 @@ class DataPath:
     def link_down(self) -> None:
         """The link ended: every stage is void."""
         self.network_down()
-        self.ccp_tx = self.ccp_rx = None
+        self.set_ccp(None, None)
 
     def set_vj(self, tx, rx) -> None:
         self.vj_tx, self.vj_rx = tx, rx
 
     def set_ccp(self, tx, rx) -> None:
+        if self.ccp_tx is not None or self.ccp_rx is not None:
+            # what the methods did, for the end-of-link summary (CCP goes
+            # down with LCP, before the link's end is reported)
+            self.ccp_summary = self.compression_text()
         self.ccp_tx, self.ccp_rx = tx, rx
 
     def line_error(self) -> None:
@@ -248,10 +253,29 @@ class DataPath:
                 packets.append(packet)
         return packets
 
+    def compression_text(self) -> str:
+        """CCP's methods and ratios each way, e.g. "compression: transmit
+        Deflate (15) 2.91:1 (8000 -> 2749 bytes), receive none"; "" when
+        CCP compresses in neither direction."""
+        if self.ccp_tx is None and self.ccp_rx is None:
+            return ""
+        parts = []
+        for label, codec, raw, wire in (("transmit", self.ccp_tx, "bytes_in", "bytes_out"),
+                                        ("receive", self.ccp_rx, "bytes_out", "bytes_in")):
+            if codec is None:
+                parts.append(f"{label} none")
+            else:
+                st = codec.stats
+                parts.append(f"{label} {codec.name} {codec.ratio:.2f}:1 "
+                             f"({st[raw]} -> {st[wire]} bytes)")
+        return "compression: " + ", ".join(parts)
+
     def status_text(self) -> str:
         """One line of counters for the SIGUSR1 status dump."""
         s = self.stats
         dropped = ", ".join(f"{k} {v}" for k, v in self.drops.items() if v)
+        compression = self.compression_text()
         return (f"data: sent {s['packets_out']} packets ({s['bytes_out']} bytes), "
                 f"received {s['packets_in']} packets ({s['bytes_in']} bytes)"
-                + (f"; dropped: {dropped}" if dropped else ""))
+                + (f"; dropped: {dropped}" if dropped else "")
+                + (f"; {compression}" if compression else ""))

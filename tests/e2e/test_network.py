@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import random
 import signal
 import struct
@@ -328,6 +329,14 @@ def test_tcp_transfer_with_ccp(tmp_path, method, options, line):
                        if d == 1 and proto < 0x8000)
     print(f"{method}: {sent_a} IP bytes sent as {data_on_line} bytes of frames")
     assert data_on_line < 0.8 * sent_a
+    # the end-of-link summary gives the ratio each way (a sent, b received)
+    name = line.split(" compression")[0]
+    ratios = {}
+    for end, way in ((a, "transmit"), (b, "receive")):
+        found = re.search(rf"^Compression: .*{way} {re.escape(name)} ([0-9.]+):1", end.log(), re.M)
+        assert found, end.log()
+        ratios[way] = float(found[1])
+    assert ratios["transmit"] > 1.25 and abs(ratios["transmit"] - ratios["receive"]) < 0.05
 
 
 @pytest.mark.skipif(not have_userns(), reason="unshare --user --map-root-user --net fails here")

@@ -268,3 +268,34 @@ def test_malformed_packets_never_raise():
     assert b.from_link([(p, j) for p in (PPP_IP, PPP_VJC_COMP, PPP_VJC_UNCOMP, PPP_COMP)
                         for j in junk], 0) is not None
     assert a.from_tun(junk, 0) is not None
+
+
+def test_compression_ratio_each_way_in_the_status():
+    from userppp.compress import make_compressor, make_decompressor
+    a, b = DataPath(), DataPath()
+    for dp in (a, b):
+        dp.network_up()
+    a.set_ccp(make_compressor("deflate", 15), None)
+    b.set_ccp(None, make_decompressor("deflate", 15))
+    packets = [ip_packet(b"text " * 200) for _ in range(8)]
+    assert b.from_link(a.from_tun(packets, 0), 0) == packets
+    sent = a.compression_text()
+    got = b.compression_text()
+    assert sent.startswith("compression: transmit Deflate (15) ") and "receive none" in sent
+    assert got.startswith("compression: transmit none, receive Deflate (15) ")
+    tx_ratio = float(sent.split("Deflate (15) ")[1].split(":")[0])
+    rx_ratio = float(got.split("Deflate (15) ")[1].split(":")[0])
+    assert tx_ratio > 5 and abs(tx_ratio - rx_ratio) < 0.01     # the same stream, both ends
+    assert "; compression: transmit Deflate (15)" in a.status_text()
+    assert DataPath().compression_text() == ""
+
+
+def test_compression_summary_survives_ccp_going_down():
+    from userppp.compress import make_compressor
+    dp = DataPath()
+    dp.network_up()
+    dp.set_ccp(make_compressor("bsd", 15), None)
+    dp.from_tun([ip_packet(b"abc " * 300)], 0)
+    dp.set_ccp(None, None)                  # CcpDown, as LCP goes down
+    dp.link_down()
+    assert dp.ccp_summary.startswith("compression: transmit BSD-Compress (15) ")

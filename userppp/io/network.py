@@ -129,11 +129,14 @@ class Network:
         if self.fair_queue is not None:
             self.fair_queue.clear()
         self.datapath.link_down()
+        compression, self.datapath.ccp_summary = self.datapath.ccp_summary, ""
         if self.up_at is not None:
             minutes = (self.clock() - self.up_at) / 60.0
             sent, received = self.datapath.bytes_each_way()
             self.log(0, f"Connect time {minutes:.1f} minutes.")
             self.log(0, f"Sent {sent} bytes, received {received} bytes.")
+            if compression:
+                self.log(0, compression[:1].upper() + compression[1:] + ".")
             self.up_at = None
         self.driver = None
 
