@@ -95,6 +95,19 @@ def split_options(data: bytes) -> Optional[list]:
     return options
 
 
+
+def rejected_options(data: bytes, sent_request: bytes) -> Optional[list]:
+    """The options of a Configure-Reject, or None when it is bad: malformed,
+    or naming an option that is not in our request exactly as we sent it
+    (RFC 1661 5.4: rejected options are not reordered or modified)."""
+    options = split_options(data)
+    if options is None:
+        return None
+    sent = {o.type: o.data for o in split_options(sent_request) or ()}
+    if any(o.type not in sent or sent[o.type] != o.data for o in options):
+        return None
+    return options
+
 def join_options(options) -> bytes:
     return b"".join(option.raw for option in options)
 

@@ -29,7 +29,7 @@ from ..events import CompressionUp
 from ..fsm import Automaton, AutomatonConfig, NegotiationSpec, State, Verdict
 from ..wire import (CODE_NAMES, Code, ControlPacket, RawOption, decode_control,
                     encode_control, hex_bytes, join_options, printable_string,
-                    split_options)
+                    rejected_options, split_options)
 from .base import ProtocolHandler
 
 PPP_CCP = 0x80FD
@@ -476,11 +476,8 @@ class Ccp(ProtocolHandler, NegotiationSpec):
         return True
 
     def reject_received(self, data: bytes) -> bool:
-        options = split_options(data)
+        options = rejected_options(data, self.fsm.sent_request)
         if options is None:
-            return False
-        sent = {o.type: o.data for o in split_options(self.fsm.sent_request) or ()}
-        if any(o.type not in sent or sent[o.type] != o.data for o in options):
             return False
         w = self.want
         for option in options:

@@ -29,7 +29,7 @@ from ..config.options import Option, OptionError, flag, integer, parse_ipv4
 from ..events import NetworkUp
 from ..fsm import Automaton, AutomatonConfig, NegotiationSpec, State, Verdict
 from ..wire import (RawOption, describe_control, hex_bytes, join_options,
-                    split_options)
+                    rejected_options, split_options)
 from .addrpool import (AddressPool, AllowedAddresses, PoolError, address_text,
                        bad_address, parse_pool)
 from .base import ProtocolHandler
@@ -447,11 +447,8 @@ class Ipcp(ProtocolHandler, NegotiationSpec):
         return True
 
     def reject_received(self, data: bytes) -> bool:
-        options = split_options(data)
+        options = rejected_options(data, self.fsm.sent_request)
         if options is None:
-            return False
-        sent = {o.type: o.data for o in split_options(self.fsm.sent_request) or ()}
-        if any(o.type not in sent or sent[o.type] != o.data for o in options):
             return False
         w = self.want
         for option in options:
