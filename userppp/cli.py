@@ -29,7 +29,6 @@ import os
 import signal
 import socket
 import sys
-import termios
 import time
 import traceback
 from typing import Callable, Optional, TextIO
@@ -44,7 +43,7 @@ from .io.driver import LinkDriver
 from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
 from .io.network import Network
-from .io.serial import Line
+from .io.serial import open_line
 
 PROG = "userppp"
 
@@ -374,16 +373,9 @@ class Process:
                 log(0, str(error))
                 return int(ExitCode.LOCK_FAILED)
         try:
-            try:
-                line = Line.open(settings.device, settings.speed, crtscts=settings.crtscts,
-                                 xonxoff=settings.xonxoff, modem=settings.modem)
-            except OSError as error:
-                log(0, f"Failed to open {settings.device}: {error.strerror}")
-                return int(ExitCode.OPEN_FAILED)
-            except termios.error as error:
-                # not a tty (/dev/null, a file): pppd's set_up_tty dies, fatal()
-                log(0, f"tcgetattr: {error.args[-1]} ({settings.device} is not a serial line)")
-                return int(ExitCode.FATAL_ERROR)
+            line, failed = open_line(settings, log)
+            if line is None:
+                return failed
             try:
                 status = await self.run_session(line, lock, pidfile)
                 # CBCP agreed on a callback: hang up and do the call back

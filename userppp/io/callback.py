@@ -48,7 +48,7 @@ from ..config.options import text
 from ..events import CallbackRequested
 from ..exitcodes import ExitCode
 from ..protocols.cbcp import CallbackAgreed
-from .serial import Line
+from .serial import open_line
 
 #: pppd's hangup: DTR low for a second.
 HANGUP_SECONDS = 1.0
@@ -180,15 +180,9 @@ class CallbackCycle:
         stopped = process.checkpoint()
         if stopped is not None:
             return stopped
-        try:
-            new = Line.open(settings.device, settings.speed, crtscts=settings.crtscts,
-                            xonxoff=settings.xonxoff, modem=settings.modem)
-        except OSError as error:
-            log(0, f"Failed to open {settings.device}: {error.strerror}")
-            return int(ExitCode.OPEN_FAILED)
-        except termios.error as error:
-            log(0, f"tcgetattr: {error.args[-1]} ({settings.device} is not a serial line)")
-            return int(ExitCode.FATAL_ERROR)
+        new, failed = open_line(settings, log)
+        if new is None:
+            return failed
         try:
             with _settings_for(process, second_leg_settings(settings, script)):
                 status = await process.run_session(new, lock, pidfile)

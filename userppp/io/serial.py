@@ -394,3 +394,20 @@ def _check_speed(wanted: int, actual: Optional[int]) -> None:
 
 __all__ = ["OPTIONS", "Line", "UnsupportedSpeed", "speed_constant",
            "speed_value", "actual_speeds"]
+
+
+def open_line(settings, log):
+    """Open the configured device as pppd does at the start of a call:
+    (Line, None), or (None, exit status) with pppd's log line when it
+    cannot be opened (7) or is not a serial line (1)."""
+    from ..exitcodes import ExitCode
+    try:
+        return Line.open(settings.device, settings.speed, crtscts=settings.crtscts,
+                         xonxoff=settings.xonxoff, modem=settings.modem), None
+    except OSError as error:
+        log(0, f"Failed to open {settings.device}: {error.strerror}")
+        return None, int(ExitCode.OPEN_FAILED)
+    except termios.error as error:
+        # not a tty (/dev/null, a file): pppd's set_up_tty dies, fatal()
+        log(0, f"tcgetattr: {error.args[-1]} ({settings.device} is not a serial line)")
+        return None, int(ExitCode.FATAL_ERROR)
