@@ -351,3 +351,27 @@ def test_request_in_closing_or_closed_has_no_side_effects():
     assert decode_control(payload).code == Code.TERM_ACK
     assert [k for k, _ in pair.a.history if k != "sent"] == []
     assert link.lcp.peer is peer_before and link.lcp.loopback_count == 0
+
+
+def test_configure_reject_must_quote_our_values():
+    """A Configure-Reject whose option differs from the value we sent is bad
+    (RFC 1661 5.4; pppd's lcp_rejci): it is ignored and the option kept; the
+    same option quoted with our value is taken and the option dropped."""
+    pair = Pair()
+    pair.a.link.start(pair.now)
+    lcp = pair.a.link.lcp
+    sent = {o[0]: o for o in _options(lcp.fsm.sent_request)}
+    magic = sent[5]
+    wrong = bytes([5, 6]) + bytes(b ^ 0xFF for b in magic[2:])
+    assert lcp.reject_received(wrong) is False
+    assert lcp.want.neg_magic
+    assert lcp.reject_received(magic) is True
+    assert not lcp.want.neg_magic
+
+
+def _options(data):
+    out, i = [], 0
+    while i + 2 <= len(data):
+        out.append(bytes(data[i:i + data[i + 1]]))
+        i += data[i + 1]
+    return out

@@ -21,7 +21,7 @@ from ..hdlc import UNESCAPABLE
 from ..fsm import Automaton, AutomatonConfig, NegotiationSpec, Verdict
 from ..wire import (Code, ControlPacket, RawOption, describe_control,
                     encode_control, hex_bytes, hex_hiding_password, join_options,
-                    printable_string, split_options)
+                    printable_string, rejected_options, split_options)
 from .authpolicy import AuthMethod
 from .base import ProtocolHandler
 
@@ -371,11 +371,10 @@ class Lcp(ProtocolHandler, NegotiationSpec):
             self.services.log("LCP: peer refuses every authentication method we allow", 1)
 
     def reject_received(self, data: bytes) -> bool:
-        options = split_options(data)
+        # As pppd's lcp_rejci: each rejected option must be in our request
+        # with the very value we sent, else the Reject is bad and ignored.
+        options = rejected_options(data, self.fsm.sent_request)
         if options is None:
-            return False
-        sent = {o.type for o in split_options(self.fsm.sent_request) or ()}
-        if any(o.type not in sent for o in options):
             return False
         w = self.want
         for option in options:
