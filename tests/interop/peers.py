@@ -197,10 +197,13 @@ class PtyRelay:
     round.  For peers that only give us a master fd, such as SlirpPeer,
     when the program under test wants a device path."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, record: list | None = None) -> None:
+        """`record`: a list to append (monotonic time, "peer>host" or
+        "host>peer", bytes) to for every chunk relayed, as `PppdVM.wire`."""
         import threading
         import tty
         self.fd = fd
+        self.record = record
         self.master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.path = os.ttyname(self._slave)
@@ -223,6 +226,9 @@ class PtyRelay:
                     continue
                 if not data:
                     return
+                if self.record is not None:
+                    self.record.append((time.monotonic(),
+                                        "peer>host" if src == self.fd else "host>peer", data))
                 try:
                     os.write(peer[src], data)
                 except OSError:
