@@ -9,7 +9,7 @@ IPXCP request that the client Protocol-Rejects) and a client (the seed's options
 ``callback 555111``, ``name domain\\my_login``, ``remotename inbelnt``,
 ``192.168.0.3:0.0.0.0``, ``bsdcomp 15``), each a real userppp process in a
 network namespace made for it (``unshare --net``; not root: ``unshare --user
---map-root-user --net``), on two emulated Hayes modems (tools/modem.py)
+--map-root-user --net``), on two emulated Hayes modems (userppp.emul.modem)
 joined by an emulated telephone exchange:
 
 1. the client dials 555222, LCP with ``<callback CBCP>``, MS-CHAP,
@@ -24,7 +24,7 @@ The client's pppd-style log is shown as it goes (``client |``), with a
 progress line per phase (``==>``); ``--server-log`` shows the server's too.
 At the end a summary: the phases with their timings, bytes each way (the
 "Sent N bytes, received M bytes." lines), compression, the ping round trips.
-``--speed N`` puts tools/lineemu.py's LineEmulator on the telephone line
+``--speed N`` puts userppp.emul.lineemu's LineEmulator on the telephone line
 between the two modems, so the calls run at N bit/s as the seed's did.
 
 Namespaces die with the processes in them; the processes, the modems, the
@@ -33,8 +33,8 @@ are removed at the end, also after SIGINT/SIGTERM (taken through the
 process's signal policy, userppp.io.signals).  Exit 0 when every phase
 completed, 1 otherwise with the reason on the last line.
 
-The modem and line emulators are the repository's tools/ (not installed with
-the package): the demo runs from a source tree.
+The modem and line emulators are userppp.emul's, installed with the package:
+the demo runs from an installed copy as from a source tree.
 """
 
 from __future__ import annotations
@@ -113,14 +113,11 @@ class Stopped(Exception):
 
 
 def _tools():
-    """tools.modem and tools.lineemu of the source tree this package is in."""
+    """The modem and line emulators (userppp.emul, installed with the
+    package) and the directory the package is in (the children's
+    PYTHONPATH, so they run this very userppp wherever it is installed)."""
+    from .emul import lineemu, modem
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.exists(os.path.join(root, "tools", "modem.py")):
-        raise DemoFailed("the demo needs the repository's tools/ (modem and line "
-                         "emulators): run it from a source tree")
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from tools import lineemu, modem
     return root, modem, lineemu
 
 
@@ -570,7 +567,7 @@ class Demo:
                           f"(the NT RAS server) on ptys, {how}; each end in "
                           + ("user and network namespaces" if self.userns
                              else "a network namespace") + " of its own")
-            ends["server"] = _End("server", server_argv, env, self._show, root)
+            ends["server"] = _End("server", server_argv, env, self._show, tmp)
             deadline = time.monotonic() + 15
             while "expect (RING)" not in ends["server"].text():
                 self._check_signal(policy)
@@ -582,7 +579,7 @@ class Demo:
             self.progress(f"the server waits for a call on {SERVER_NUMBER}")
             self.t0 = time.monotonic()
             self.marks.append(("start", self.t0))
-            ends["client"] = _End("client", client_argv, env, self._show, root)
+            ends["client"] = _End("client", client_argv, env, self._show, tmp)
             self._wait_phases(ends["client"], ends["server"], policy)
             rtts = self._ping(ends["client"], policy)
             self.progress("the user stops the client (SIGINT)")
