@@ -34,7 +34,7 @@ import traceback
 from typing import Callable, Optional, TextIO
 
 from .config.parser import ConfigError, EarlyExit, OptionParser
-from .config.secrets import Secrets, SecretsError
+from .config.secrets import Secrets, SecretsError, command_line_warnings
 from .config.tables import option_tables
 from .exitcodes import ExitCode
 from .protocols.authpolicy import AuthConfigError, AuthPolicy
@@ -179,7 +179,7 @@ def main(argv: Optional[list] = None) -> int:
                  else f"logfd {settings.logfd}")
         why = getattr(error, "strerror", None) or str(error)
         return _fail(f"can't open {where}: {why}", ExitCode.OPTION_ERROR)
-    for warning in secrets.warnings:
+    for warning in secrets.warnings + tuple(command_line_warnings(parser.sources)):
         log(0, warning)
     try:
         return Process(settings, secrets, log, policy).run()

@@ -9,6 +9,12 @@ in C (``\\n``, ``\\t``, ``\\s`` = space, ``\\123`` octal, ``\\x41`` hex,
 the client or server matches any name; a secret of the form ``@/path`` is
 read from the first word of that file (as pppd does).
 
+Each file read (pap-secrets, chap-secrets, every ``@/path``) has its
+permissions checked on the open file as pppd's ``check_access`` does: one
+line "Warning - secret file FILE has world and/or group access" per file per
+read when any group or other bit is set (logged at pppd's warning level, the
+default one).
+
 Lookup follows pppd's ``scan_authfile``: an entry whose client and server are
 both exact beats one with an exact client, which beats one with an exact
 server, which beats ``* *``; among equals the first in the file wins.
@@ -20,9 +26,10 @@ protocol core gets a ready table.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
-from .files import FileTooLarge, read_capped
+from .files import MAX_FILE_SIZE, FileTooLarge
 from .parser import SyntaxProblem, _printable, split_words
 
 DEFAULT_PAP_SECRETS = "/etc/ppp/pap-secrets"
@@ -94,20 +101,65 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8", "surrogateescape")
 
 
-def _read_path(path: str) -> str:
-    return _decode(read_capped(path))
+#: pppd's check_access wording (auth.c), logged with warn()
+ACCESS_WARNING = "Warning - secret file {} has world and/or group access"
+STAT_WARNING = "cannot stat secret file {}: {}"
+
+#: ``password`` on the command line: anyone can read it in /proc/PID/cmdline
+PASSWORD_WARNING = ("Warning - password given on the command line is visible to other "
+                    "users (ps, /proc/{}/cmdline); put it in pap-secrets or "
+                    "chap-secrets instead")
+
+
+def check_access(fd: int, path: str) -> Optional[str]:
+    """pppd's check_access on an open secrets file: the warning to log, or
+    None when neither group nor others have any access."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as error:
+        return STAT_WARNING.format(_printable(path), error.strerror or error)
+    if mode & 0o077:
+        return ACCESS_WARNING.format(_printable(path))
+    return None
+
+
+def read_secret_file(path: str, warnings: Optional[list] = None,
+                     limit: int = MAX_FILE_SIZE) -> str:
+    """The text of a secrets file (or an ``@/path`` file): OSError if it
+    cannot be read, :class:`FileTooLarge` past ``limit``; its access checked
+    on the open file (no race with a chmod), the warning appended to
+    ``warnings``."""
+    with open(path, "rb") as handle:
+        warning = check_access(handle.fileno(), path)
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(path, limit)
+    if warning is not None and warnings is not None:
+        warnings.append(warning)
+    return _decode(data)
+
+
+def command_line_warnings(sources: dict, pid: Optional[int] = None) -> list:
+    """Warnings about secrets given as options: ``password`` on the command
+    line (``sources`` is the option parser's: dest -> [(words, where)])."""
+    if any(where == "command line" for _, where in sources.get("password", ())):
+        return [PASSWORD_WARNING.format(os.getpid() if pid is None else pid)]
+    return []
 
 
 def parse_secrets(text: str, filename: str,
-                  read_file: Optional[Callable[[str], str]] = None):
+                  read_file: Optional[Callable[[str], str]] = None,
+                  warnings: Optional[list] = None):
     """Parse one secrets file. Returns (entries, warnings).
 
     ``read_file(path) -> str`` resolves ``@/path`` secrets (raise OSError when
     the file cannot be read: the entry is then skipped with a warning, as
-    pppd skips it).
+    pppd skips it).  Warnings are appended to ``warnings`` when given (so
+    that ``read_file`` can add its own in order) and returned.
     """
     entries: list = []
-    warnings: list = []
+    if warnings is None:
+        warnings = []
     for words in split_lines(text, filename):
         lineno = words[0][1]
         if len(words) < 3:
@@ -163,21 +215,34 @@ class Secrets:
         """Read both files; a missing file is an empty table."""
         tables = {}
         warnings: list = []
+        indirect: dict = {}     # each @/path read (and checked) once per load
+
+        def read_indirect(path: str) -> str:
+            if path not in indirect:
+                try:
+                    indirect[path] = read_secret_file(path, warnings)
+                except OSError as error:    # FileTooLarge included
+                    indirect[path] = error
+            found = indirect[path]
+            if isinstance(found, BaseException):
+                raise found
+            return found
+
         for kind, path in (("pap", pap_path), ("chap", chap_path)):
             tables[kind] = []
             if not path:
                 continue
             try:
-                text = _read_path(path)
+                text = read_secret_file(path, warnings)
             except FileNotFoundError:
                 continue
             except FileTooLarge as exc:
                 raise SecretsError(f"secrets file {exc}") from None
             except OSError as exc:
                 raise SecretsError(f"{path}: can't read: {exc.strerror or exc}") from None
-            entries, more = parse_secrets(text, path, _read_path)
-            tables[kind] = entries
-            warnings.extend(more)
+            except ValueError:      # a path no file can have (a NUL byte)
+                raise SecretsError(f"{_printable(path)}: can't read: invalid file name") from None
+            tables[kind], _ = parse_secrets(text, path, read_indirect, warnings)
         return cls(tables["pap"], tables["chap"], warnings)
 
     @classmethod

@@ -117,7 +117,10 @@ OPTIONS = [
     text("remotename", "remotename", help="Set remote name for authentication",
          metavar="NAME"),
     text("password", "password", secret=True,
-         help="Password for authenticating us to the peer", metavar="PASSWORD"),
+         help="Password for authenticating us to the peer (on the command line it "
+              "is visible to other users in /proc/PID/cmdline and ps: use pap-secrets "
+              "or chap-secrets, or an options file only root can read)",
+         metavar="PASSWORD"),
     flag("auth", "auth", True, default=False,
          help="Require authentication from peer"),
     flag("noauth", "auth", False,
