@@ -28,6 +28,7 @@ import fcntl
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -85,6 +86,14 @@ class Logger:
         else:
             self.where = "standard error"
             self.fd = 2
+
+    def detached(self) -> None:
+        """We went to the background: standard error is /dev/null now, so
+        the default log (standard error) stops, as pppd's log_to_fd does;
+        ``logfile`` and ``logfd`` go on."""
+        if self.where == "standard error":
+            self.where = "nothing (detached)"
+            self.fd = None
 
     def __call__(self, level: int, text: str) -> None:
         if level <= self.level and (self.fd is not None or self.stream is not None):
@@ -160,8 +169,15 @@ def main(argv: Optional[list] = None) -> int:
         if settings.dryrun:
             return int(ExitCode.OK)
     if not settings.device:
-        return _fail("no device specified (try: userppp /dev/ttyS0 38400 ...)",
-                     ExitCode.OPTION_ERROR)
+        # pppd: no device named, so the line is our standard input
+        try:
+            settings.device = os.ttyname(0)
+        except OSError:
+            return _fail("no device specified and stdin is not a tty",
+                         ExitCode.OPTION_ERROR)
+    if _is_stdin(settings.device):
+        # the device is our own terminal: pppd never detaches from it
+        settings.nodetach = True
     if not settings.name:
         settings.name = socket.gethostname()     # pppd's default local name
     try:
@@ -181,10 +197,28 @@ def main(argv: Optional[list] = None) -> int:
         return _fail(f"can't open {where}: {why}", ExitCode.OPTION_ERROR)
     for warning in secrets.warnings + tuple(command_line_warnings(parser.sources)):
         log(0, warning)
+    if not settings.nodetach and not settings.updetach:
+        # pppd's order: the options are checked, the device not yet opened
+        try:
+            detach(log=log)
+        except OSError as error:
+            log(0, f"Couldn't detach (fork failed: {error.strerror})")
+            log.close()
+            return int(ExitCode.FATAL_ERROR)
     try:
         return Process(settings, secrets, log, policy).run()
     finally:
         log.close()
+
+
+def _is_stdin(device: str) -> bool:
+    """pppd's test: the device is the character device on standard input."""
+    try:
+        mine, line = os.fstat(0), os.stat(device)
+    except OSError:
+        return False
+    return stat.S_ISCHR(mine.st_mode) and stat.S_ISCHR(line.st_mode) \
+        and mine.st_rdev == line.st_rdev
 
 
 # Statuses after which ``persist`` does not try again (pppd's too).
@@ -458,14 +492,14 @@ class Process:
         self.driver, self.target, self.phase = driver, on_signal, "Establish"
         try:
             running = asyncio.ensure_future(driver.run(leftover))
-            if settings.updetach:
+            if settings.updetach and not settings.nodetach:
                 await asyncio.wait({running, driver.network_up},
                                    return_when=asyncio.FIRST_COMPLETED)
                 if driver.network_up.done() and not driver.network_up.cancelled() \
                         and not running.done():
                     # from the main coroutine, not a reader callback: the
                     # child goes on with this very loop
-                    detach(lock, pidfile)
+                    detach(lock, pidfile, log)
             return await running
         finally:
             self.network.detach()
@@ -488,7 +522,8 @@ class PidFile:
 
     def __init__(self, name: str):
         directory = os.environ.get("USERPPP_RUN_DIR", "/var/run")
-        self.path = os.path.join(directory, f"ppp-{os.path.basename(name)}.pid")
+        self.path = os.path.abspath(
+            os.path.join(directory, f"ppp-{os.path.basename(name)}.pid"))
         with open(self.path, "w") as f:
             f.write(f"{os.getpid()}\n")
         self.owner = os.getpid()
@@ -506,10 +541,25 @@ class PidFile:
         self.owner = pid
 
 
-def detach(lock, pidfile) -> None:
-    """``updetach``: once IPCP is up, go on in the background.  Called from
-    the main coroutine; the child goes on with the same event loop."""
-    loop = asyncio.get_running_loop()
+def detach(lock=None, pidfile=None, log: Optional["Logger"] = None) -> None:
+    """Go on in the background, as pppd's detach(): fork; the parent names
+    the child in the lock and pid files (if they exist yet) and exits 0
+    without a word; the child makes a new session (setsid), goes to ``/``,
+    points standard input, output and error at /dev/null, stops logging to
+    standard error (syslog and a ``logfile``/``logfd`` go on), and waits
+    until the parent has gone.
+
+    Called before the event loop runs (the default: pppd detaches after the
+    options are checked and before it opens the device) or from the main
+    coroutine (``updetach``: once IPCP is up), and then the child goes on
+    with the same event loop."""
+    loop = asyncio._get_running_loop()
+    gone_r, gone_w = os.pipe2(os.O_CLOEXEC)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
     pid = os.fork()
     if pid > 0:
         # As pppd: the lock and pid files name the child before the parent
@@ -519,9 +569,12 @@ def detach(lock, pidfile) -> None:
         if pidfile is not None:
             pidfile.moved_to(pid)
         os._exit(0)
-    # asyncio ties the running loop to the pid that started it: claim it.
-    asyncio.events._set_running_loop(loop)
+    os.close(gone_w)
+    if loop is not None:
+        # asyncio ties the running loop to the pid that started it: claim it.
+        asyncio.events._set_running_loop(loop)
     os.setsid()
+    os.chdir("/")
     if lock is not None:
         lock.pid = os.getpid()
     if pidfile is not None:
@@ -530,6 +583,13 @@ def detach(lock, pidfile) -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
+    if log is not None and hasattr(log, "detached"):
+        log.detached()
+    # the parent's end closes when it exits: then the files are right
+    try:
+        os.read(gone_r, 1)
+    finally:
+        os.close(gone_r)
 
 
 if __name__ == "__main__":

@@ -54,10 +54,11 @@ OPTIONS = [
            help="send log messages to no file or descriptor"),
 
     # -- detaching ---------------------------------------------------------
-    flag("nodetach", "nodetach", default=False, aliases=("-detach",), compat=True,
-         help="stay in the foreground (userppp always does unless updetach)"),
+    flag("nodetach", "nodetach", default=False, aliases=("-detach",),
+         help="stay in the foreground (by default userppp detaches once the "
+              "options are checked, as pppd does)"),
     flag("updetach", "updetach", default=False,
-         help="detach from the controlling terminal once the link is up"),
+         help="stay in the foreground until IPCP is up, then detach"),
 
     # -- options files -----------------------------------------------------
     Option("file", "option_files", str, value=Include(), append=True,
