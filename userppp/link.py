@@ -43,6 +43,7 @@ from .events import (AuthFailed, AuthSucceeded, CallbackRequested, LinkConfigure
                      LinkTerminated, NetworkUp)
 from .exitcodes import ExitCode
 from .fsm import State
+from .lograte import LogRateLimiter, similar_key
 from .protocols.authpolicy import AuthPolicy
 from .protocols.cbcp import CallbackAgreed, CallbackDeclined, CallbackFailed
 from .protocols.lcp import CBCP_OPERATION, PPP_LCP, Framing, Lcp
@@ -72,6 +73,12 @@ _AUTH_PHASE_PROTOCOLS = frozenset({PPP_LCP, PPP_LQR, PPP_PAP, PPP_CHAP, PPP_EAP}
 LOG_LINES_KEPT = 10000
 # The level of a log sink that does not say (no ``level`` attribute): all.
 ALL_LEVELS = 99
+# Log lines like one another (the same text but for numbers) written per
+# interval of the rate limiter (userppp.lograte, 5 s): at the default level
+# one, with debug a few, so that one packet's trace (CBCP's "length: 7",
+# "length: 5") stays whole while a flood of them is summed up.
+LOG_BURST = 1
+DEBUG_LOG_BURST = 10
 # Bytes of a packet of a protocol we do not run that the log shows.
 _UNKNOWN_DUMP = 32
 # Answerer: after acking the caller's choice, wait this many CBCP restart
@@ -129,6 +136,10 @@ class Link:
                       "data_discarded": 0, "protocol_rejects_sent": 0,
                       "log_errors": 0}
         self.log_lines: deque = deque(maxlen=LOG_LINES_KEPT)  # (level, text) when no sink
+        #: Repeated log lines (the same text but for its numbers, or frames
+        #: of one protocol we do not run) are rate limited: see lograte.
+        self.log_limiter = LogRateLimiter()
+        self._quiet_send = False           # the packet being sent is not dumped
         self._output: list = []
         self._events: list = []
         self._reactions: list = []         # events the Link acts on after the input
@@ -173,8 +184,8 @@ class Link:
         handler = self.handlers.get(protocol)
         if handler is not None:
             level = handler.log_level(payload)
-            if level <= self.log_level:
-                self.log(_packet_line("sent", handler, payload), level)
+            if level <= self.log_level and not self._quiet_send:
+                self._write(_packet_line("sent", handler, payload), level)
         self._output.append(Transmit(protocol, bytes(payload)))
         self.stats["frames_out"] += 1
 
@@ -199,6 +210,23 @@ class Link:
         return level if isinstance(level, int) else ALL_LEVELS
 
     def log(self, message: str, level: int = 0) -> None:
+        """A log line, unless lines like it (the same text but for its
+        numbers) came too often: then it is counted, and one line says how
+        many when the interval ends (:mod:`userppp.lograte`)."""
+        if level > self.log_level:
+            return
+        limiter = self.log_limiter
+        self._write_summaries(limiter.expire(self.now))
+        if limiter.admit(similar_key(message), self.now, level, message,
+                         LOG_BURST if level <= 0 else DEBUG_LOG_BURST):
+            self._write(message, level)
+
+    def _write_summaries(self, summaries) -> None:
+        for level, line in summaries:
+            self._write(line, level)
+
+    def _write(self, message: str, level: int) -> None:
+        """A log line as it is (packet dumps, summaries): not limited."""
         sink = self._log_sink
         if sink is None:
             self.log_lines.append((level, message))
@@ -257,32 +285,47 @@ class Link:
             self.stats["data_discarded"] += 1
             return
         handler = self.handlers.get(protocol)
-        if handler is not None:
+        row = self.rows.get(protocol)
+        unsupported = handler is None or protocol in self.rejected_protocols or \
+            (row is not None and not self.enabled[protocol])
+        # Frames of a protocol we do not run are dumped at debug, with the
+        # Protocol-Reject they get, at most once per interval per protocol
+        # (a peer can send them as fast as the line goes): the others are
+        # counted and summed up by one line.
+        quiet = False
+        if unsupported and self.log_level >= 1:
+            limiter = self.log_limiter
+            self._write_summaries(limiter.expire(now))
+            quiet = not limiter.admit(("unsupported", protocol), now, 1,
+                                      _unsupported_line(protocol), DEBUG_LOG_BURST)
+        if quiet:
+            pass
+        elif handler is not None:
             level = handler.log_level(payload)
             if level <= self.log_level:
-                self.log(_packet_line("rcvd", handler, payload), level)
+                self._write(_packet_line("rcvd", handler, payload), level)
         elif self.log_level >= 1:
             printer = PRINTERS.get(protocol)
             if printer is not None:
-                self.log(f"rcvd [{printer(payload)}]", 1)
+                self._write(f"rcvd [{printer(payload)}]", 1)
             else:
-                self.log(f"rcvd [proto=0x{protocol:x}]{hex_bytes(payload[:_UNKNOWN_DUMP])}"
-                         + (" ..." if len(payload) > _UNKNOWN_DUMP else ""), 1)
+                self._write(f"rcvd [proto=0x{protocol:x}]{hex_bytes(payload[:_UNKNOWN_DUMP])}"
+                            + (" ..." if len(payload) > _UNKNOWN_DUMP else ""), 1)
         if protocol != PPP_LCP and not self.lcp.fsm.is_opened:
             self._discard("Discarded non-LCP packet when LCP not open")
             return
-        row = self.rows.get(protocol)
         if not self._allowed_in_phase(protocol, row):
-            self._discard_in_phase(protocol)
+            self._discard_in_phase(protocol, quiet)
             return
-        if handler is None or protocol in self.rejected_protocols or \
-                (row is not None and not self.enabled[protocol]):
-            if self.log_level >= 1:
-                name = protocol_long_name(protocol)
-                self.log(f"Unsupported protocol {repr(name) + ' ' if name else ''}"
-                         f"(0x{protocol:x}) received", 1)
+        if unsupported:
+            if self.log_level >= 1 and not quiet:
+                self._write(_unsupported_line(protocol), 1)
             self.stats["protocol_rejects_sent"] += 1
-            self.lcp.send_protocol_reject(protocol, payload)
+            self._quiet_send = quiet
+            try:
+                self.lcp.send_protocol_reject(protocol, payload)
+            finally:
+                self._quiet_send = False
             return
         if row is not None and row.phase != "authenticate" and protocol not in self.started:
             # Enabled, but not running in this session (CBCP when LCP did
@@ -301,9 +344,9 @@ class Link:
                 row is not None and row.phase == "callback")
         return True
 
-    def _discard_in_phase(self, protocol: int) -> None:
+    def _discard_in_phase(self, protocol: int, quiet: bool = False) -> None:
         self.stats["discarded"] += 1
-        if self.log_level >= 2:
+        if self.log_level >= 2 and not quiet:
             self.log(f"discarding proto 0x{protocol:x} in phase {self.phase.value}", 2)
 
     def _discard(self, message: str) -> None:
@@ -313,6 +356,7 @@ class Link:
     def next_timer(self) -> Optional[float]:
         times = [h.next_timer() for h in self.handlers.values()]
         times.append(self._callback_close_at)
+        times.append(self.log_limiter.next_deadline())
         times = [t for t in times if t is not None]
         return min(times) if times else None
 
@@ -325,6 +369,7 @@ class Link:
         if self._callback_close_at is not None and now >= self._callback_close_at:
             self._callback_close_at = None
             self.close(now, REASON_CALLBACK, ExitCode.CALLBACK)
+        self._write_summaries(self.log_limiter.expire(now))
         self._settle()
 
     def output(self) -> list:
@@ -535,9 +580,15 @@ class Link:
         self.terminated = True
         self.phase = Phase.DEAD
         self._callback_close_at = None
+        self._write_summaries(self.log_limiter.flush())
         if message:
             self.log(message, 0)
         self._events.append(LinkTerminated(self.close_reason or "", int(self.status)))
+
+
+def _unsupported_line(protocol: int) -> str:
+    name = protocol_long_name(protocol)
+    return f"Unsupported protocol {repr(name) + ' ' if name else ''}(0x{protocol:x}) received"
 
 
 def _packet_line(direction: str, handler, payload: bytes) -> str:

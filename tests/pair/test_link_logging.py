@@ -41,7 +41,14 @@ def test_log_lines_bounded_without_sink():
     link = Link(make_settings(), rng=random.Random(1))
     link.start(0.0)
     for i in range(LOG_LINES_KEPT + 500):
-        link.receive(0x1234, b"\x00" * 40, float(i))
+        link.receive(0x1234, b"\x00" * 40, i * 0.01)
+    # the frames' lines are rate limited (userppp.lograte)
+    assert link.log_limiter.stats["suppressed"] > 0
+    for i in range(LOG_LINES_KEPT + 500):
+        # lines that are not similar (differ in more than their numbers)
+        word = "".join(chr(97 + int(d)) for d in str(i))
+        link.now = 1e6 + 10.0 * i
+        link.log(f"line {word}", 0)
     assert len(link.log_lines) == LOG_LINES_KEPT
     assert LOG_LINES_KEPT == 10000
     link.log("last", 0)

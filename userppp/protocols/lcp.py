@@ -201,6 +201,10 @@ class Framing:
     mru: int = DEFAULT_MRU
 
 
+#: Logged when the peer's Configure-Request renegotiates an open link.
+RENEGOTIATED_LINE = "LCP: peer renegotiated the link (Configure-Request while Opened)"
+
+
 class Lcp(ProtocolHandler, NegotiationSpec):
     """LCP for one link.  The Link reads ``peer`` (what the peer asked of us,
     as acked) and ``ours`` (what the peer acked of ours) once Opened."""
@@ -253,7 +257,13 @@ class Lcp(ProtocolHandler, NegotiationSpec):
         self.fsm.close(now, reason)
 
     def receive(self, payload, now):
+        renegotiate = self.fsm.is_opened and payload[:1] == bytes((Code.CONF_REQ,))
         self.fsm.receive(payload, now)
+        if renegotiate and not self.fsm.is_opened:
+            # RFC 1661: a Configure-Request in Opened renegotiates the link
+            # (the network protocols go down); pppd says nothing, but a
+            # peer that does it again and again should show in the log.
+            self.services.log(RENEGOTIATED_LINE, 0)
 
     def next_timer(self):
         timers = [t for t in (self.fsm.next_timer(), self.echo_deadline) if t is not None]
