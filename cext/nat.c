@@ -175,9 +175,14 @@ int upp_nat_set_ports(upp_nat *n, unsigned lo, unsigned hi)
     return UPP_OK;
 }
 
+/* A host of the inside subnet: not its network or broadcast address (a
+ * mapping from either would send the replies to the whole subnet). */
 static inline int inside(const upp_nat *n, uint32_t addr)
 {
-    return (addr & n->inside_mask) == n->inside_net;
+    if ((addr & n->inside_mask) != n->inside_net)
+        return 0;
+    uint32_t host = addr & ~n->inside_mask;
+    return n->inside_mask >= 0xFFFFFFFEu || (host != 0 && host != ~n->inside_mask);
 }
 
 int upp_nat_add_forward(upp_nat *n, unsigned proto, unsigned out_port,

@@ -207,7 +207,11 @@ class NatEngine:
         self.port_lo, self.port_hi, self.cursor = lo, hi, lo
 
     def _inside(self, addr):
-        return addr & self.inside_mask == self.inside_net
+        """A host of the inside subnet: not its network or broadcast address."""
+        if addr & self.inside_mask != self.inside_net:
+            return False
+        host = addr & ~self.inside_mask & 0xFFFFFFFF
+        return self.inside_mask >= 0xFFFFFFFE or host not in (0, ~self.inside_mask & 0xFFFFFFFF)
 
     def add_forward(self, proto, out_port, in_addr, in_port):
         if (proto not in (P_TCP, P_UDP) or not 1 <= out_port <= 65535
