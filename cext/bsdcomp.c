@@ -414,3 +414,80 @@ ptrdiff_t upp_bsd_decompress(upp_bsd *db, const uint8_t *in, size_t len,
         return UPP_BSD_ERR_SHORT;
     return (ptrdiff_t)explen;
 }
+
+/* ---- batches: one call per crossing ------------------------------------ */
+
+ptrdiff_t upp_bsd_compress_many(upp_bsd *db, size_t count, const uint16_t *protocols,
+                                const uint8_t *data, const uint32_t *offsets,
+                                uint8_t *out, size_t cap, uint32_t *ends)
+{
+    size_t i, pos = 0;
+
+    if (!db || db->decomp)
+        return UPP_ERR_ARG;
+    if (count == 0)
+        return 0;
+    if (!protocols || !offsets || !out || !ends)
+        return UPP_ERR_ARG;
+    /* check the whole batch before touching the dictionary */
+    for (i = 0; i < count; i++)
+        if (offsets[i + 1] < offsets[i] || offsets[i + 1] - offsets[i] > 0xFFFFu)
+            return UPP_ERR_ARG;
+    if (offsets[count] != offsets[0] && !data)
+        return UPP_ERR_ARG;
+    /* a packet is sent compressed only if shorter: the outputs fit in the
+     * space of the inputs */
+    if (cap < (size_t)(offsets[count] - offsets[0]))
+        return UPP_ERR_NOSPACE;
+    for (i = 0; i < count; i++) {
+        const size_t len = offsets[i + 1] - offsets[i];
+        ptrdiff_t r = 0;
+        if (protocols[i] >= UPP_BSD_PROTO_MIN && protocols[i] <= UPP_BSD_PROTO_MAX)
+            r = bsd_run(db, protocols[i], data + offsets[i], len, out + pos, len);
+        pos += (size_t)r;
+        ends[i] = (uint32_t)pos;
+    }
+    return (ptrdiff_t)pos;
+}
+
+ptrdiff_t upp_bsd_receive_many(upp_bsd *db, size_t count, const uint16_t *protocols,
+                               const uint8_t *data, const uint32_t *offsets,
+                               uint8_t *out, size_t cap, size_t *outlen, int32_t *res)
+{
+    const size_t room = db ? (size_t)db->mru + 1u : 0;
+    size_t i;
+
+    if (!db || !db->decomp || !outlen || *outlen > cap)
+        return UPP_ERR_ARG;
+    if (count == 0)
+        return 0;
+    if (!protocols || !offsets || !out || !res)
+        return UPP_ERR_ARG;
+    for (i = 0; i < count; i++)
+        if (offsets[i + 1] < offsets[i] || offsets[i + 1] - offsets[i] > 0xFFFFu)
+            return UPP_ERR_ARG;
+    if (offsets[count] != offsets[0] && !data)
+        return UPP_ERR_ARG;
+    for (i = 0; i < count; i++) {
+        const uint8_t *in = data + offsets[i];
+        const size_t len = offsets[i + 1] - offsets[i];
+        if (protocols[i] == 0x00FDu) {
+            ptrdiff_t r;
+            if (cap - *outlen < room)
+                break;               /* might not fit: the caller calls again */
+            r = upp_bsd_decompress(db, in, len, out + *outlen, cap - *outlen);
+            res[2 * i] = (int32_t)r;
+            if (r < 0) {
+                res[2 * i + 1] = (int32_t)*outlen;
+                return (ptrdiff_t)(i + 1);   /* stop after an error */
+            }
+            *outlen += (size_t)r;
+        } else {
+            res[2 * i] = protocols[i] >= UPP_BSD_PROTO_MIN && protocols[i] <= UPP_BSD_PROTO_MAX;
+            if (res[2 * i])
+                bsd_run(db, protocols[i], in, len, NULL, 0);
+        }
+        res[2 * i + 1] = (int32_t)*outlen;
+    }
+    return (ptrdiff_t)i;
+}

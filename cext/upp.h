@@ -217,6 +217,25 @@ int upp_bsd_incomp(upp_bsd *db, unsigned protocol, const uint8_t *in, size_t len
  * (>= 1) or UPP_BSD_ERR_* (the caller sends a CCP Reset-Request). */
 ptrdiff_t upp_bsd_decompress(upp_bsd *db, const uint8_t *in, size_t len,
                              uint8_t *out, size_t cap);
+/* Batch of upp_bsd_compress: packet i is data[offsets[i]:offsets[i+1]] with
+ * protocols[i]. Compressed payloads are written back to back to out (cap >=
+ * offsets[count] - offsets[0]: a payload is only kept when shorter than its
+ * packet); ends[i] is the end offset in out after packet i (equal to the
+ * previous one: send packet i as it was). Returns the total length. The
+ * batch is checked before the dictionary is touched. */
+ptrdiff_t upp_bsd_compress_many(upp_bsd *db, size_t count, const uint16_t *protocols,
+                                const uint8_t *data, const uint32_t *offsets,
+                                uint8_t *out, size_t cap, uint32_t *ends);
+/* Receiver batch, in order: frames with protocol 0x00FD are decompressed
+ * (appended to out at *outlen as upp_bsd_decompress writes them), the others
+ * learnt (upp_bsd_incomp). res gets two int32 per frame: the result (0x00FD:
+ * the decoded length or UPP_BSD_ERR_*; others: 1 learnt, 0 not) and *outlen
+ * after it. Stops after the first error (the caller then waits for a CCP
+ * reset) and before a 0x00FD frame when cap - *outlen < mru + 1. Returns the
+ * number of frames consumed. */
+ptrdiff_t upp_bsd_receive_many(upp_bsd *db, size_t count, const uint16_t *protocols,
+                               const uint8_t *data, const uint32_t *offsets,
+                               uint8_t *out, size_t cap, size_t *outlen, int32_t *res);
 /* UPP_CDEF_END */
 
 /* UPP_CDEF_BEGIN vj  (Van Jacobson TCP/IP header compression, RFC 1144) */

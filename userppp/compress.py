@@ -228,9 +228,17 @@ class Decompressor(_Base):
         self.incomp(protocol, payload)
         return protocol, payload
 
-    def receive_many(self, frames):
+    def receive_many(self, frames, errors=None):
+        """``receive`` of each frame in order; ``errors`` (a list), if
+        given, gets the ``last_error`` of each dropped frame."""
+        out = []
         receive = self.receive
-        return [receive(p, pl) for p, pl in frames]
+        for p, pl in frames:
+            r = receive(p, pl)
+            if r is None and errors is not None:
+                errors.append(self.last_error)
+            out.append(r)
+        return out
 
     def reset(self):
         """On receiving a CCP Reset-Ack: fresh dictionary, sequence from 0,
@@ -259,6 +267,39 @@ class BsdCompressor(Compressor):
             return False
         return self.state.compress(protocol, payload)
 
+    def compress_many(self, items):
+        """``compress`` of each (protocol, payload), the codes made in one
+        C call (upp_bsd_compress_many)."""
+        items = list(items)
+        if not items:
+            return []
+        outs = self.state.compress_many(items)
+        s = self.stats
+        res = []
+        comp = comp_in = comp_bytes = incomp = incomp_bytes = bytes_in = 0
+        for (protocol, payload), out in zip(items, outs):
+            n = len(payload)
+            bytes_in += n
+            if out:
+                comp += 1
+                comp_in += n
+                comp_bytes += len(out)
+                res.append((PROTO_COMP, out))
+                continue
+            if 0x21 <= protocol <= 0xF9:
+                incomp += 1
+                incomp_bytes += n
+            res.append((protocol, payload))
+        s["packets"] += len(items)
+        s["bytes_in"] += bytes_in
+        s["comp_packets"] += comp
+        s["comp_bytes"] += comp_bytes
+        s["incomp_packets"] += incomp
+        s["incomp_bytes"] += incomp_bytes
+        s["skipped"] += len(items) - comp - incomp
+        s["bytes_out"] += comp_bytes + bytes_in - comp_in
+        return res
+
 
 class BsdDecompressor(Decompressor):
     method = "bsd"
@@ -275,6 +316,38 @@ class BsdDecompressor(Decompressor):
         if type(r) is int:
             return _BSD_ERRORS[r]
         return 0x0000 | r[0], r[1]
+
+    def receive_many(self, frames, errors=None):
+        """``receive`` of each frame in order, the dictionary work done in
+        one C call (upp_bsd_receive_many) up to the first error; after it,
+        as ``receive`` (compressed frames dropped until ``reset``)."""
+        frames = list(frames)
+        out = []
+        s = self.stats
+        i, n = 0, len(frames)
+        while i < n and not self.needs_reset:
+            results = self.state.receive_many(frames[i:])
+            for (protocol, payload), r in zip(frames[i:], results):
+                if protocol == PROTO_COMP:
+                    s["packets"] += 1
+                    s["bytes_in"] += len(payload)
+                    if type(r) is int:
+                        self._error(_BSD_ERRORS[r])
+                        if errors is not None:
+                            errors.append(self.last_error)
+                        out.append(None)
+                    else:
+                        s["bytes_out"] += len(r[1])
+                        out.append(r)
+                else:
+                    if r:
+                        s["incomp_packets"] += 1
+                        s["incomp_bytes"] += len(payload)
+                    out.append((protocol, payload))
+            i += len(results)
+        if i < n:
+            out += super().receive_many(frames[i:], errors)
+        return out
 
 
 # ---- Deflate ----------------------------------------------------------------

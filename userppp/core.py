@@ -359,6 +359,92 @@ class CBsdState:
         out = self._outp
         return self._out[0], self._ffi.unpack(out + 1, r - 1)
 
+    def _batch(self, items, what):
+        """(protocols, data, offsets) of a list of (protocol, payload)."""
+        ffi = self._ffi
+        try:
+            protos, payloads = zip(*items)
+        except (TypeError, ValueError):
+            raise ValueError(f"BsdState.{what}: items must be (protocol, payload) pairs")
+        ends = list(itertools.accumulate(map(len, payloads)))
+        if ends[-1] > 0xFFFFFFFF:
+            raise ValueError(f"BsdState.{what}: batch too large")
+        try:
+            protocols = ffi.new("uint16_t[]", protos)
+        except OverflowError:
+            raise ValueError(f"BsdState.{what}: protocol out of range")
+        return protocols, payloads, b"".join(payloads), ffi.new("uint32_t[]", [0, *ends]), ends
+
+    def compress_many(self, items):
+        """compress() of each (protocol, payload) in one C call: a list of
+        bytes (the 0x00FD payload) or None (send it as it was)."""
+        if self.decomp:
+            raise ValueError("BsdState.compress_many on a decompressor")
+        k = len(items)
+        if not k:
+            return []
+        ffi = self._ffi
+        protocols, payloads, data, offsets, ends = self._batch(items, "compress_many")
+        if any(len(p) > 0xFFFF for p in payloads):
+            raise ValueError("BsdState.compress_many: packet too long")
+        total = ends[-1]
+        if total > self._cap:
+            out, cap = ffi.new("uint8_t[]", total), total
+        else:
+            out, cap = self._out, self._cap
+        oends = ffi.new("uint32_t[]", k)
+        r = self._lib.upp_bsd_compress_many(self._db, k, protocols, data, offsets, out, cap,
+                                            oends)
+        if r < 0:
+            _raise(r, "BsdState.compress_many")
+        blob = ffi.unpack(ffi.cast("char *", out), r)
+        res, a = [], 0
+        for b in ffi.unpack(oends, k):
+            res.append(blob[a:b] if b != a else None)
+            a = b
+        return res
+
+    def receive_many(self, frames):
+        """The receiver's batch, in order: each 0x00FD payload decompressed
+        (as decompress(): (protocol, data) or an ERR_* code), each other
+        frame learnt (as incomp(): True or False). Stops after the first
+        error: the list is shorter than frames then."""
+        if not self.decomp:
+            raise ValueError("BsdState.receive_many on a compressor")
+        k = len(frames)
+        if not k:
+            return []
+        ffi, lib = self._ffi, self._lib
+        protocols, payloads, data, offsets, _ = self._batch(frames, "receive_many")
+        if any(len(p) > 0xFFFF for p in payloads):
+            raise ValueError("BsdState.receive_many: packet too long")
+        res_c = ffi.new("int32_t[]", 2 * k)
+        outlen = ffi.new("size_t *")
+        out, outc = self._out, self._outp
+        results = []
+        done = 0
+        while done < k:
+            outlen[0] = 0
+            r = lib.upp_bsd_receive_many(self._db, k - done, protocols + done, data,
+                                         offsets + done, out, self._cap, outlen, res_c)
+            if r <= 0:
+                _raise(r if r < 0 else -2, "BsdState.receive_many")
+            blob = ffi.unpack(outc, outlen[0])
+            rec = ffi.unpack(res_c, 2 * r)
+            a = 0
+            for j in range(r):
+                v, b = rec[2 * j], rec[2 * j + 1]
+                if protocols[done + j] == 0xFD:
+                    if v < 0:
+                        results.append(v)
+                        return results
+                    results.append((blob[a], blob[a + 1:b]))
+                else:
+                    results.append(v == 1)
+                a = b
+            done += r
+        return results
+
 
 def bsd_state_class(name=None):
     """BsdState of the "c" or "ref" backend (None: the default backend)."""

@@ -435,3 +435,165 @@ def test_bad_arguments():
     assert make_compressor(21, 15).name == "BSD-Compress (15)"
     assert core.CBsdState(15, True).hsize == 35023
     assert ref.space(15, True) == core._load()[1].upp_bsd_space(15, 1)
+
+
+# ---- batches: upp_bsd_compress_many / upp_bsd_receive_many ---------------------------
+
+def split_at(rng, items):
+    """items cut into consecutive batches of random sizes (some empty)."""
+    out, i = [], 0
+    while i < len(items):
+        k = rng.choice([0, 1, 1, 2, 3, 5, 8, 20, 64])
+        out.append(items[i:i + k])
+        i += k
+    return out
+
+
+def batch_packets(rng, count):
+    kinds = ["text", "text", "random", "repeat"]
+    return [(rng.choice(PROTOCOLS),
+             make_packet(rng, kind, rng.randrange(0, 1600 if kind != "random" else 700)))
+            for kind in (rng.choice(kinds) for _ in range(count))]
+
+
+def damage(rng, frames, rate):
+    """The receiver's view: some compressed payloads garbled, cut or lost."""
+    out = []
+    for proto, payload in frames:
+        if rng.random() < rate:
+            fate = rng.choice(["drop", "flip", "garbage", "cut"])
+            if fate == "drop":
+                continue
+            if fate == "flip" and len(payload) > 2:
+                i = rng.randrange(len(payload))
+                payload = payload[:i] + bytes([payload[i] ^ 1 << rng.randrange(8)]) \
+                    + payload[i + 1:]
+            elif fate == "garbage":
+                proto, payload = 0xFD, rng.randbytes(rng.randrange(0, 60))
+            else:
+                payload = payload[:rng.randrange(len(payload) + 1)]
+        out.append((proto, payload))
+    return out
+
+
+@SETTINGS
+@given(bits=st.integers(9, 15), seed=st.integers(0, 2**32 - 1), count=st.integers(0, 150))
+def test_compress_many_equals_one_by_one_and_twin(bits, seed, count):
+    rng = random.Random(seed)
+    items = batch_packets(rng, count)
+    batched, one, twin = core.CBsdState(bits, False), core.CBsdState(bits, False), \
+        ref.BsdState(bits, False)
+    for batch in split_at(rng, items):
+        got = batched.compress_many(batch)
+        assert got == [one.compress(p, d) for p, d in batch]
+        assert got == twin.compress_many(batch)
+        for attr in ATTRS:
+            assert getattr(batched, attr) == getattr(one, attr) == getattr(twin, attr), attr
+        if rng.random() < 0.05:
+            for s in (batched, one, twin):
+                s.reset()
+
+
+@SETTINGS
+@given(bits=st.integers(9, 15), seed=st.integers(0, 2**32 - 1), count=st.integers(0, 150),
+       rate=st.sampled_from([0.0, 0.0, 0.02, 0.1]), mru=st.sampled_from([1500, 600, 65535]))
+def test_receive_many_equals_one_by_one_and_twin(bits, seed, count, rate, mru):
+    """The state's batch against decompress/incomp one by one and the twin's
+    batch, with damaged frames: same results (stopping after the first
+    error), same dictionaries; after an error all three are reset."""
+    rng = random.Random(seed)
+    comp = core.CBsdState(bits, False)
+    items = batch_packets(rng, count)
+    frames = [(0xFD, c) if c else (p, d)
+              for (p, d), c in zip(items, comp.compress_many(items))]
+    frames = damage(rng, frames, rate)
+    batched, one, twin = (core.CBsdState(bits, True, mru), core.CBsdState(bits, True, mru),
+                          ref.BsdState(bits, True, mru))
+    errors = 0
+    for batch in split_at(rng, frames):
+        got = batched.receive_many(batch)
+        assert got == twin.receive_many(batch)
+        expect = []
+        for p, d in batch:
+            if p == 0xFD:
+                expect.append(one.decompress(d))
+                if type(expect[-1]) is int:
+                    break
+            else:
+                expect.append(one.incomp(p, d))
+        assert got == expect
+        for attr in ATTRS:
+            assert getattr(batched, attr) == getattr(one, attr) == getattr(twin, attr), attr
+        if len(got) < len(batch) or (got and type(got[-1]) is int):
+            errors += 1
+            for s in (batched, one, twin):
+                s.reset()
+    if rate == 0.0 and mru == 65535:       # nothing damaged, nothing too long
+        assert errors == 0 and batched.seqno == comp.seqno
+
+
+@SETTINGS
+@given(bits=st.integers(9, 15), seed=st.integers(0, 2**32 - 1), count=st.integers(0, 120),
+       rate=st.sampled_from([0.0, 0.05]), backend=st.sampled_from(BACKENDS))
+def test_compressor_objects_batch_equals_one_by_one(bits, seed, count, rate, backend):
+    """userppp.compress's BsdCompressor.compress_many and
+    BsdDecompressor.receive_many (what the data path calls) against
+    compress/receive one by one: same frames, results, errors, counters."""
+    rng = random.Random(seed)
+    items = batch_packets(rng, count)
+    cb, c1 = make_compressor("bsd", bits, backend=backend), make_compressor("bsd", bits,
+                                                                            backend=backend)
+    frames = []
+    for batch in split_at(rng, items):
+        got = cb.compress_many(batch)
+        assert got == [c1.compress(p, d) for p, d in batch]
+        frames += got
+    assert cb.stats == c1.stats
+    frames = damage(rng, frames, rate)
+    db, d1 = (make_decompressor("bsd", bits, mru=65535, backend=backend),
+              make_decompressor("bsd", bits, mru=65535, backend=backend))
+    errors_b, errors_1, received = [], [], []
+    for batch in split_at(rng, frames):
+        got = db.receive_many(batch, errors_b)
+        received += got
+        want = []
+        for p, d in batch:
+            want.append(d1.receive(p, d))
+            if want[-1] is None:
+                errors_1.append(d1.last_error)
+        assert got == want
+        if rng.random() < 0.2 and d1.needs_reset:       # Reset-Ack arrives
+            db.reset()
+            d1.reset()
+    assert errors_b == errors_1
+    assert db.stats == d1.stats and db.needs_reset == d1.needs_reset
+    if rate == 0.0:
+        assert not errors_b and received == items
+
+
+def test_batch_bad_arguments():
+    for backend in BACKENDS:
+        cls = core.bsd_state_class(backend)
+        with pytest.raises(ValueError):
+            cls(12, True).compress_many([(0x21, b"x")])
+        with pytest.raises(ValueError):
+            cls(12, False).receive_many([(0xFD, b"\x00\x00")])
+        with pytest.raises(ValueError):
+            cls(12, False).compress_many([(0x21, b"x" * 0x10000)])
+        with pytest.raises(ValueError):
+            cls(12, True).receive_many([(0x1FFFF, b"x")])
+        assert cls(12, False).compress_many([]) == []
+        assert cls(12, True).receive_many([]) == []
+    lib = core._load()[1]
+    ffi = core._load()[0]
+    st_ = core.CBsdState(12, False)
+    offsets = ffi.new("uint32_t[]", [0, 5, 3])        # not ascending
+    assert lib.upp_bsd_compress_many(st_._db, 2, ffi.new("uint16_t[]", [0x21, 0x21]),
+                                     b"abcde", offsets, st_._out, 100,
+                                     ffi.new("uint32_t[]", 2)) == lib.UPP_ERR_ARG
+    assert st_.seqno == 0                              # nothing touched
+    offsets = ffi.new("uint32_t[]", [0, 5])
+    assert lib.upp_bsd_compress_many(st_._db, 1, ffi.new("uint16_t[]", [0x21]), b"abcde",
+                                     offsets, st_._out, 4,
+                                     ffi.new("uint32_t[]", 1)) == lib.UPP_ERR_NOSPACE
+    assert st_.seqno == 0

@@ -10,6 +10,12 @@ Same interface as the C wrapper in :mod:`userppp.core` (``BsdState``):
   arrived uncompressed.
 * ``decompress(payload) -> (protocol, data) | int``: an ``ERR_*`` code on
   error.
+* ``compress_many([(protocol, payload), ...])``: ``compress`` of each, in
+  order (one C call in the core).
+* ``receive_many([(protocol, payload), ...])``: the receiver's batch, in
+  order: 0x00FD payloads decompressed (as ``decompress``), other frames
+  learnt (``incomp``'s True/False); stops after the first error, so the
+  list is shorter than the frames then.
 * ``reset()``, and the attributes ``seqno``, ``n_bits``, ``max_ent``,
   ``clear_count``, ``in_count``, ``bytes_out``, ``ratio``.
 
@@ -305,3 +311,34 @@ class BsdState:
         if not out:
             return ERR_SHORT
         return out[0], bytes(out[1:])
+
+    # ---- batches (upp_bsd_compress_many, upp_bsd_receive_many) --------------
+
+    def compress_many(self, items):
+        if self.decomp:
+            raise ValueError("BsdState.compress_many on a decompressor")
+        items = list(items)
+        if any(len(payload) > 0xFFFF for _, payload in items):
+            raise ValueError("BsdState.compress_many: packet too long")
+        if any(not 0 <= protocol <= 0xFFFF for protocol, _ in items):
+            raise ValueError("BsdState.compress_many: protocol out of range")
+        return [self.compress(protocol, payload) for protocol, payload in items]
+
+    def receive_many(self, frames):
+        if not self.decomp:
+            raise ValueError("BsdState.receive_many on a compressor")
+        frames = list(frames)
+        if any(len(payload) > 0xFFFF for _, payload in frames):
+            raise ValueError("BsdState.receive_many: packet too long")
+        if any(not 0 <= protocol <= 0xFFFF for protocol, _ in frames):
+            raise ValueError("BsdState.receive_many: protocol out of range")
+        out = []
+        for protocol, payload in frames:
+            if protocol == 0xFD:
+                r = self.decompress(payload)
+                out.append(r)
+                if type(r) is int:
+                    break
+            else:
+                out.append(self.incomp(protocol, payload))
+        return out
