@@ -19,7 +19,8 @@ setup(
         "dpkt",
         "pycryptodome",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    # wheel: tests/e2e/test_demo.py installs a copy with pip --no-build-isolation
+    extras_require={"test": ["pytest", "hypothesis", "wheel"]},
     entry_points={"console_scripts": ["userppp = userppp.cli:main"]},
     zip_safe=False,
 )

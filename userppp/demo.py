@@ -129,6 +129,17 @@ def _namespace_prefix(userns: bool) -> List[str]:
                              "iputils-ping)")
     if not userns:
         return ["unshare", "--net", "--"]
+    if os.geteuid() != 0 and not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        # root in a user namespace of ours is still this user to /dev/net/tun
+        # (owned by the real root): it has to be open to everyone, as udev
+        # and Debian make it (crw-rw-rw-)
+        try:
+            mode = f"mode {os.stat('/dev/net/tun').st_mode & 0o777:04o}"
+        except OSError as error:
+            mode = error.strerror
+        raise DemoFailed(f"/dev/net/tun ({mode}) cannot be opened by uid {os.geteuid()}: "
+                         "as an ordinary user the TUN device needs it mode 0666 "
+                         "(chmod 0666 /dev/net/tun), or run the demo as root")
     return ["unshare", "--user", "--map-root-user", "--net", "--"]
 
 
@@ -541,6 +552,10 @@ class Demo:
                 handle.write("# client             server    secret    addresses\n"
                              f'"{CLIENT_NAME.replace(chr(92), chr(92) * 2)}"  '
                              f'{SERVER_NAME}  "{SECRET}"  192.168.0.3\n')
+            # no pap-secrets of the machine's: /etc/ppp/pap-secrets is root's
+            # (mode 0600), unreadable to an ordinary user
+            pap_secrets = os.path.join(tmp, "pap-secrets")
+            os.close(os.open(pap_secrets, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             for sub in ("etc", "locks", "run"):
                 os.mkdir(os.path.join(tmp, sub))
             env = dict(os.environ, USERPPP_ETC=os.path.join(tmp, "etc"),
@@ -549,7 +564,8 @@ class Demo:
                        PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
             line_speed = str(self.speed or 38400)
             common = [line_speed, "nodetach", "debug", "lock", "lcp-restart", "1",
-                      "chap-secrets", secrets, "lcp-echo-interval", "20",
+                      "chap-secrets", secrets, "pap-secrets", pap_secrets,
+                      "lcp-echo-interval", "20",
                       "lcp-echo-failure", "2"]
             server_argv = [*netns, sys.executable, "-m", "userppp", server_modem.path,
                            *common, SERVER_ADDRESSES, "name", SERVER_NAME, "auth",

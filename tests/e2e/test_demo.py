@@ -7,6 +7,7 @@ emulator; as an unprivileged user (its own user and network namespaces)."""
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import signal
 import subprocess
@@ -216,29 +217,177 @@ def test_demo_in_user_namespaces():
     assert_nothing_left(text, before)
 
 
-UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+NOBODY = 65534
+UNPRIVILEGED = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged uid")
-def test_demo_as_an_unprivileged_user():
-    """As uid 65534 the demo makes its own user and network namespaces."""
-    probe = subprocess.run([*UNPRIVILEGED, sys.executable, "-c",
-                            "import serial, cffi, pytun, userppp.core"],
-                           capture_output=True, env=ENV, cwd=REPO)
-    if probe.returncode != 0:
-        pytest.skip("uid 65534 cannot import this Python's packages here "
-                    "(an interpreter under /root?)")
+def _traversable_by_nobody(path):
+    st = os.stat(path)
+    return bool(st.st_mode & 0o001) or st.st_uid == NOBODY
+
+
+def _blocked_ancestor(path, opened=None):
+    """The first directory on the way to ``path`` that uid 65534 cannot pass
+    (and its child on the way), or None; ``opened``: a directory taken as
+    passable (what VIEW_SCRIPT opens up)."""
+    parts = os.path.realpath(path).split(os.sep)[1:]
+    current = os.sep
+    for part in parts:
+        if current != opened and not _traversable_by_nobody(current):
+            return current, os.path.join(current, part)
+        current = os.path.join(current, part)
+    return None
+
+
+#: run as root in a private mount namespace (``unshare --mount``): make the
+#: interpreter's one blocked directory passable by mounting a tmpfs (mode
+#: 0755) over it that holds only the child on the way to the interpreter
+#: (bind-mounted from the real one; ``$1`` and ``$2``), give /dev/net a tmpfs
+#: with a TUN node of mode ``$3`` (what udev and Debian make: 0666), then
+#: become uid 65534 and run the rest.  Nothing outside the namespace
+#: changes, and the mounts go with it.
+VIEW_SCRIPT = r"""
+set -e
+blocked=$1 child=$2 tun_mode=$3
+shift 3
+if [ -n "$blocked" ]; then
+    stage=$(mktemp -d /tmp/userppp-view.XXXXXX)
+    mount --bind "$child" "$stage"
+    mount -t tmpfs -o mode=0755,size=1m userppp-view "$blocked"
+    mkdir "$child"
+    mount --move "$stage" "$child"
+    rmdir "$stage"
+fi
+mount -t tmpfs -o mode=0755,size=1m userppp-dev /dev/net
+mknod -m "$tun_mode" /dev/net/tun c 10 200
+cd /
+exec "$@"
+"""
+
+
+def as_nobody(argv, tun_mode="0666", timeout=150):
+    """``argv`` as uid 65534 (no groups, HOME=/nonexistent) where this
+    Python is reachable and /dev/net/tun has ``tun_mode``."""
+    blocked = _blocked_ancestor(sys.base_prefix) or ("", "")
+    env = dict(ENV, HOME="/nonexistent")
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "--",
+                           "sh", "-c", VIEW_SCRIPT, "sh", *blocked, tun_mode,
+                           *UNPRIVILEGED, *argv],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _unprivileged_preconditions():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged uid")
+    view = _blocked_ancestor(sys.base_prefix)       # what VIEW_SCRIPT opens up
+    for path in (REPO, sys.prefix, *sys.path[1:]):
+        if not os.path.exists(path):
+            continue
+        real = os.path.realpath(path)
+        inside = view and (real == view[1] or real.startswith(view[1] + os.sep))
+        blocked = _blocked_ancestor(path, opened=view[0] if inside else None)
+        if blocked:
+            pytest.skip(f"{path} is behind {blocked[0]}, which uid {NOBODY} cannot pass")
     probe = subprocess.run([*UNPRIVILEGED, "unshare", "--user", "--map-root-user", "--net",
                             "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip("unprivileged user namespaces are not allowed here")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged uid")
+def test_demo_as_an_unprivileged_user():
+    """As uid 65534 the demo makes its own user and network namespaces (the
+    interpreter under /root made reachable, /dev/net/tun 0666 as on a fresh
+    Debian machine, by the test in a mount namespace of its own)."""
+    _unprivileged_preconditions()
+    probe = as_nobody(["id", "-u"])
+    assert probe.returncode == 0 and probe.stdout.strip() == str(NOBODY), probe
     before = netns_names()
-    done = run_demo(prefix=UNPRIVILEGED)
+    done = as_nobody([sys.executable, "-m", "userppp", "demo"])
     text = done.stdout + done.stderr
     assert done.returncode == 0, text
     assert "each end in user and network namespaces of its own" in text
     check_milestones(text)
     assert_nothing_left(text, before)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged uid")
+def test_unprivileged_demo_names_a_tun_device_it_cannot_open():
+    """A /dev/net/tun that only root may open (0600, as some containers have
+    it): the demo says so before it starts anything, and exits 1."""
+    _unprivileged_preconditions()
+    done = as_nobody([sys.executable, "-m", "userppp", "demo"], tun_mode="0600", timeout=60)
+    text = done.stdout + done.stderr
+    assert done.returncode == 1, text
+    assert text.rstrip().splitlines()[-1] == (
+        f"demo: FAILED: /dev/net/tun (mode 0600) cannot be opened by uid {NOBODY}: as an "
+        "ordinary user the TUN device needs it mode 0666 (chmod 0666 /dev/net/tun), or run "
+        "the demo as root"), text
+    assert "client |" not in text and "Traceback" not in text
+
+
+# -- from an installed copy, nothing of the checkout on the path -----------------------
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """userppp as pip installs it (``pip install --no-deps --target DIR``)
+    from a copy of just what the package is built from (setup.py,
+    pyproject.toml, cext/, userppp/ of this working tree): no tools/, no
+    tests/."""
+    pytest.importorskip("wheel", reason="pip's --no-build-isolation needs wheel "
+                        "(bash tools/setup.sh --tests installs it)")
+    base = tmp_path_factory.mktemp("installed")
+    source = base / "source"
+    source.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.o", "_core*.c", "*.egg-info")
+    for name in ("setup.py", "pyproject.toml"):
+        shutil.copy(os.path.join(REPO, name), source / name)
+    for name in ("cext", "userppp"):
+        shutil.copytree(os.path.join(REPO, name), source / name, ignore=ignore)
+    target = base / "site"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                           "--disable-pip-version-check", "--no-build-isolation",
+                           "--no-deps", "--no-index", "--target", str(target), str(source)],
+                          capture_output=True, text=True, timeout=300, cwd=str(base))
+    assert done.returncode == 0, done.stdout + done.stderr
+    shutil.rmtree(source)                       # only the installed copy is left
+    cwd = base / "elsewhere"
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(target)
+    return target, cwd, env
+
+
+def test_installed_copy_has_the_emulators_and_not_the_checkout(installed):
+    target, cwd, env = installed
+    done = subprocess.run([sys.executable, "-c",
+                           "import sys, userppp, userppp.demo, userppp.emul.modem, "
+                           "userppp.emul.lineemu, userppp._core\n"
+                           "print(userppp.__file__, userppp.emul.modem.__file__)\n"
+                           "print(repr(sys.path))\n"
+                           "import tools"],
+                          capture_output=True, text=True, env=env, cwd=str(cwd), timeout=60)
+    assert "No module named 'tools'" in done.stderr, done.stdout + done.stderr
+    files = done.stdout.splitlines()[0].split()
+    assert all(f.startswith(str(target) + os.sep) for f in files), done.stdout
+    assert REPO not in done.stdout.splitlines()[1], done.stdout
+
+
+def test_demo_from_an_installed_copy(installed):
+    """``userppp demo`` by the installed console script, run from another
+    directory with only the installed copy on PYTHONPATH."""
+    target, cwd, env = installed
+    script = target / "bin" / "userppp"
+    assert script.exists()
+    before = netns_names()
+    done = subprocess.run([str(script), "demo", "--speed", "115200"], capture_output=True,
+                          text=True, timeout=150, env=env, cwd=str(cwd))
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text
+    check_milestones(text)
+    assert "the line emulated at 115200 bit/s" in text
+    assert_nothing_left(text, before)
+    assert os.listdir(cwd) == []
 
 
 def test_without_the_nt_quirks():
