@@ -1,0 +1,730 @@
+#!/usr/bin/env python3
+"""End-to-end link benchmark (issue 14, and issue 12's goodput item):
+printed, never asserted.
+
+    python3 bench/bench_link.py                    # all rates, all sections
+    python3 bench/bench_link.py --quick            # shorter transfers, fewer configs
+    python3 bench/bench_link.py --rates 38400,115200 --sections goodput,ping
+    python3 bench/bench_link.py --pppd             # add the real-pppd reference (VM)
+    python3 bench/bench_link.py --plot bench/bench_link.png
+
+Needs root (network namespaces, TUN devices) and the built C core; the plot
+needs matplotlib (``bash tools/setup.sh --bench``); ``--pppd`` needs the VM
+image of tools/pppvm.py (``bash tools/setup.sh --tests``).
+
+Two userppp processes, each in its own network namespace with its TUN
+(``10.0.0.1:10.0.0.2`` on A, ``noipdefault`` on B, ``nodetach``, the line
+speed given so that userppp paces its output), joined by the line emulator
+(tools/lineemu.py, ``LineEmulatorProcess``: 10 bits a byte, its own
+process).  TCP timestamps are off in both namespaces (so that VJ compresses,
+and so that every configuration has the same 40-byte TCP/IP header).
+
+Sections (``--sections``):
+
+goodput
+    A bounded TCP upload A -> B (``--seconds`` of the line's theoretical
+    goodput, at least 48 KiB) of random bytes
+    (``random.Random(seed).randbytes``: incompressible, and every byte value
+    equally likely, so the ACCM's escaping costs what the model says), for
+    each configuration: ACCM 0 or ffffffff (``default-asyncmap`` on both
+    ends), ACFC/PFC on or off (``noaccomp nopcomp``), VJ on or off, MTU 1500
+    or 296; CCP off (``noccp``).  Goodput is what the receiving socket got,
+    from its first read to its last, checked with SHA-256; it is shown as a
+    share of the theoretical maximum for the configuration (see
+    :func:`theory`), and the wire bytes the emulator carried A -> B per
+    payload byte next to the model's figure (the model checked in the run).
+    CPU% of each userppp process and of the emulator over the transfer.
+compress
+    The same upload of a text corpus (bench_compress.text_corpus: the seed
+    HOWTO and the project's sources) with CCP BSD-Compress 15, Deflate 15,
+    and none (``noccp``), VJ on: goodput in bytes/s, against the raw line
+    byte rate (baud/10) and against the uncompressed link.
+ping
+    RTT of ``ping -s 56`` A -> B with the line idle, against the
+    serialisation time of the echo request and reply frames plus twice the
+    emulated latency; then under a bulk TCP upload A -> B (the request waits
+    behind the upload's frames): median and max, in frame times.  CPU% of
+    each userppp with the link up and the line idle.
+ber
+    The default configuration's upload at a bit error rate of ``--ber``
+    (1e-5) on the emulated line: goodput, the bad-FCS count each end logged
+    in its SIGUSR1 status, and whether the link stayed up (one IPCP up, no
+    LCP/IPCP down, both processes alive), data checked.
+pppd (``--pppd``)
+    The goodput configurations that pppd can be given the same way, between
+    two real pppd 2.4.9 in one qemu VM (kernel PPP: ppp_async, ppp_generic),
+    its two serial ports wired to the same line emulator on the host; the
+    second pppd and its traffic run in a network namespace of their own
+    inside the VM, so the transfer crosses the line (see PppdPair).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+sys.path.insert(0, HERE)
+
+from netns import NetNamespace, have_netns  # noqa: E402
+from tools.lineemu import LineEmulatorProcess  # noqa: E402
+from tunlink import Userppp, cpu_seconds, median  # noqa: E402
+
+A_IP, B_IP = "10.0.0.1", "10.0.0.2"
+PORT = 5001
+RATES = [38400, 115200, 921600]
+BITS = 10                      # 8N1
+NICE = ["nice", "-n", "19"]    # traffic generators do not take userppp's CPU
+
+# -- traffic ---------------------------------------------------------------------
+
+SINK = textwrap.dedent("""
+    import hashlib, json, socket, sys, time
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[1], int(sys.argv[2])))
+    s.listen(1)
+    print("ready", flush=True)
+    conn, _ = s.accept()
+    accepted = time.monotonic()
+    digest = hashlib.sha256()
+    total, first, first_len, last = 0, None, 0, None
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        now = time.monotonic()
+        if first is None:
+            first, first_len = now, len(data)
+        digest.update(data)
+        total += len(data)
+        last = now
+    print(json.dumps({"bytes": total, "first": first, "last": last, "accepted": accepted,
+                      "first_len": first_len, "sha": digest.hexdigest()}), flush=True)
+""")
+
+SOURCE = textwrap.dedent("""
+    import json, socket, sys
+    with open(sys.argv[3], "rb") as f:
+        payload = f.read()
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+    s.settimeout(None)
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)                # the sink's close
+    s.close()
+    print(json.dumps({"sent": len(payload)}), flush=True)
+""")
+
+
+def random_payload(size: int, seed: int = 1) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def text_payload(size: int) -> bytes:
+    from bench_compress import text_corpus
+    text = text_corpus(size)
+    return (text * (size // max(1, len(text)) + 1))[:size]
+
+
+# -- the model -------------------------------------------------------------------
+
+def escaped_set(accm: int) -> set:
+    """Bytes the sender escapes: flag, escape, and the control characters
+    whose ACCM bit is set (RFC 1662 section 7.1)."""
+    return {0x7D, 0x7E} | {c for c in range(32) if accm >> c & 1}
+
+
+def tcp_ip_header(mtu: int, src: str, dst: str, dport: int) -> tuple:
+    """(fixed header bytes as a template with None for the fields that vary
+    per packet or per connection, i.e. count as random bytes)."""
+    total = mtu
+    ip = [0x45, 0x00, total >> 8, total & 0xFF, None, None, 0x40, 0x00, 0x40, 0x06,
+          None, None] + [int(x) for x in src.split(".")] + [int(x) for x in dst.split(".")]
+    # ports (source ephemeral: random), seq, ack, offset 5, flags ACK (PSH
+    # varies: counted as ACK), window, checksum, urgent pointer
+    tcp = [None, None, dport >> 8, dport & 0xFF] + [None] * 8 + [0x50, 0x10] \
+        + [None] * 4 + [0x00, 0x00]
+    return ip + tcp
+
+
+def expected_escapes(template, accm: int) -> float:
+    esc = escaped_set(accm)
+    p = len(esc) / 256
+    return sum(p if b is None else (1.0 if b in esc else 0.0) for b in template)
+
+
+def theory(cfg: dict, baud: int) -> dict:
+    """The most TCP payload a second the line can carry one way, from the
+    frame overhead of one full-size segment of random payload:
+
+    * one flag per frame (back-to-back frames share it),
+    * address/control FF 03 unless ACFC (0x03 is escaped under ACCM
+      ffffffff), the protocol field (1 byte with PFC, 2 without: 00 21 or
+      00 2D; 0x00 escaped under ffffffff),
+    * the TCP/IP header (40 bytes, no options; its constant bytes counted
+      exactly, the per-packet fields as random bytes) or VJ's compressed
+      header for a one-way bulk flow (RFC 1144's SPECIAL_D change mask with
+      the connection number compressed away: 1 byte, plus the 2-byte TCP
+      checksum),
+    * the payload (MTU - 40) and the 2-byte FCS, each byte escaped with
+      probability |escape set|/256,
+    * 10 bits per byte.
+
+    The ACKs go the other way on a full-duplex line and share nothing
+    with the data direction.
+    """
+    accm, mtu = cfg["accm"], cfg["mtu"]
+    esc = escaped_set(accm)
+    p = len(esc) / 256
+    mss = mtu - 40
+    header_fields = []
+    if not cfg["acfc"]:
+        header_fields += [0xFF, 0x03]
+    proto = 0x2D if cfg["vj"] else 0x21
+    header_fields += [proto] if cfg["pfc"] else [0x00, proto]
+    if cfg["vj"]:
+        header_fields += [0x0B, None, None]
+    else:
+        header_fields += tcp_ip_header(mtu, A_IP, B_IP, PORT)
+    head = len(header_fields) + expected_escapes(header_fields, accm)
+    body = (mss + 2) * (1 + p)
+    wire = 1 + head + body
+    byte_rate = baud / BITS
+    return {"wire_per_frame": wire, "payload": mss,
+            "wire_per_payload": wire / mss, "goodput": byte_rate * mss / wire,
+            "escape_p": p}
+
+
+def echo_frame_bytes(size: int, cfg: dict) -> float:
+    """Wire bytes of one ICMP echo frame (``ping -s size``): IP 20 + ICMP 8
+    + size; Linux ping's data is a timeval (16 bytes, counted as random)
+    then the bytes 0x10, 0x11, ... (counted exactly)."""
+    accm = cfg["accm"]
+    fields = []
+    if not cfg["acfc"]:
+        fields += [0xFF, 0x03]
+    fields += [0x21] if cfg["pfc"] else [0x00, 0x21]
+    total = 28 + size
+    ip = [0x45, 0x00, total >> 8, total & 0xFF, None, None, 0x40, 0x00, 0x40, 0x01,
+          None, None] + [10, 0, 0, 1] + [10, 0, 0, 2]
+    icmp = [0x08, 0x00, None, None, None, None, None, None]
+    data = [None] * min(16, size) + [(0x10 + i) & 0xFF for i in range(max(0, size - 16))]
+    fields += ip + icmp + data + [None, None]          # + FCS
+    return 1 + len(fields) + expected_escapes(fields, accm)
+
+
+# -- configurations --------------------------------------------------------------
+
+def config(name, *, accm=0, acfc=True, pfc=True, vj=False, mtu=1500, ccp=None):
+    options = []
+    if accm:
+        options += ["default-asyncmap"]
+    if not acfc:
+        options += ["noaccomp"]
+    if not pfc:
+        options += ["nopcomp"]
+    if not vj:
+        options += ["novj"]
+    if mtu != 1500:
+        options += ["mtu", str(mtu)]
+    if ccp is None:
+        options += ["noccp"]
+    elif ccp == "bsdcomp":
+        options += ["nodeflate", "bsdcomp", "15"]
+    elif ccp == "deflate":
+        options += ["nobsdcomp", "deflate", "15"]
+    return {"name": name, "accm": 0xFFFFFFFF if accm else 0, "acfc": acfc, "pfc": pfc,
+            "vj": vj, "mtu": mtu, "ccp": ccp, "options": options}
+
+
+GOODPUT_CONFIGS = [
+    config("ACCM 0, ACFC+PFC, MTU 1500"),
+    config("ACCM ffffffff, ACFC+PFC, MTU 1500", accm=True),
+    config("ACCM 0, no ACFC/PFC, MTU 1500", acfc=False, pfc=False),
+    config("ACCM ffffffff, no ACFC/PFC, 1500", accm=True, acfc=False, pfc=False),
+    config("ACCM 0, ACFC+PFC, VJ, MTU 1500", vj=True),
+    config("ACCM 0, ACFC+PFC, MTU 296", mtu=296),
+    config("ACCM 0, ACFC+PFC, VJ, MTU 296", vj=True, mtu=296),
+]
+QUICK_CONFIGS = [0, 1, 4, 6]
+DEFAULT = GOODPUT_CONFIGS[0]
+
+
+# -- one userppp link ------------------------------------------------------------
+
+def _json_line(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"no JSON in {text!r}")
+
+
+_runs = itertools.count()
+
+
+class LinkPair:
+    """Two userppp processes in namespaces A and B over a LineEmulatorProcess."""
+
+    def __init__(self, tmp: str, baud: int, options=(), *, latency: float = 0.0,
+                 ber: float = 0.0, seed: int = 1, tag: str = "l"):
+        self.baud, self.tmp = baud, tmp
+        tag = f"{tag}{next(_runs)}"          # a fresh log file per link
+        self.made, self.ppps = [], []
+        self.line = None
+        try:
+            self.line = LineEmulatorProcess(baud, latency=latency, ber=ber, seed=seed).start()
+            self.a = NetNamespace(f"uppk{tag}A")
+            self.made.append(self.a)
+            self.b = NetNamespace(f"uppk{tag}B")
+            self.made.append(self.b)
+            for ns in (self.a, self.b):
+                ns.run(["sysctl", "-qw", "net.ipv4.tcp_timestamps=0"])
+            # nodetach explicitly (userppp may detach by default, as pppd)
+            self.pa = Userppp(self.a, self.line.paths[0],
+                              [f"{A_IP}:{B_IP}", "nodetach", *options],
+                              os.path.join(tmp, f"{tag}-a.log"), speed=baud)
+            self.ppps.append(self.pa)
+            self.pb = Userppp(self.b, self.line.paths[1], ["noipdefault", "nodetach", *options],
+                              os.path.join(tmp, f"{tag}-b.log"), speed=baud)
+            self.ppps.append(self.pb)
+            self.pa.wait_up(90)
+            self.pb.wait_up(90)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for p in self.ppps:
+            p.stop()
+        self.ppps = []
+        if self.line is not None:
+            self.line.stop()
+        for ns in self.made:
+            ns.close()
+        self.made = []
+
+    def cpu(self) -> tuple:
+        return (cpu_seconds(self.pa.pid), cpu_seconds(self.pb.pid),
+                cpu_seconds(self.line.pid), time.monotonic())
+
+    @staticmethod
+    def cpu_share(before, after) -> list:
+        wall = after[3] - before[3]
+        return [100 * (after[i] - before[i]) / wall for i in range(3)]
+
+    def idle_cpu(self, seconds: float) -> list:
+        before = self.cpu()
+        time.sleep(seconds)
+        return self.cpu_share(before, self.cpu())
+
+    def upload(self, payload: bytes, timeout: float, port: int = PORT,
+               during=None) -> dict:
+        """Send ``payload`` A -> B over TCP; goodput from the sink's first
+        read to its last; ``during()`` runs while it goes (then waited for)."""
+        path = os.path.join(self.tmp, "payload.bin")
+        with open(path, "wb") as handle:
+            handle.write(payload)
+        sink = self.b.popen(NICE + [sys.executable, "-u", "-c", SINK, B_IP, str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        source = None
+        try:
+            if sink.stdout.readline().strip() != "ready":
+                raise RuntimeError("sink did not start: " + sink.stderr.read())
+            tcp0 = tcp_counters(self.a)
+            before = self.cpu()
+            source = self.a.popen(NICE + [sys.executable, "-u", "-c", SOURCE, B_IP,
+                                          str(port), path],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            extra = during() if during is not None else None
+            out, err = sink.communicate(timeout=timeout)
+            after = self.cpu()
+            source.communicate(timeout=30)
+            tcp1 = tcp_counters(self.a)
+        finally:
+            for p in (sink, source):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.wait()
+        got = _json_line(out)
+        # the whole transfer: from the connection's start (the sink's
+        # accept, when the client sends its first segment) to the last
+        # byte; the first frame's serialisation is inside this interval
+        seconds = got["last"] - got["accepted"] if got["last"] else 0.0
+        rate = got["bytes"] / seconds if seconds > 0 else 0.0
+        return {"rate": rate, "seconds": seconds, "bytes": got["bytes"],
+                "intact": got["sha"] == hashlib.sha256(payload).hexdigest(),
+                "cpu": self.cpu_share(before, after), "during": extra,
+                "segments": tcp1["OutSegs"] - tcp0["OutSegs"],
+                "retrans": tcp1["RetransSegs"] - tcp0["RetransSegs"]}
+
+    def stop_line_stats(self) -> dict:
+        """Stop everything; the emulator's per-direction counters."""
+        self.close()
+        return self.line.stats or {}
+
+    def status(self, which) -> str:
+        return which.status()
+
+
+def tcp_counters(ns) -> dict:
+    """The namespace's TCP MIB counters (/proc/net/snmp, Tcp: lines)."""
+    lines = [l.split() for l in ns.run(["cat", "/proc/net/snmp"]).stdout.splitlines()
+             if l.startswith("Tcp:")]
+    return {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:])}
+
+
+def bad_fcs(status_text: str) -> int:
+    found = re.findall(r"(\d+) bad FCS", status_text)
+    return int(found[-1]) if found else -1
+
+
+def link_stayed_up(p: Userppp) -> bool:
+    text = p.text()
+    return (p.process.poll() is None and text.count("local  IP address") == 1
+            and "Modem hangup" not in text and "LCP terminated" not in text
+            and "IPCP: down" not in text and "Connection terminated" not in text)
+
+
+# -- measurements ----------------------------------------------------------------
+
+def transfer_size(rate_estimate: float, seconds: float) -> int:
+    return max(48 * 1024, int(rate_estimate * seconds))
+
+
+def run_goodput(tmp, baud, cfg, seconds, latency=0.0) -> dict:
+    model = theory(cfg, baud)
+    payload = random_payload(transfer_size(model["goodput"], seconds))
+    pair = LinkPair(tmp, baud, cfg["options"], latency=latency, tag="g")
+    try:
+        r = pair.upload(payload, timeout=len(payload) / model["goodput"] * 4 + 60)
+    finally:
+        stats = pair.stop_line_stats()
+    ab = stats.get("a_to_b", {}).get("bytes_in", 0)
+    r.update(model=model, wire_per_payload=ab / len(payload) if payload else 0,
+             percent=100 * r["rate"] / model["goodput"])
+    return r
+
+
+def run_compress(tmp, baud, method, seconds) -> dict:
+    cfg = config(method or "none", vj=True, ccp=method)
+    raw = baud / BITS
+    # enough text for ``seconds`` at up to 3:1
+    payload = text_payload(transfer_size(raw * (3 if method else 1), seconds))
+    pair = LinkPair(tmp, baud, cfg["options"], tag="c")
+    try:
+        r = pair.upload(payload, timeout=len(payload) / raw * 4 + 60)
+        status = pair.pa.status()
+    finally:
+        pair.close()
+    m = re.search(r"[Cc]ompression: transmit ([^,;]*?) ([\d.]+):1", status)
+    r.update(method=method or "none", raw=raw, ratio=float(m.group(2)) if m else None,
+             ccp=m.group(1) if m else None)
+    return r
+
+
+PING_SIZE = 56
+
+
+def run_ping(tmp, baud, seconds, latency=0.0, count=10, interval=0.4) -> dict:
+    cfg = DEFAULT
+    pair = LinkPair(tmp, baud, cfg["options"], latency=latency, tag="p")
+    try:
+        idle_cpu = pair.idle_cpu(5.0)
+        idle = _ping(pair.a, count, interval)
+        model = theory(cfg, baud)
+        warm = 2.0
+        size = transfer_size(model["goodput"], warm + count * interval + 3)
+        payload = random_payload(size)
+
+        def during():
+            time.sleep(warm)
+            return _ping(pair.a, count, interval, wait=30)
+        load = pair.upload(payload, timeout=size / model["goodput"] * 4 + 60, during=during)
+    finally:
+        pair.close()
+    frame = echo_frame_bytes(PING_SIZE, cfg) * BITS / baud
+    ideal = 2 * frame + 2 * latency
+    data_frame = theory(cfg, baud)["wire_per_frame"] * BITS / baud
+    return {"idle": idle, "ideal": ideal, "loaded": load["during"], "frame_time": data_frame,
+            "idle_cpu": idle_cpu, "load_rate": load["rate"]}
+
+
+def _ping(ns, count, interval, wait=10) -> dict:
+    done = ns.run(["ping", "-n", "-c", str(count), "-i", str(interval), "-W", str(wait),
+                   "-s", str(PING_SIZE), B_IP], check=False, timeout=count * interval + 60)
+    rtts = [float(m) / 1000 for m in re.findall(r"time=([\d.]+) ms", done.stdout)]
+    return {"sent": count, "received": len(rtts), "rtts": rtts}
+
+
+def run_ber(tmp, baud, ber, seconds, seed=3) -> dict:
+    cfg = DEFAULT
+    model = theory(cfg, baud)
+    payload = random_payload(transfer_size(model["goodput"], seconds))
+    pair = LinkPair(tmp, baud, cfg["options"], ber=ber, seed=seed, tag="e")
+    try:
+        r = pair.upload(payload, timeout=len(payload) / model["goodput"] * 10 + 120)
+        sa, sb = pair.pa.status(), pair.pb.status()
+        up = link_stayed_up(pair.pa) and link_stayed_up(pair.pb)
+    finally:
+        stats = pair.stop_line_stats()
+    r.update(model=model, percent=100 * r["rate"] / model["goodput"],
+             bad_fcs=(bad_fcs(sa), bad_fcs(sb)), up=up,
+             bit_errors=(stats.get("a_to_b", {}).get("bit_errors"),
+                         stats.get("b_to_a", {}).get("bit_errors")))
+    return r
+
+
+# -- real pppd in the VM ---------------------------------------------------------
+
+def run_pppd(tmp, baud, cfg, seconds) -> dict:
+    from pppd_pair import PppdPair
+    model = theory(cfg, baud)
+    size = transfer_size(model["goodput"], seconds)
+    with PppdPair(baud, cfg) as pair:
+        return pair.upload(size, model)
+
+
+# -- output ----------------------------------------------------------------------
+
+def fmt_rate(bps: float) -> str:
+    return f"{bps:,.0f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="6 s transfers, 4 goodput configurations")
+    ap.add_argument("--seconds", type=float, default=20.0,
+                    help="each transfer is this long at the theoretical goodput (default 20)")
+    ap.add_argument("--rates", default=",".join(map(str, RATES)),
+                    help="baud rates, comma-separated (default 38400,115200,921600)")
+    ap.add_argument("--sections", default="goodput,compress,ping,ber",
+                    help="any of goodput,compress,ping,ber (default all)")
+    ap.add_argument("--configs", help="goodput configurations by index (0-6), comma-separated")
+    ap.add_argument("--latency-ms", type=float, default=0.0,
+                    help="one-way latency the emulator adds in the ping section")
+    ap.add_argument("--ber", type=float, default=1e-5, help="bit error rate of the ber section")
+    ap.add_argument("--pppd", action="store_true",
+                    help="also the real-pppd reference in the VM (slow: run it once)")
+    ap.add_argument("--pppd-configs", default="0",
+                    help="goodput configurations for pppd, by index (default 0)")
+    ap.add_argument("--plot", metavar="PNG", help="write goodput against baud rate here")
+    ap.add_argument("--json", metavar="FILE", help="write all results as JSON")
+    args = ap.parse_args(argv)
+    rates = [int(r) for r in args.rates.split(",") if r]
+    sections = set(args.sections.split(","))
+    seconds = 6.0 if args.quick else args.seconds
+    if args.configs:
+        configs = [GOODPUT_CONFIGS[int(i)] for i in args.configs.split(",")]
+    elif args.quick:
+        configs = [GOODPUT_CONFIGS[i] for i in QUICK_CONFIGS]
+    else:
+        configs = GOODPUT_CONFIGS
+    if not have_netns():
+        print("bench_link: needs root and iproute2 (network namespaces)")
+        return 1
+    print(f"bench_link: rates {rates}, {seconds:g} s transfers, sections "
+          f"{','.join(sorted(sections))}{', pppd' if args.pppd else ''}; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    print("payload: random bytes (random.Random(1).randbytes) for goodput/ping/ber, "
+          "text for compress; TCP timestamps off; 8N1 (10 bits a byte)\n")
+    results = {"rates": rates, "goodput": [], "compress": [], "ping": [], "ber": [],
+               "pppd": []}
+    tmp = tempfile.mkdtemp(prefix="bench_link-")
+
+    if "goodput" in sections:
+        print("TCP goodput A -> B, random payload, CCP off")
+        hdr = (f"{'configuration':<36}{'baud':>8}{'goodput B/s':>13}{'theory B/s':>12}"
+               f"{'of theory':>10}{'wire/payload':>14}{'CPU% A':>8}{'CPU% B':>8}"
+               f"{'emu':>6}{'retx':>10}  ok")
+        print(hdr)
+        print("-" * len(hdr))
+        for cfg in configs:
+            for baud in rates:
+                try:
+                    r = run_goodput(tmp, baud, cfg, seconds)
+                except Exception as error:            # a bench reports, it goes on
+                    print(f"{cfg['name']:<36}{baud:>8}  failed: {error}")
+                    continue
+                m = r["model"]
+                print(f"{cfg['name']:<36}{baud:>8}{fmt_rate(r['rate']):>13}"
+                      f"{fmt_rate(m['goodput']):>12}{r['percent']:>9.1f}%"
+                      f"{r['wire_per_payload']:>7.4f}/{m['wire_per_payload']:.4f}"
+                      f"{r['cpu'][0]:>7.1f}%{r['cpu'][1]:>7.1f}%{r['cpu'][2]:>5.0f}%"
+                      f"{'%d/%d' % (r['retrans'], r['segments']):>10}"
+                      f"  {'yes' if r['intact'] else 'NO'}", flush=True)
+                results["goodput"].append({"config": cfg["name"], "baud": baud, **_plain(r)})
+        print("wire/payload: bytes the emulator carried A -> B per payload byte "
+              "(measured / model; the measured figure includes the SYN, FIN, "
+              "retransmissions and LCP); retx: TCP segments A retransmitted / sent "
+              "(/proc/net/snmp)\n")
+
+    if "compress" in sections:
+        print("TCP goodput A -> B, text payload, VJ on, CCP as given")
+        hdr = (f"{'method':<16}{'baud':>8}{'goodput B/s':>13}{'line B/s':>10}"
+               f"{'x line':>8}{'x uncompressed':>16}{'ratio':>8}{'CPU% A':>8}{'CPU% B':>8}  ok")
+        print(hdr)
+        print("-" * len(hdr))
+        for baud in rates:
+            plain = None
+            for method in (None, "bsdcomp", "deflate"):
+                try:
+                    r = run_compress(tmp, baud, method, seconds)
+                except Exception as error:
+                    print(f"{method or 'none':<16}{baud:>8}  failed: {error}")
+                    continue
+                if method is None:
+                    plain = r["rate"]
+                vs = f"{r['rate'] / plain:.2f}" if plain else "-"
+                ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
+                print(f"{r['method']:<16}{baud:>8}{fmt_rate(r['rate']):>13}"
+                      f"{fmt_rate(r['raw']):>10}{r['rate'] / r['raw']:>8.2f}{vs:>16}"
+                      f"{ratio:>8}{r['cpu'][0]:>7.1f}%{r['cpu'][1]:>7.1f}%"
+                      f"  {'yes' if r['intact'] else 'NO'}", flush=True)
+                results["compress"].append({"baud": baud, **_plain(r)})
+        print("ratio: A's transmit compression ratio from its SIGUSR1 status\n")
+
+    if "ping" in sections:
+        print(f"Ping A -> B (-s {PING_SIZE}), {args.latency_ms:g} ms one-way latency added; "
+              "idle, then under a bulk TCP upload A -> B")
+        hdr = (f"{'baud':>8}{'ideal ms':>10}{'idle ms':>10}{'of ideal':>10}"
+               f"{'loaded med':>12}{'loaded max':>12}{'in frames':>11}{'lost':>6}"
+               f"{'idle CPU% A':>13}{'B':>7}{'emu':>6}")
+        print(hdr)
+        print("-" * len(hdr))
+        for baud in rates:
+            try:
+                r = run_ping(tmp, baud, seconds, latency=args.latency_ms / 1000)
+            except Exception as error:
+                print(f"{baud:>8}  failed: {error}")
+                continue
+            idle = median(r["idle"]["rtts"])
+            loaded = r["loaded"]["rtts"]
+            lmed, lmax = median(loaded), max(loaded) if loaded else float("nan")
+            lost = r["loaded"]["sent"] - r["loaded"]["received"]
+            print(f"{baud:>8}{r['ideal'] * 1000:>10.2f}{idle * 1000:>10.2f}"
+                  f"{100 * idle / r['ideal']:>9.0f}%{lmed * 1000:>12.1f}{lmax * 1000:>12.1f}"
+                  f"{(lmed - idle) / r['frame_time']:>11.2f}{lost:>6}"
+                  f"{r['idle_cpu'][0]:>12.2f}%{r['idle_cpu'][1]:>6.2f}%"
+                  f"{r['idle_cpu'][2]:>5.1f}%", flush=True)
+            results["ping"].append({"baud": baud, **_plain(r)})
+        print("ideal: the echo request and reply frames' serialisation time plus twice "
+              "the added latency; in frames: (loaded median - idle median) in full "
+              "data frames' times; idle CPU: 5 s with the link up and nothing sent\n")
+
+    if "ber" in sections:
+        print(f"Bit errors: BER {args.ber:g} on the line both ways, "
+              f"{DEFAULT['name']}, random payload")
+        hdr = (f"{'baud':>8}{'goodput B/s':>13}{'of theory':>10}{'bit errors a>b,b>a':>20}"
+               f"{'bad FCS A,B':>13}{'link up':>9}  ok")
+        print(hdr)
+        print("-" * len(hdr))
+        for baud in rates:
+            try:
+                r = run_ber(tmp, baud, args.ber, seconds)
+            except Exception as error:
+                print(f"{baud:>8}  failed: {error}")
+                continue
+            print(f"{baud:>8}{fmt_rate(r['rate']):>13}{r['percent']:>9.1f}%"
+                  f"{'%s,%s' % r['bit_errors']:>20}{'%d,%d' % r['bad_fcs']:>13}"
+                  f"{'yes' if r['up'] else 'NO':>9}  {'yes' if r['intact'] else 'NO'}",
+                  flush=True)
+            results["ber"].append({"baud": baud, **_plain(r)})
+        print("bad FCS: frames each end's Deframer dropped (SIGUSR1 status); "
+              "theory as in the goodput table\n")
+
+    if args.pppd:
+        print("Reference: two real pppd (kernel PPP) in one qemu VM over the same emulator")
+        hdr = (f"{'configuration':<36}{'baud':>8}{'goodput B/s':>13}{'theory B/s':>12}"
+               f"{'of theory':>10}{'ours':>10}  ok")
+        print(hdr)
+        print("-" * len(hdr))
+        for index in args.pppd_configs.split(","):
+            cfg = GOODPUT_CONFIGS[int(index)]
+            for baud in rates:
+                try:
+                    r = run_pppd(tmp, baud, cfg, seconds)
+                except Exception as error:
+                    print(f"{cfg['name']:<36}{baud:>8}  failed: {error}")
+                    continue
+                ours = [g for g in results["goodput"]
+                        if g["config"] == cfg["name"] and g["baud"] == baud]
+                ours_pct = f"{ours[0]['percent']:.1f}%" if ours else "-"
+                print(f"{cfg['name']:<36}{baud:>8}{fmt_rate(r['rate']):>13}"
+                      f"{fmt_rate(r['model']['goodput']):>12}{r['percent']:>9.1f}%"
+                      f"{ours_pct:>10}  {'yes' if r['intact'] else 'NO'}", flush=True)
+                results["pppd"].append({"config": cfg["name"], "baud": baud, **_plain(r)})
+        print()
+
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=1)
+    if args.plot:
+        plot(results, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def _plain(r: dict) -> dict:
+    return json.loads(json.dumps(r, default=str))
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    rates = sorted({g["baud"] for g in results["goodput"]} | set(results["rates"]))
+    shown = [DEFAULT["name"]] + [g["config"] for g in results["pppd"]]
+    markers = iter("osD^v<>")
+    for name in dict.fromkeys(g["config"] for g in results["goodput"]):
+        rows = sorted((g for g in results["goodput"] if g["config"] == name),
+                      key=lambda g: g["baud"])
+        if not rows:
+            continue
+        main_line = name in shown
+        ax.plot([g["baud"] for g in rows], [g["rate"] for g in rows],
+                marker=next(markers, "o") if main_line else ".",
+                linewidth=2 if main_line else 0.8, alpha=1 if main_line else 0.5,
+                label=f"userppp: {name}")
+        if main_line:
+            ax.plot([g["baud"] for g in rows], [g["model"]["goodput"] for g in rows],
+                    linestyle="--", color="grey", label=f"theory: {name}")
+    for name in dict.fromkeys(g["config"] for g in results["pppd"]):
+        rows = sorted((g for g in results["pppd"] if g["config"] == name),
+                      key=lambda g: g["baud"])
+        ax.plot([g["baud"] for g in rows], [g["rate"] for g in rows], marker="x",
+                linewidth=2, color="black", label=f"pppd (kernel PPP, VM): {name}")
+    if rates:
+        ax.plot(rates, [r / BITS for r in rates], linestyle=":", color="red",
+                label="raw line byte rate (baud/10)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("line rate (baud, 8N1)")
+    ax.set_ylabel("TCP goodput (payload bytes/s)")
+    ax.set_title("userppp over the line emulator: TCP goodput against baud rate")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
