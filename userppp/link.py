@@ -288,16 +288,23 @@ class Link:
         row = self.rows.get(protocol)
         unsupported = handler is None or protocol in self.rejected_protocols or \
             (row is not None and not self.enabled[protocol])
-        # Frames of a protocol we do not run are dumped at debug, with the
-        # Protocol-Reject they get, at most once per interval per protocol
-        # (a peer can send them as fast as the line goes): the others are
-        # counted and summed up by one line.
+        # Frames of a protocol we do not run, and of a callback-phase
+        # protocol (CBCP) once the Network phase has begun, are dumped at
+        # debug with what we answer (a Protocol-Reject, a repeated CBCP
+        # Response) DEBUG_LOG_BURST times per interval per protocol (a peer
+        # can send them as fast as the line goes): the others are counted
+        # and summed up by one line.
+        late = row is not None and row.phase == "callback" and self.phase == Phase.NETWORK
         quiet = False
-        if unsupported and self.log_level >= 1:
+        if (unsupported or late) and self.log_level >= 1:
             limiter = self.log_limiter
             self._write_summaries(limiter.expire(now))
-            quiet = not limiter.admit(("unsupported", protocol), now, 1,
-                                      _unsupported_line(protocol), DEBUG_LOG_BURST)
+            if unsupported:
+                key, text = ("unsupported", protocol), _unsupported_line(protocol)
+            else:
+                key = ("late", protocol)
+                text = f"rcvd {protocol_name(protocol)} packet in phase {self.phase.value}"
+            quiet = not limiter.admit(key, now, 1, text, DEBUG_LOG_BURST)
         if quiet:
             pass
         elif handler is not None:
@@ -332,7 +339,11 @@ class Link:
             # not agree on callback).
             self._discard_in_phase(protocol)
             return
-        handler.receive(payload, now)
+        self._quiet_send = quiet
+        try:
+            handler.receive(payload, now)
+        finally:
+            self._quiet_send = False
         self._settle()
 
     def _allowed_in_phase(self, protocol: int, row) -> bool:
