@@ -37,7 +37,6 @@ from typing import Callable, Optional, TextIO
 from .config.parser import ConfigError, EarlyExit, OptionParser
 from .config.secrets import Secrets, SecretsError, command_line_warnings
 from .config.tables import option_tables
-from . import __version__
 from .exitcodes import ExitCode
 from .protocols.authpolicy import AuthConfigError, AuthPolicy
 from .io import callback, signals
@@ -46,7 +45,6 @@ from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
 from .io.network import Network
 from .io.serial import open_line
-from .io.syslog import LOG_NOTICE, LOG_WARNING, Syslog, priority as syslog_priority
 
 PROG = "userppp"
 
@@ -62,18 +60,11 @@ class Logger:
     said once on another channel (standard error, or syslog when the log is
     standard error).  Logfiles are created mode 0600 (debug logs hold
     challenge/response pairs).
-
-    With a :class:`~userppp.io.syslog.Syslog` (``userppp`` itself always
-    has one) every line written goes to syslog too, at pppd's priority for
-    it, as pppd does; after :func:`detach` syslog is the only log unless
-    ``logfile`` or ``logfd`` was given.
     """
 
-    def __init__(self, settings, stream: Optional[TextIO] = None,
-                 syslog: Optional[Syslog] = None):
+    def __init__(self, settings, stream: Optional[TextIO] = None):
         self.level = settings.debug or 0
         self.stream = stream
-        self.syslog = syslog          # pppd: every line to syslog as well
         self.fd: Optional[int] = None
         self.failures = 0
         self._told = False
@@ -105,11 +96,7 @@ class Logger:
             self.fd = None
 
     def __call__(self, level: int, text: str) -> None:
-        if level > self.level:
-            return
-        if self.syslog is not None:
-            self.syslog.send(syslog_priority(level, text), text)
-        if self.fd is not None or self.stream is not None:
+        if level <= self.level and (self.fd is not None or self.stream is not None):
             self.write(text + "\n")
 
     def write(self, text: str) -> None:
@@ -138,12 +125,14 @@ class Logger:
                 return
             except OSError:
                 pass
-        if self.syslog is not None:
-            self.syslog.send(LOG_WARNING, message)
+        try:
+            import syslog
+            syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_DAEMON)
+            syslog.syslog(syslog.LOG_WARNING, message)
+        except OSError:
+            pass
 
     def close(self) -> None:
-        if self.syslog is not None:
-            self.syslog.close()
         if self.fd is not None and self.fd != 2:
             try:
                 os.close(self.fd)
@@ -200,7 +189,7 @@ def main(argv: Optional[list] = None) -> int:
     except AuthConfigError as error:
         return _fail(" ".join(str(error).split()), ExitCode.OPTION_ERROR)
     try:
-        log = Logger(settings, syslog=Syslog())
+        log = Logger(settings)
     except (OSError, OverflowError, ValueError) as error:
         where = (f"logfile {settings.logfile}" if settings.logfile
                  else f"logfd {settings.logfd}")
@@ -216,25 +205,10 @@ def main(argv: Optional[list] = None) -> int:
             log(0, f"Couldn't detach (fork failed: {error.strerror})")
             log.close()
             return int(ExitCode.FATAL_ERROR)
-    log.syslog.send(LOG_NOTICE, f"{PROG} {__version__} started by {_login_name()}, "
-                                f"uid {os.getuid()}")       # pppd: to syslog only
     try:
         return Process(settings, secrets, log, policy).run()
     finally:
         log.close()
-
-
-def _login_name() -> str:
-    """pppd's getlogin(), else the name of the uid, else "(unknown)"."""
-    try:
-        return os.getlogin()
-    except OSError:
-        pass
-    try:
-        import pwd
-        return pwd.getpwuid(os.getuid()).pw_name
-    except (KeyError, ImportError):
-        return "(unknown)"
 
 
 def _is_stdin(device: str) -> bool:
@@ -354,37 +328,76 @@ class Process:
         """Run sessions on the device: one, or with ``persist`` until the user
         stops us or ``maxfail`` sessions in a row fail."""
         settings = self.settings
+        demand = self.network.demand
+        persist = settings.persist or demand        # pppd: demand implies persist
         stopped = self.checkpoint()
-        if stopped is not None and (stopped in _FINAL or not settings.persist):
+        if stopped is not None and (stopped in _FINAL or not persist):
             return stopped
         # the pid file is written only now that the signal policy runs
         pidfile = PidFile(settings.linkname) if settings.linkname else None
         failures = 0
         try:
+            if demand and not self.network.open_demand():
+                return int(ExitCode.FATAL_ERROR)
             while True:
+                if demand:
+                    if await self.dormant():
+                        return int(ExitCode.USER_REQUEST)
+                    self.log(0, "Starting link")
                 status = await self.run_once(pidfile)
                 if self.quit_signal is not None:
                     # asked to quit: a signal outside the scripts ends with 5;
                     # a signal to a script leaves its failure, except under
                     # persist (pppd sees it in the holdoff wait)
-                    if not self.quit_logged and settings.persist:
+                    if not self.quit_logged and persist:
                         self._log_terminating(self.quit_signal)
                     if self.quit_logged:
                         return int(ExitCode.USER_REQUEST)
                     return status
-                if not settings.persist or status in _FINAL:
+                if not persist or status in _FINAL:
                     return status
-                failures = failures + 1 if status not in (ExitCode.OK, ExitCode.HANGUP,
-                                                          ExitCode.PEER_DEAD) else 0
+                failures = failures + 1 if status not in (
+                    ExitCode.OK, ExitCode.HANGUP, ExitCode.PEER_DEAD,
+                    ExitCode.IDLE_TIMEOUT, ExitCode.CONNECT_TIME) else 0
                 if settings.maxfail and failures >= settings.maxfail:
                     self.log(0, f"Exiting: {failures} failed attempts in a row (maxfail)")
                     return status
-                if settings.holdoff and await self.holdoff(settings.holdoff):
+                # pppd's check_idle: no holdoff after an idle hang-up
+                holdoff = 0 if status == ExitCode.IDLE_TIMEOUT else settings.holdoff
+                if holdoff and await self.holdoff(holdoff):
                     return int(ExitCode.USER_REQUEST)
         finally:
             await self.network.close()
             if pidfile is not None:
                 pidfile.remove()
+
+    async def dormant(self) -> bool:
+        """``demand``: wait for a packet to go over the link (pppd's
+        dormant phase); True if a signal asked us to quit.  SIGHUP has no
+        link to hang up: we go on waiting."""
+        stopped = self.checkpoint()
+        if stopped == ExitCode.USER_REQUEST:
+            return True
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def on_signal(signum: int) -> None:
+            if signum == signal.SIGHUP:
+                self.log(0, "Hangup (SIGHUP)")
+                return
+            self._log_terminating(signum)
+            if not woken.done():
+                woken.set_result(signum)
+
+        self.phase, self.target = "Dormant", on_signal
+        traffic = asyncio.ensure_future(self.network.wait_for_traffic())
+        try:
+            await asyncio.wait({woken, traffic}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not traffic.done():
+                traffic.cancel()
+            self.phase, self.target = "Dead", None
+        return self.quit_signal is not None
 
     async def holdoff(self, seconds: float) -> bool:
         """pppd's holdoff wait; True if a signal asked us to quit.  SIGHUP

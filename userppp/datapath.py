@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
+from userppp.compress import Compressor, Decompressor
+
 PPP_IP = 0x0021
 PPP_VJC_COMP = 0x002D
 PPP_VJC_UNCOMP = 0x002F
@@ -66,6 +68,11 @@ class DataPath:
         self.mru = mru                # largest packet we accept
         self.up = False
         self.nat = None
+        # the NAT's inside is the link, not the TUN (nat-server: the
+        # dial-in peer's packets are outbound, the TUN's inbound)
+        self.nat_reversed = False
+        #: when the last data packet went either way (idle: the caller's clock)
+        self.last_activity = 0.0
         self.vj_tx = None
         self.vj_rx = None
         self.ccp_tx = None
@@ -73,6 +80,7 @@ class DataPath:
         self.on_ccp_error = on_ccp_error
         self.ccp_summary = ""         # compression_text() of the last CCP methods
         self.to_tun: list = []        # hairpinned packets, for the caller
+        self.to_link: list = []       # ... in the nat_reversed role
         self.stats = {"packets_out": 0, "bytes_out": 0, "packets_in": 0, "bytes_in": 0,
                       "frames_out": 0, "wire_bytes_out": 0, "frames_in": 0,
                       "wire_bytes_in": 0, "hairpinned": 0}
@@ -136,7 +144,11 @@ class DataPath:
                 batch.append(packet)
         stats = self.stats
         nat = self.nat
-        if nat is not None and batch:
+        if nat is not None and batch and self.nat_reversed:
+            translated = nat.inbound_batch(batch, now)
+            drops["nat"] += len(batch) - len(translated)
+            batch = translated
+        elif nat is not None and batch:
             split = getattr(nat, "outbound_split", None)
             if split is not None:
                 to_link, to_inside = split(batch, now)
@@ -150,13 +162,22 @@ class DataPath:
             batch = to_link
         if not batch:
             return []
+        self.last_activity = now
+        return self.encode(batch)
+
+    def encode(self, batch: list) -> list:
+        """IP packets for the link (past the NAT) -> ``(protocol, payload)``
+        frames: VJ, then CCP; counted as sent."""
+        stats = self.stats
         stats["packets_out"] += len(batch)
         stats["bytes_out"] += sum(map(len, batch))
         if self.vj_tx is not None:
             frames = self.vj_tx.compress_many(batch)
         else:
             frames = [(PPP_IP, p) for p in batch]
-        if self.ccp_tx is not None:
+        if isinstance(self.ccp_tx, Compressor):
+            frames = self.ccp_tx.compress_many(frames)     # BSD-Compress: one C call
+        elif self.ccp_tx is not None:
             compress = self.ccp_tx.compress
             frames = [compress(proto, payload) for proto, payload in frames]
         stats["frames_out"] += len(frames)
@@ -175,7 +196,15 @@ class DataPath:
             drops["not_up"] += len(frames)
             return []
         ccp_rx, vj_rx = self.ccp_rx, self.vj_rx
-        if ccp_rx is not None or vj_rx is None:
+        if isinstance(ccp_rx, Decompressor):
+            errors: list = []
+            plain = ccp_rx.receive_many(frames, errors)    # BSD-Compress: one C call
+            if len(errors):
+                drops["ccp_error"] += len(errors)
+                if self.on_ccp_error is not None:
+                    for error in errors:
+                        self.on_ccp_error(error)
+        elif ccp_rx is not None or vj_rx is None:
             plain = []                 # (protocol, payload), None: a lost frame
             for protocol, payload in frames:
                 if protocol == PPP_COMP:
@@ -215,7 +244,16 @@ class DataPath:
             kept = [p for p in packets if len(p) <= mru]
             drops["too_big"] += len(packets) - len(kept)
             packets = kept
-        if self.nat is not None and packets:
+        if packets:
+            self.last_activity = now
+        if self.nat is not None and packets and self.nat_reversed:
+            to_tun, to_link = self.nat.outbound_split(packets, now)
+            if to_link:
+                self.to_link.extend(to_link)
+                stats["hairpinned"] += len(to_link)
+            drops["nat"] += len(packets) - len(to_tun) - len(to_link)
+            packets = to_tun
+        elif self.nat is not None and packets:
             translated = self.nat.inbound_batch(packets, now)
             kept = [p for p in translated if p is not None]
             drops["nat"] += len(packets) - len(kept)

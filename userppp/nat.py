@@ -17,10 +17,12 @@ used mapping evicted when full; port forwards; MSS clamping. Anything else
 (malformed, unsolicited, unsupported) is dropped and counted in ``stats``.
 
 "Outbound" means from the inside to the outside. In the client role the
-inside is the TUN (outbound = TUN -> link); in the server role, where the
-dial-in peers are the inside, packets from the links are outbound and the
-TUN side is the outside. One Nat may serve several links (they then share
-its outside address and table).
+inside is the TUN (outbound = TUN -> link); in the server role
+(``nat-server``), where the dial-in peers are the inside, packets from the
+links are outbound and the TUN side is the outside: the inside is then
+0.0.0.0/0 (IPCP decided the peer's address) and the outside address is
+``nat-subnet``'s ADDR, the TUN's far end (userppp/io/network.py). One Nat
+may serve several links (they then share its outside address and table).
 
 Python API
 ----------
@@ -78,6 +80,8 @@ PROTOCOLS = {"tcp": 6, "udp": 17}
 PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
 
 DEFAULT_SUBNET = "10.64.0.1/24"
+#: the inside in the server role: whatever comes over the link
+SERVER_INSIDE = "0.0.0.0/0"
 DEFAULT_MAX_ENTRIES = 4096
 DEFAULT_TIMEOUTS = {"udp": 300, "tcp_established": 7440, "tcp_transitory": 240,
                     "icmp": 60, "fragment": 30}
@@ -157,9 +161,18 @@ def _mss(text: str) -> int:
 OPTIONS = [
     flag("nat", "nat", True, default=False,
          help="share the negotiated address with every host routed through the TUN (built-in NAT)"),
+    flag("nat-server", "nat_server", True, default=False,
+         help="the server role of the NAT (implies nat): the dial-in peer is the inside; "
+              "its packets reach the hosts beyond the TUN from one shared address, "
+              "nat-subnet's ADDR, which the TUN has as its far end (our own address "
+              "stays ours: the peer still reaches us there), and the hosts beyond "
+              "route ADDR to this machine; replies are translated back to the peer, "
+              "unsolicited packets to ADDR are dropped; nat-forward ADDR may name the "
+              "peer's address"),
     Option("nat-subnet", "nat_subnet", parse_subnet, default=parse_subnet(DEFAULT_SUBNET),
            metavar="ADDR/LEN",
-           help=f"inside subnet and the TUN's address for nat (default {DEFAULT_SUBNET})"),
+           help=f"inside subnet and the TUN's address for nat (default {DEFAULT_SUBNET}); "
+                "with nat-server, ADDR is the address the dial-in peers share"),
     integer("nat-max-entries", "nat_max_entries", DEFAULT_MAX_ENTRIES,
             "most NAT mappings kept (the least recently used is evicted)",
             minimum=16, maximum=1 << 20),
@@ -220,11 +233,18 @@ class Nat:
         self._next_sweep = 0
 
     @classmethod
-    def from_settings(cls, settings, outside_addr=None, mtu=None, backend=None):
+    def from_settings(cls, settings, outside_addr=None, mtu=None, backend=None,
+                      server=False):
+        """The NAT the options describe.  ``server`` (``nat-server``): the
+        inside is the link, whatever address the peer has (0.0.0.0/0: IPCP
+        decided which), and the outside address is the caller's (nat-subnet's
+        ADDR); the caller passes link packets as outbound, TUN packets as
+        inbound."""
         clamp = getattr(settings, "mss_clamp", 0)
         if clamp == "mtu":
             clamp = max(0, mtu - 40) if mtu else 0
-        return cls(settings.nat_subnet, outside_addr, settings.nat_max_entries,
+        inside = SERVER_INSIDE if server else settings.nat_subnet
+        return cls(inside, outside_addr, settings.nat_max_entries,
                    settings.nat_forward or (), clamp or 0, backend=backend)
 
     # ---- settings

@@ -59,8 +59,9 @@ def test_route_args_recreate_what_ip_showed():
 
 
 def test_demand_placeholders_are_pppds():
-    assert demand_placeholders() == ("10.112.112.112", "10.64.64.64")
-    assert demand_placeholders(3) == ("10.112.112.115", "10.64.64.67")
+    # pppd's ip_demand_conf: ouraddr 0x0a404040 + unit, hisaddr 0x0a707070 + unit
+    assert demand_placeholders() == ("10.64.64.64", "10.112.112.112")
+    assert demand_placeholders(3) == ("10.64.64.67", "10.112.112.115")
 
 
 @pytest.mark.parametrize("name", ["", "x" * 16, "a/b", "a b", ".."])

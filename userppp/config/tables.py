@@ -21,6 +21,7 @@ OPTION_MODULES = (
     "userppp.protocols.ccp",        # noccp, bsdcomp, deflate, predictor1 (refused)
     "userppp.io.tun",               # tun, txqueuelen, defaultroute, ip-up/ip-down scripts
     "userppp.nat",                  # nat, nat-subnet, nat-forward, mss-clamp
+    "userppp.demand",               # demand, idle, maxconnect
     "userppp.capture",              # record, pcap
 )
 

@@ -332,6 +332,14 @@ class LinkDriver:
         self.link.close(self.clock(), reason, exit_code)
         self._after_input()
 
+    def close_link(self, reason: str, exit_code: ExitCode) -> None:
+        """Close the link from outside its input (``idle``, ``maxconnect``):
+        Terminate-Request ``reason``; the link ends with ``exit_code``."""
+        if self.done is None or self.result is not None:
+            return
+        self.link.close(self.clock(), reason, exit_code)
+        self._after_input()
+
     def status_line(self) -> str:
         stats = self.link.stats
         line = self.pump.stats if self.pump is not None else {}

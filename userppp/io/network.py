@@ -56,6 +56,7 @@ from ..capture import open_captures
 from ..compress import make_compressor, make_decompressor
 from ..config.parser import etc_path
 from ..datapath import DataPath
+from ..demand import DemandQueue, LimitReached, LinkLimits, retarget_source
 from ..events import LinkConfigured
 from ..exitcodes import ExitCode
 from ..fairqueue import FairQueue
@@ -65,8 +66,8 @@ from ..protocols.ccp import (PPP_CCP, CcpDown, CcpResetAcked, CcpResetRequested,
 from ..protocols.ipcp import IpcpDown, IpcpUp
 from ..vj import VjCompressor, VjDecompressor
 from .serial import actual_speeds
-from .tun import (IpScriptInfo, IpScripts, TunDevice, TunError, default_txqueuelen, run_ip,
-                  write_resolv_conf)
+from .tun import (IpScriptInfo, IpScripts, TunDevice, TunError, default_txqueuelen,
+                  demand_placeholders, run_ip, write_resolv_conf)
 
 #: most packets one TUN read takes (one batch through the data path)
 MAX_BATCH = 64
@@ -102,6 +103,21 @@ class Network:
         self._tasks: set = set()
         self._nat_timer: Optional[asyncio.TimerHandle] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        # idle / maxconnect (pppd's check_idle, connect_time_expired)
+        self.limits = LinkLimits.from_settings(settings)
+        self._limit_timer: Optional[asyncio.TimerHandle] = None
+        #: the limit that ended the last link (None: something else did)
+        self.limit_reached: Optional[LimitReached] = None
+        # demand: the TUN from the start, packets queued while the link is down
+        self.demand = bool(getattr(settings, "demand", False))
+        self.demand_queue: Optional[DemandQueue] = DemandQueue() if self.demand else None
+        self._traffic: Optional[asyncio.Future] = None
+        # nat-server: the dial-in peer (the link) is the NAT's inside
+        self.nat_server = bool(getattr(settings, "nat_server", False))
+        self.nat_enabled = bool(getattr(settings, "nat", False)) or self.nat_server
+        self.demand_local: Optional[str] = None     # the TUN's addresses under demand
+        self.demand_remote: Optional[str] = None
+        self._demand_old_local = self._demand_new_local = 0
 
     # -- sessions ------------------------------------------------------------------
     def make_driver_options(self, now: float, wall_offset: float) -> dict:
@@ -117,15 +133,21 @@ class Network:
         driver.datapath = self
         driver.on_event = self.on_event
         driver.on_line_drain = self._line_drained
+        # pppd's order: the address lines once the interface has the
+        # addresses (IPCP leaves them in IpcpUp.notices for us)
+        driver.link.defer_ip_notices = True
         self.datapath = DataPath(on_ccp_error=self._ccp_error)
         self.datapath.nat = self.nat
+        self.datapath.nat_reversed = self.nat_server
         self.up_at = None
         self.peer_mru = 1500
+        self.limit_reached = None
 
     def detach(self) -> None:
         """The session's link ended: IP down if it was up, pppd's counters."""
         if self.ipcp is not None:
             self._ipcp_down()
+        self._stop_limits()
         if self.fair_queue is not None:
             self.fair_queue.clear()
         self.datapath.link_down()
@@ -143,6 +165,9 @@ class Network:
     async def close(self) -> None:
         """At exit: wait for the scripts, remove the TUN (and its routes)."""
         self._stop_reading()
+        self._stop_limits()
+        if self._traffic is not None and not self._traffic.done():
+            self._traffic.cancel()
         if self._nat_timer is not None:
             self._nat_timer.cancel()
             self._nat_timer = None
@@ -157,9 +182,137 @@ class Network:
 
     def status_text(self) -> str:
         parts = [self.datapath.status_text()]
+        if self.demand_queue is not None:
+            queue = self.demand_queue
+            parts.append(f"demand queue: {len(queue)} waiting, {queue.queued} queued, "
+                         f"{queue.dropped} dropped")
         if self.nat is not None:
             parts.append(self.nat.summary())
         return "; ".join(parts)
+
+    # -- demand ------------------------------------------------------------------
+    def open_demand(self) -> bool:
+        """``demand``: the TUN comes up now, as pppd's demand_conf: the
+        configured local and remote addresses, or pppd's placeholders
+        (10.64.64.64 and 10.112.112.112), the default route if asked; then
+        the TUN is read, and packets wait in the demand queue.  False (said
+        in the log) if the TUN cannot be set up."""
+        settings = self.settings
+        self._loop = asyncio.get_running_loop()
+        placeholder_local, placeholder_remote = demand_placeholders(0)
+        local = _known(getattr(settings, "local_ip", None)) or placeholder_local
+        remote = _known(getattr(settings, "remote_ip", None)) or placeholder_remote
+        mtu = min(getattr(settings, "mtu", 1500) or 1500, 1500)
+        try:
+            txqueuelen = settings.txqueuelen or default_txqueuelen(
+                getattr(settings, "speed", 0) or 0, mtu)
+            self.tun = TunDevice.open(settings.tun_name, mtu=mtu, txqueuelen=txqueuelen)
+            self.mtu = mtu
+            self.tun.configure(*self._tun_addresses(local, remote))
+            if settings.defaultroute and not self.tun.add_default_route(
+                    settings.replacedefaultroute):
+                self.log(0, f"not replacing existing default route via {self.tun.name}")
+        except TunError as error:
+            self.log(0, str(error))
+            return False
+        self.demand_local, self.demand_remote = local, remote
+        self.log(0, f"local  IP address {local}")
+        self.log(0, f"remote IP address {remote}")
+        self._start_reading()
+        return True
+
+    async def wait_for_traffic(self) -> None:
+        """``demand``: return when a packet waits to go over the link (at
+        once if one does)."""
+        if self.demand_queue is None or len(self.demand_queue):
+            return
+        self._start_reading()
+        self._traffic = asyncio.get_running_loop().create_future()
+        try:
+            await self._traffic
+        finally:
+            self._traffic = None
+
+    def _tun_addresses(self, local: str, remote: str) -> tuple:
+        """What the TUN is given for IPCP's (local, remote): with ``nat`` its
+        stable inside address instead of ours; with ``nat-server`` the
+        peers' shared address as the far end."""
+        if self.nat_server:
+            return local, str(self._nat_shared_address())
+        if self.nat_enabled:
+            return str(self.settings.nat_subnet.ip), remote
+        return local, remote
+
+    def _nat_shared_address(self):
+        return self.settings.nat_subnet.ip
+
+    def _tun_readable_demand(self) -> None:
+        """No IPCP: what the host sends waits in the demand queue; the
+        first packet wakes wait_for_traffic."""
+        tun, queue = self.tun, self.demand_queue
+        packets = tun.read_batch(MAX_BATCH)
+        packets = [p for p in packets if p and p[0] >> 4 == 4]
+        if not packets:
+            return
+        queue.put(packets)
+        if len(queue) and self._traffic is not None and not self._traffic.done():
+            self._traffic.set_result(None)
+
+    def _send_demand_queue(self) -> None:
+        """IPCP is up: the packets that waited go out (pppd's demand_rexmit;
+        sent from the placeholder local address, they now come from the
+        negotiated one), as the line has room (paced or not: not through the
+        fair queue, whose bound is far below the demand queue's)."""
+        queue, driver, tun = self.demand_queue, self.driver, self.tun
+        if queue is None or not len(queue) or driver is None or tun is None:
+            return
+        old, new = self._demand_old_local, self._demand_new_local
+        datapath = self.datapath
+        while len(queue):
+            room = driver.send_room()
+            if room <= 0:
+                return                      # the rest on _line_drained
+            packets = [retarget_source(p, old, new)
+                       for p in queue.take(room, FRAME_OVERHEAD)]
+            frames = datapath.from_tun(packets, self.clock())
+            self._hairpin()
+            if frames and not driver.send_batch(frames):
+                return
+
+    # -- idle and maxconnect -----------------------------------------------------
+    def _start_limits(self) -> None:
+        if not self.limits.active or self._loop is None:
+            return
+        self.limits.up(self.clock())
+        self._arm_limits()
+
+    def _stop_limits(self) -> None:
+        self.limits.down()
+        if self._limit_timer is not None:
+            self._limit_timer.cancel()
+            self._limit_timer = None
+
+    def _arm_limits(self) -> None:
+        if self._limit_timer is not None:
+            self._limit_timer.cancel()
+            self._limit_timer = None
+        deadline = self.limits.next_timer()
+        if deadline is not None and self._loop is not None:
+            self._limit_timer = self._loop.call_later(
+                max(0.0, deadline - self.clock()), self._limits_due)
+
+    def _limits_due(self) -> None:
+        self._limit_timer = None
+        reached = self.limits.handle_timer(self.clock(), self.datapath.last_activity)
+        if reached is None:
+            self._arm_limits()
+            return
+        driver = self.driver
+        if driver is None:
+            return
+        self.log(0, reached.notice)
+        self.limit_reached = reached
+        driver.close_link(reached.reason, reached.exit_code)
 
     # -- the Link's events -----------------------------------------------------------
     def on_event(self, event) -> None:
@@ -192,6 +345,7 @@ class Network:
         settings = self.settings
         mtu = min(self.peer_mru, getattr(settings, "mtu", 1500) or 1500)
         self.mtu = mtu
+        changes = []
         try:
             if self.tun is None:
                 txqueuelen = settings.txqueuelen or default_txqueuelen(
@@ -199,18 +353,33 @@ class Network:
                 self.tun = TunDevice.open(settings.tun_name, mtu=mtu,
                                           txqueuelen=txqueuelen)
             tun = self.tun
-            if getattr(settings, "nat", False):
+            if self.nat_enabled:
+                # client: the negotiated address is the outside one; server
+                # (nat-server): the peers share one address on the TUN side
+                outside = str(self._nat_shared_address()) if self.nat_server else event.local
                 if self.nat is None:
-                    self.nat = Nat.from_settings(settings, outside_addr=event.local, mtu=mtu)
+                    self.nat = Nat.from_settings(settings, outside_addr=outside, mtu=mtu,
+                                                 server=self.nat_server)
                     self._arm_nat_timer()
                 else:
-                    self.nat.set_outside(event.local)
+                    self.nat.set_outside(outside)
                     if getattr(settings, "mss_clamp", 0) == "mtu":
                         self.nat.set_mss(max(0, mtu - 40))
-                local = str(self.nat.tun_address)
-            else:
-                local = event.local
-            tun.configure(local, event.remote, mtu if mtu != tun.mtu else None)
+            if self.demand:
+                # pppd: "Local/Remote IP address changed to ..." and the
+                # queued packets follow the new local address
+                self._demand_old_local = _address_int(self.demand_local)
+                self._demand_new_local = _address_int(event.local)
+                if event.local != self.demand_local:
+                    changes.append(f"Local IP address changed to {event.local}")
+                    self.demand_local = event.local
+                if event.remote != self.demand_remote:
+                    changes.append(f"Remote IP address changed to {event.remote}")
+                    self.demand_remote = event.remote
+                if self.nat_enabled and not self.nat_server:
+                    self._demand_old_local = self._demand_new_local = 0
+            local, remote = self._tun_addresses(event.local, event.remote)
+            tun.configure(local, remote, mtu if mtu != tun.mtu else None)
         except TunError as error:
             self._fail(error)
             return
@@ -232,6 +401,10 @@ class Network:
                                 f"{tun.name}")
             except TunError as error:
                 self.log(0, str(error))
+        # pppd's ipcp_up: the address lines once the interface has them (with
+        # demand they were said at start; now only what changed)
+        for line in (changes if self.demand else event.notices):
+            self.log(0, line)
         if settings.usepeerdns and event.dns:
             path = settings.resolv_conf or etc_path("resolv.conf")
             try:
@@ -240,17 +413,24 @@ class Network:
                 self.log(0, str(error))
         speed = getattr(self.driver, "speed", 0) or 0
         self.fair_queue = FairQueue.for_line(speed, mtu) if speed else None
+        self._start_limits()
         self._start_script(self.scripts.start_up(self._script_info()))
         self._start_reading()
+        self._send_demand_queue()
 
     def _ipcp_down(self) -> None:
         info = self._script_info(down=True)
         self.ipcp = None
         self._stop_reading()
+        self._stop_limits()
         if self.fair_queue is not None:
             self.fair_queue.clear()
         self.datapath.network_down()
-        if self.tun is not None:
+        if self.demand:
+            # pppd: with demand the interface stays up with its addresses
+            # and routes; what the host sends now waits for the next link
+            self._start_reading()
+        elif self.tun is not None:
             # as pppd: the default route goes, the interface goes down
             # (its addresses stay: the next IpcpUp replaces them if they
             # changed, and bringing it up restores their routes)
@@ -331,9 +511,25 @@ class Network:
 
     # -- link -> TUN (the driver calls these) ------------------------------------------
     def receive_batch(self, frames) -> None:
-        packets = self.datapath.from_link(frames, self.clock())
+        datapath = self.datapath
+        packets = datapath.from_link(frames, self.clock())
         if packets and self.tun is not None:
-            self.tun.write_batch(packets)
+            try:
+                self.tun.write_batch(packets)
+            except TunError as error:
+                self._tun_lost(error)
+        if datapath.to_link and self.driver is not None:
+            # nat-server: a peer's packet to the shared address, back to the link
+            back, datapath.to_link = datapath.to_link, []
+            frames = datapath.encode(back)
+            if frames:
+                self.driver.send_batch(frames)
+
+    def _hairpin(self) -> None:
+        datapath = self.datapath
+        if datapath.to_tun and self.tun is not None:
+            hairpinned, datapath.to_tun = datapath.to_tun, []
+            self.tun.write_batch(hairpinned)
 
     def line_error(self) -> None:
         self.datapath.line_error()
@@ -344,6 +540,12 @@ class Network:
             self.reading = True
             self._loop.add_reader(self.tun.fd, self._tun_readable)
 
+    def _stop_reading_fd(self, tun) -> None:
+        if self.reading:
+            self.reading = False
+            if self._loop is not None and tun.fd >= 0:
+                self._loop.remove_reader(tun.fd)
+
     def _stop_reading(self) -> None:
         if self.reading:
             self.reading = False
@@ -352,15 +554,39 @@ class Network:
 
     def _line_drained(self) -> None:
         if self.ipcp is not None and self.driver is not None:
+            if self.demand_queue is not None and len(self.demand_queue):
+                self._send_demand_queue()
             if self.fair_queue is not None:
                 self._send_queued()
             self._start_reading()
 
     def _tun_readable(self) -> None:
-        if self.fair_queue is not None:
-            self._tun_readable_paced()
-        else:
-            self._tun_readable_unpaced()
+        try:
+            if self.ipcp is None and self.demand_queue is not None and self.tun is not None:
+                self._tun_readable_demand()
+            elif self.fair_queue is not None:
+                self._tun_readable_paced()
+            else:
+                self._tun_readable_unpaced()
+        except TunError as error:
+            self._tun_lost(error)
+
+    def _tun_lost(self, error: TunError) -> None:
+        """The TUN went away under us (``ip link del``): said once, the
+        device let go (nothing left to restore), the link closed with
+        pppd's exit status for a failed system call on the interface (1)."""
+        tun, self.tun = self.tun, None
+        if tun is None:
+            return
+        self._stop_reading_fd(tun)
+        self.log(0, str(error))
+        try:
+            tun.close()
+        except TunError:
+            pass            # the device, its addresses and routes are gone
+        if self.driver is not None:
+            # (as a signal does: Terminate-Request, the output flushed)
+            self.driver.terminate(0, "TUN device removed", ExitCode.FATAL_ERROR)
 
     def _tun_readable_paced(self) -> None:
         """A paced line: take what the TUN has (up to MAX_BATCH packets a
@@ -427,3 +653,16 @@ class Network:
                 return                      # the TUN is empty for now
         if not driver.can_send():
             self._stop_reading()
+
+
+def _known(address: Optional[str]) -> Optional[str]:
+    """An address option's value, None when unset or 0.0.0.0 (learn it)."""
+    return address if address and address != "0.0.0.0" else None
+
+
+def _address_int(address: Optional[str]) -> int:
+    import ipaddress
+    try:
+        return int(ipaddress.IPv4Address(address)) if address else 0
+    except ValueError:
+        return 0

@@ -32,7 +32,7 @@ Every failure is a :class:`TunError` whose text is one line naming the device
 failed).
 
 ``demand``: open the TUN at start, :meth:`TunDevice.configure` it with
-:func:`demand_placeholders` (pppd's 10.112.112.112 / 10.64.64.64 + unit), and
+:func:`demand_placeholders` (pppd's 10.64.64.64 / 10.112.112.112 + unit), and
 call :meth:`TunDevice.set_addresses` when IPCP gives the real ones; a default
 route through the device survives the change.
 
@@ -178,9 +178,10 @@ def _route_args(route: Mapping) -> list:
 
 def demand_placeholders(unit: int = 0) -> tuple:
     """(local, remote) placeholder addresses for ``demand`` when none are
-    configured, as pppd picks them: 10.112.112.112+unit, 10.64.64.64+unit."""
-    return (str(ipaddress.IPv4Address("10.112.112.112") + unit),
-            str(ipaddress.IPv4Address("10.64.64.64") + unit))
+    configured, as pppd's ip_demand_conf picks them: 10.64.64.64+unit for
+    us, 10.112.112.112+unit for the peer."""
+    return (str(ipaddress.IPv4Address("10.64.64.64") + unit),
+            str(ipaddress.IPv4Address("10.112.112.112") + unit))
 
 
 # ---------------------------------------------------------------------------
@@ -367,6 +368,9 @@ class TunDevice:
                 packets.append(bytes(view[:n]))
         except BlockingIOError:
             pass
+        except OSError as exc:
+            # EBADFD: the device was deleted under us (ip link del)
+            raise TunError(f"read TUN {self.name}: {exc.strerror or exc}") from None
         stats = self.stats
         stats.read_packets += len(packets)
         stats.read_bytes += sum(map(len, packets))
@@ -387,6 +391,8 @@ class TunDevice:
             except OSError as exc:
                 if exc.errno == errno.EBADF:
                     raise TunError(f"TUN {self.name} is closed") from None
+                if exc.errno == errno.EBADFD:       # deleted under us
+                    raise TunError(f"write TUN {self.name}: {exc.strerror}") from None
                 errors += 1
                 continue
             written += 1

@@ -189,6 +189,9 @@ class IpcpUp:
     wins: tuple = ()
     vj_tx: Optional[VjParams] = None
     vj_rx: Optional[VjParams] = None
+    #: pppd's "local  IP address ..." lines, for a host that logs them
+    #: itself once its interface has the addresses (``defer_ip_notices``)
+    notices: tuple = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -593,16 +596,20 @@ class Ipcp(ProtocolHandler, NegotiationSpec):
                      if got.req_wins[i] and got.wins[i])
         vj_tx = VjParams(his.maxslotindex + 1, his.cflag) if his.neg_vj else None
         vj_rx = VjParams(got.maxslotindex + 1, got.cflag) if got.neg_vj else None
-        log(f"local  IP address {address_text(local)}", 0)
-        log(f"remote IP address {address_text(remote)}", 0)
-        for label, i in (("primary  ", 0), ("secondary", 1)):
-            if got.req_dns[i] and got.dns[i]:
-                log(f"{label} DNS address {address_text(got.dns[i])}", 0)
-        for label, i in (("primary  ", 0), ("secondary", 1)):
-            if got.req_wins[i] and got.wins[i]:
-                log(f"{label} WINS address {address_text(got.wins[i])}", 0)
+        notices = [f"local  IP address {address_text(local)}",
+                   f"remote IP address {address_text(remote)}"]
+        for kind, asked, values in (("DNS", got.req_dns, got.dns),
+                                    ("WINS", got.req_wins, got.wins)):
+            for label, i in (("primary  ", 0), ("secondary", 1)):
+                if asked[i] and values[i]:
+                    notices.append(f"{label} {kind} address {address_text(values[i])}")
+        if not getattr(self.services, "defer_ip_notices", False):
+            # else the host logs them once the interface has the addresses
+            # (pppd's ipcp_up: sifaddr, sifup, then the notices)
+            for line in notices:
+                log(line, 0)
         self.up_event = IpcpUp(address_text(local), address_text(remote), dns, wins,
-                               vj_tx, vj_rx)
+                               vj_tx, vj_rx, tuple(notices))
         self.services.emit(self.up_event)
         self.services.emit(NetworkUp(address_text(local), address_text(remote), dns))
 
