@@ -37,6 +37,7 @@ from typing import Callable, Optional, TextIO
 from .config.parser import ConfigError, EarlyExit, OptionParser
 from .config.secrets import Secrets, SecretsError, command_line_warnings
 from .config.tables import option_tables
+from . import __version__
 from .exitcodes import ExitCode
 from .protocols.authpolicy import AuthConfigError, AuthPolicy
 from .io import callback, signals
@@ -45,6 +46,7 @@ from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
 from .io.network import Network
 from .io.serial import open_line
+from .io.syslog import LOG_NOTICE, LOG_WARNING, Syslog, priority as syslog_priority
 
 PROG = "userppp"
 
@@ -60,11 +62,18 @@ class Logger:
     said once on another channel (standard error, or syslog when the log is
     standard error).  Logfiles are created mode 0600 (debug logs hold
     challenge/response pairs).
+
+    With a :class:`~userppp.io.syslog.Syslog` (``userppp`` itself always
+    has one) every line written goes to syslog too, at pppd's priority for
+    it, as pppd does; after :func:`detach` syslog is the only log unless
+    ``logfile`` or ``logfd`` was given.
     """
 
-    def __init__(self, settings, stream: Optional[TextIO] = None):
+    def __init__(self, settings, stream: Optional[TextIO] = None,
+                 syslog: Optional[Syslog] = None):
         self.level = settings.debug or 0
         self.stream = stream
+        self.syslog = syslog          # pppd: every line to syslog as well
         self.fd: Optional[int] = None
         self.failures = 0
         self._told = False
@@ -96,7 +105,11 @@ class Logger:
             self.fd = None
 
     def __call__(self, level: int, text: str) -> None:
-        if level <= self.level and (self.fd is not None or self.stream is not None):
+        if level > self.level:
+            return
+        if self.syslog is not None:
+            self.syslog.send(syslog_priority(level, text), text)
+        if self.fd is not None or self.stream is not None:
             self.write(text + "\n")
 
     def write(self, text: str) -> None:
@@ -125,14 +138,12 @@ class Logger:
                 return
             except OSError:
                 pass
-        try:
-            import syslog
-            syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_DAEMON)
-            syslog.syslog(syslog.LOG_WARNING, message)
-        except OSError:
-            pass
+        if self.syslog is not None:
+            self.syslog.send(LOG_WARNING, message)
 
     def close(self) -> None:
+        if self.syslog is not None:
+            self.syslog.close()
         if self.fd is not None and self.fd != 2:
             try:
                 os.close(self.fd)
@@ -189,7 +200,7 @@ def main(argv: Optional[list] = None) -> int:
     except AuthConfigError as error:
         return _fail(" ".join(str(error).split()), ExitCode.OPTION_ERROR)
     try:
-        log = Logger(settings)
+        log = Logger(settings, syslog=Syslog())
     except (OSError, OverflowError, ValueError) as error:
         where = (f"logfile {settings.logfile}" if settings.logfile
                  else f"logfd {settings.logfd}")
@@ -205,10 +216,25 @@ def main(argv: Optional[list] = None) -> int:
             log(0, f"Couldn't detach (fork failed: {error.strerror})")
             log.close()
             return int(ExitCode.FATAL_ERROR)
+    log.syslog.send(LOG_NOTICE, f"{PROG} {__version__} started by {_login_name()}, "
+                                f"uid {os.getuid()}")       # pppd: to syslog only
     try:
         return Process(settings, secrets, log, policy).run()
     finally:
         log.close()
+
+
+def _login_name() -> str:
+    """pppd's getlogin(), else the name of the uid, else "(unknown)"."""
+    try:
+        return os.getlogin()
+    except OSError:
+        pass
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, ImportError):
+        return "(unknown)"
 
 
 def _is_stdin(device: str) -> bool:
