@@ -16,6 +16,8 @@ signal goes to what runs at the moment (pppd's semantics):
 * SIGHUP: "Hangup (SIGHUP)", the link is closed, exit 16; under ``persist``
   the link or the holdoff ends and we dial again.
 * SIGUSR1: one status line in the log.
+* SIGUSR2: CCP negotiates again (a new Configure-Request), in the Network
+  phase; otherwise nothing.
 
 An exception that escapes any callback of the loop is fatal: one log line
 ("Fatal error: ..."), the lock and pid files removed, exit 1.
@@ -322,6 +324,12 @@ class Process:
             self.log(0, self.driver.status_line() if self.driver is not None
                      else f"Link status: phase {self.phase}")
             self.log(0, self.network.status_text())
+            return
+        if signum == signal.SIGUSR2:
+            # pppd: renegotiate compression, in the Network phase only (at
+            # other times the signal is taken and forgotten)
+            if self.driver is not None:
+                self.driver.renegotiate_compression()
             return
         if signum in (signal.SIGINT, signal.SIGTERM):
             if self.quit_signal is None:

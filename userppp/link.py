@@ -46,6 +46,7 @@ from .fsm import State
 from .lograte import LogRateLimiter, similar_key
 from .protocols.authpolicy import AuthPolicy
 from .protocols.cbcp import CallbackAgreed, CallbackDeclined, CallbackFailed
+from .protocols.ccp import PPP_CCP
 from .protocols.lcp import CBCP_OPERATION, PPP_LCP, Framing, Lcp
 from .protocols.table import (DATA_PROTOCOLS, PRINTERS, TABLE, protocol_long_name,
                               protocol_name)
@@ -396,6 +397,21 @@ class Link:
         """The handler of a protocol number (e.g. CCP's, for the data path's
         Reset-Requests), or None."""
         return self.handlers.get(protocol)
+
+    def renegotiate_compression(self, now: float) -> bool:
+        """pppd's SIGUSR2: in the Network phase, restart CCP (a new
+        Configure-Request; compression is off until it is up again).  False
+        (nothing done) before or after the Network phase, with ``noccp``, or
+        when the peer Protocol-Rejected CCP."""
+        ccp = self.handlers.get(PPP_CCP)
+        if (self.terminated or self.phase != Phase.NETWORK or ccp is None
+                or not self.enabled.get(PPP_CCP) or PPP_CCP not in self.lowered_up
+                or PPP_CCP in self.rejected_protocols):
+            return False
+        self.now = now
+        restarted = ccp.restart(now)
+        self._settle()
+        return restarted
 
     # -- callbacks from LCP -----------------------------------------------------------
     def set_transmit_framing(self, framing: Framing) -> None:

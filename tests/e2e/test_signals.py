@@ -5,6 +5,7 @@ status, the lock and pid files gone, no traceback on stderr or in the log."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import tty
 
 import pytest
 
-from pppends import ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, DIAL_IP_LINES, USERPPP
+from pppends import (ANSWER_ADDRESSES, ANSWER_IP_LINES, ANSWER_REMOTE, DIAL_ADDRESSES,
+                     DIAL_IP_LINES, USERPPP)
 from ptyrelay import NullModem
 from userppp.hdlc import Framer
 from userppp.wire import encode_control
@@ -357,3 +359,106 @@ def test_connect_delay_expires_then_lcp_starts(tmp_path, procs, pty):
     p.signal(signal.SIGTERM)
     assert p.wait() == 5
     p.assert_clean()
+
+
+# -- SIGUSR2: compression negotiated again ----------------------------------------------------
+
+def _in_netns(pid, *argv, timeout=30):
+    return subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", *argv],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _ping(pid, address, count, size=1000):
+    """``count`` pings of ``size`` bytes of 'A' from pid's namespace; the
+    first try waits for the TUN to be configured."""
+    end = time.monotonic() + TIMEOUT
+    while _in_netns(pid, "ping", "-n", "-c", "1", "-W", "1", address).returncode != 0:
+        assert time.monotonic() < end, f"no answer from {address}"
+    done = _in_netns(pid, "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "5",
+                     "-s", str(size), "-p", "41", address)
+    assert f"{count} received" in done.stdout, done.stdout + done.stderr
+
+
+def _compression_status(p, count):
+    """The ``count``-th SIGUSR1 status: (transmit ratio, bytes in, bytes out)."""
+    p.signal(signal.SIGUSR1)
+    p.wait_log("compression: transmit", count=count)
+    line = [l for l in p.log().splitlines() if "compression: transmit" in l][count - 1]
+    found = re.search(r"transmit Deflate \(15\) ([0-9.]+):1 \((\d+) -> (\d+) bytes\)", line)
+    assert found, line
+    return float(found[1]), int(found[2]), int(found[3])
+
+
+def test_sigusr2_renegotiates_compression_and_compression_goes_on(tmp_path, procs):
+    """pppd's SIGUSR2: CCP starts again (a new Configure-Request; the peer
+    renegotiates too), compression comes up again and carries the data."""
+    ccp = ("deflate", "15", "nobsdcomp")
+    with NullModem() as cable:
+        a = start(procs, tmp_path, "a", cable.paths[0], *ANSWER_ADDRESSES, "lcp-restart", "1",
+                  *ccp)
+        b = start(procs, tmp_path, "b", cable.paths[1], *DIAL_ADDRESSES, "lcp-restart", "1",
+                  *ccp)
+        for p, lines in ((a, ANSWER_IP_LINES), (b, DIAL_IP_LINES)):
+            p.wait_log("Deflate (15) compression enabled")
+            for line in lines:
+                p.wait_log(line)
+        _ping(a.proc.pid, ANSWER_REMOTE, 3)
+        before = _compression_status(a, 1)
+        requests = a.log().count("sent [CCP ConfReq")
+        peer_requests = b.log().count("rcvd [CCP ConfReq")
+        a.signal(signal.SIGUSR2)
+        a.wait_log("sent [CCP ConfReq", count=requests + 1)    # CCP reopened by us
+        b.wait_log("rcvd [CCP ConfReq", count=peer_requests + 1)
+        for p in (a, b):
+            p.wait_log("Deflate (15) compression enabled", count=2)
+        assert a.proc.poll() is None and b.proc.poll() is None
+        # the new request has a new identifier
+        ids = re.findall(r"sent \[CCP ConfReq id=(0x[0-9a-f]+)", a.log())
+        assert len(set(ids[-2:])) == 2, ids
+        # compression still works, with fresh codecs: a new ratio from zero
+        _ping(a.proc.pid, ANSWER_REMOTE, 5)
+        ratio, raw, wire = _compression_status(a, 2)
+        assert ratio > 2.0 and 0 < wire < raw, (ratio, raw, wire)
+        # counted since the restart only (the codecs before it had 3 pings)
+        assert before[1] > 3 * 1000 and raw < 6 * 1100, (before, raw)
+        for p in (a, b):
+            assert "Lost compression sync" not in p.log()
+        a.signal(signal.SIGTERM)
+        assert a.wait() == 5
+        assert b.wait() in (0, 16)
+        a.assert_clean()
+        b.assert_clean()
+
+
+def test_sigusr2_outside_the_network_phase_changes_nothing(tmp_path, procs, pty):
+    """Before the Network phase the signal is taken and forgotten (pppd);
+    its default action (the end of the process) never happens."""
+    master, path = pty
+    p = start(procs, tmp_path, "u", path, "lcp-restart", "1")
+    p.wait_log("sent [LCP ConfReq")
+    p.signal(signal.SIGUSR2)
+    p.signal(signal.SIGUSR1)                 # after it: the signals are handled in order
+    p.wait_log("Link status: phase Establish")
+    assert p.proc.poll() is None
+    assert "CCP" not in p.log()
+    p.signal(signal.SIGTERM)
+    assert p.wait() == 5
+    p.assert_clean()
+
+
+def test_sigusr2_with_noccp_sends_nothing(tmp_path, procs):
+    with NullModem() as cable:
+        a = start(procs, tmp_path, "a", cable.paths[0], *ANSWER_ADDRESSES, "lcp-restart", "1",
+                  "noccp")
+        b = start(procs, tmp_path, "b", cable.paths[1], *DIAL_ADDRESSES, "lcp-restart", "1")
+        for p, lines in ((a, ANSWER_IP_LINES), (b, DIAL_IP_LINES)):
+            for line in lines:
+                p.wait_log(line)
+        a.signal(signal.SIGUSR2)
+        a.signal(signal.SIGUSR1)
+        a.wait_log("Link status: phase Network")
+        assert "sent [CCP" not in a.log()
+        assert a.proc.poll() is None
+        a.signal(signal.SIGTERM)
+        assert a.wait() == 5
+        assert b.wait() in (0, 16)

@@ -340,6 +340,14 @@ class LinkDriver:
         self.link.close(self.clock(), reason, exit_code)
         self._after_input()
 
+    def renegotiate_compression(self) -> bool:
+        """SIGUSR2: CCP negotiates again (:meth:`Link.renegotiate_compression`)."""
+        if self.done is None or self.result is not None:
+            return False
+        restarted = self.link.renegotiate_compression(self.clock())
+        self._after_input()
+        return restarted
+
     def status_line(self) -> str:
         stats = self.link.stats
         line = self.pump.stats if self.pump is not None else {}

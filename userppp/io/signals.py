@@ -1,4 +1,4 @@
-"""The process's one signal policy (pppd's SIGINT/SIGTERM/SIGHUP/SIGUSR1).
+"""The process's one signal policy (pppd's SIGINT/SIGTERM/SIGHUP/SIGUSR1/SIGUSR2).
 
 :func:`install` is called once, first thing in the process (``python -m
 userppp`` does it before importing anything else), and the policy stays for
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import asyncio
 
 TERMINATING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-HANDLED = TERMINATING + (signal.SIGUSR1,)
+HANDLED = TERMINATING + (signal.SIGUSR1, signal.SIGUSR2)
 
 
 def _noop(signum, frame) -> None:

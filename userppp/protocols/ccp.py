@@ -325,6 +325,26 @@ class Ccp(ProtocolHandler, NegotiationSpec):
     def close(self, now, reason=""):
         self.fsm.close(now, reason)
 
+    def restart(self, now: float) -> bool:
+        """Negotiate compression again: pppd's SIGUSR2 (ccp_open with
+        OPT_RESTART).  Opened or Stopped (and Closing, by way of Stopping):
+        Down then Up, so compression is off until a new negotiation ends and
+        a new Configure-Request goes out (if we would ask for nothing we wait
+        for the peer's, as at the start); Closed: an ordinary open.  In the
+        other states a negotiation is under way already: nothing to do.
+        True if CCP restarted."""
+        state = self.fsm.state
+        if state == State.CLOSED:
+            self.open(now)
+            return True
+        if state not in (State.OPENED, State.STOPPED, State.CLOSING):
+            return False
+        if state == State.CLOSING:
+            self.fsm.state = State.STOPPING      # pppd's fsm_open: Closing -> Stopping
+        self.lower_down(now)
+        self.lower_up(now)
+        return True
+
     def protocol_rejected(self, now):
         self.fsm.down(now)
         self.reset_deadline = None
