@@ -54,6 +54,14 @@ DESCRIPTION = [
     "recognised by their form, everything else is an option. Options are read "
     "from `/etc/ppp/options`, then `~/.ppprc`, then the command line; `file` "
     "*FILE* and `call` *NAME* read further files where they appear.",
+    "As pppd, userppp detaches once the options are checked: the command exits "
+    "0 and the daemon goes on in a new session, in `/`, with standard input, "
+    "output and error on /dev/null. `nodetach` keeps it in the foreground, "
+    "`updetach` until IPCP is up; with no *device* (standard input is the line) "
+    "or a *device* that is standard input it never detaches. Every log line "
+    "goes to syslog (facility daemon, ident `userppp`, with the pid; debug lines "
+    "with `debug` only) and, in the foreground or with `logfile` or `logfd`, "
+    "to standard error or that file.",
 ]
 
 OPTIONS_INTRO = [
@@ -68,7 +76,7 @@ OPTIONS_INTRO = [
 #: pppd's meaning of each exit status (pppd(8), EXIT STATUS), in our words
 EXIT_STATUS = {
     ExitCode.OK: "the link was established and then terminated at the peer's "
-                 "request, or userppp detached (`updetach`), or `--help`, "
+                 "request, or userppp detached (the parent's status), or `--help`, "
                  "`--version` or `dryrun` printed what they print",
     ExitCode.FATAL_ERROR: "an immediately fatal error (out of memory, an "
                           "internal error, a system call that failed)",
@@ -115,6 +123,7 @@ ENVIRONMENT = [
                     "peers/, the secrets files)"),
     ("USERPPP_RUN_DIR", "where the pid file goes instead of `/var/run`"),
     ("USERPPP_LOCK_DIR", "where lock files go instead of `/var/lock`"),
+    ("USERPPP_SYSLOG_SOCKET", "the syslog socket instead of `/dev/log` (for tests)"),
     ("USERPPP_PURE", "`1` selects the pure-Python twins of the C core (slow; "
                      "for debugging)"),
 ]
