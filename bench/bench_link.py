@@ -493,12 +493,225 @@ def run_ber(tmp, baud, ber, seconds, seed=3) -> dict:
 
 # -- real pppd in the VM ---------------------------------------------------------
 
+PPPD_PRE = r"""#!/bin/sh
+# the second pppd ("peer", on ttyS2) and its traffic get a network namespace
+# of their own, so the transfer crosses the line instead of the loopback:
+# /init runs "pppd call pppvm-peer ..."; a wrapper puts that one in a new
+# namespace (unshare execs, so /tmp/peer.pid names the namespace)
+mv /usr/sbin/pppd /usr/sbin/pppd.real
+cat > /usr/sbin/pppd <<'WRAPPER'
+#!/bin/sh
+if [ "$2" = pppvm-peer ]; then
+    exec unshare -n sh -c 'ip link set lo up; sysctl -qw net.ipv4.tcp_timestamps=0; exec /usr/sbin/pppd.real "$@"' pppd "$@"
+fi
+exec /usr/sbin/pppd.real "$@"
+WRAPPER
+chmod 755 /usr/sbin/pppd
+sysctl -qw net.ipv4.tcp_timestamps=0
+"""
+
+PPPD_SINK = """#!/bin/sh
+# nc -e: the connection is our stdin and stdout
+sha256sum > /tmp/sink.sha
+echo "BENCH-SINK $(cut -c1-64 /tmp/sink.sha)" > /dev/ttyS0
+"""
+
+PPPD_SEND = """#!/bin/sh
+cat /scenario/payload.bin
+"""
+
+
+class _LineBridge:
+    """Joins the VM's two PPP serial ports (unix sockets) to the line
+    emulator's two ptys, blocking both ways (backpressure, no drops), and
+    deframes what goes to the second pppd to time the TCP transfer on the
+    wire: from the handshake's last ACK (the sink's accept) to the last
+    data segment, as the userppp figure is timed at its sink."""
+
+    def __init__(self, pairs, port: int):
+        from userppp.hdlc import Deframer
+        self.pairs = pairs                     # [(sock, pty_fd), ...]
+        self.port = port
+        self.stop_r, self.stop_w = os.pipe()
+        self.threads = []
+        self.deframer = Deframer(accm=0, mru=4000)
+        self.syn_at = self.start_at = self.last_data_at = None
+        self.data_bytes = 0
+
+    def start(self):
+        (sock_a, pty_a), (sock_b, pty_b) = self.pairs
+        for src, dst, tap in ((sock_a.fileno(), pty_a, False), (pty_a, sock_a.fileno(), False),
+                              (sock_b.fileno(), pty_b, False), (pty_b, sock_b.fileno(), True)):
+            t = threading.Thread(target=self._copy, args=(src, dst, tap), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _copy(self, src, dst, tap):
+        import select
+        while True:
+            ready, _, _ = select.select([src, self.stop_r], [], [], 1.0)
+            if self.stop_r in ready:
+                return
+            if src not in ready:
+                continue
+            try:
+                data = os.read(src, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                time.sleep(0.01)
+                continue
+            if not data:
+                return
+            if tap:
+                self._tap(data, time.monotonic())
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(dst, view):]
+                except BlockingIOError:
+                    select.select([], [dst], [], 0.1)
+                except OSError:
+                    return
+
+    def _tap(self, data, now):
+        for frame in self.deframer.feed(data):
+            if frame.protocol != 0x21 or len(frame.payload) < 40:
+                continue
+            ip = frame.payload
+            ihl = (ip[0] & 15) * 4
+            if ip[9] != 6 or len(ip) < ihl + 20:
+                continue
+            tcp = ip[ihl:]
+            if int.from_bytes(tcp[2:4], "big") != self.port:
+                continue
+            flags = tcp[13]
+            payload = len(ip) - ihl - (tcp[12] >> 4) * 4
+            if flags & 0x02:
+                self.syn_at, self.start_at, self.data_bytes = now, None, 0
+            elif self.syn_at is not None and self.start_at is None:
+                self.start_at = now
+            if payload > 0:
+                self.last_data_at = now
+                self.data_bytes += payload
+
+    def stop(self):
+        try:
+            os.write(self.stop_w, b"x")
+        except OSError:
+            pass
+        for t in self.threads:
+            t.join(3)
+        for fd in (self.stop_r, self.stop_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class PppdPair:
+    """Two real pppd in one qemu VM (tools/pppvm.py's pair mode: pppd on
+    ttyS1 in the VM's root namespace, the peer on ttyS2 in a namespace of
+    its own), their serial ports joined through the host's line emulator
+    instead of pppvm's direct bridge; a TCP upload from the first pppd's
+    side to the peer's with busybox nc, checked with sha256sum."""
+
+    def __init__(self, baud: int, cfg: dict, payload: bytes, *, timeout: float = 900):
+        import tty
+        sys.path.insert(0, os.path.join(REPO, "tools"))
+        import pppvm
+        if cfg["vj"] or cfg["ccp"]:
+            raise ValueError("the pppd reference times the transfer from plain IP "
+                             "frames: VJ and CCP off only")
+        self.baud, self.cfg, self.payload = baud, cfg, payload
+        self.line = LineEmulatorProcess(baud).start()
+        self.fds = []
+        for path in self.line.paths:
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+            tty.setraw(fd)
+            os.set_blocking(fd, False)
+            self.fds.append(fd)
+        options = ["noauth", "novj", "noccp"]
+        if cfg["accm"]:
+            options += ["default-asyncmap"]
+        if not cfg["acfc"]:
+            options += ["noaccomp"]
+        if not cfg["pfc"]:
+            options += ["nopcomp"]
+        if cfg["mtu"] != 1500:
+            options += [f"mtu {cfg['mtu']}"]
+        device = [str(baud), "local", "nocrtscts", "nodetach", "debug"]
+        holder = {}
+        fds = self.fds
+
+        class _Vm(pppvm.PppdVM):
+            def _connect(vm):
+                w = vm.workdir
+                ppp = vm._connect_sock(w / "ppp.sock")
+                vm._ctl = vm._connect_sock(w / "ctl.sock")
+                peer = vm._connect_sock(w / "peer.sock")
+                for sock in (ppp, peer):
+                    sock.setblocking(False)
+                vm._bridge = _LineBridge([(ppp, fds[0]), (peer, fds[1])], PORT)
+                holder["bridge"] = vm._bridge
+                vm.socket_path = str(w / "ppp.sock")
+                vm._bridge.start()
+
+        files = {"/scenario/pre.sh": PPPD_PRE, "/scenario/sink.sh": PPPD_SINK,
+                 "/scenario/send.sh": PPPD_SEND, "/scenario/payload.bin": payload}
+        self.vm = _Vm([f"{A_IP}:{B_IP}", *options], files,
+                      peer_options=["noipdefault", *options], device_options=device,
+                      peer_device_options=device, timeout=timeout, memory_mb=256)
+        self.holder = holder
+
+    def __enter__(self):
+        try:
+            self.vm.start()
+            self.vm.wait_log(r"local  IP address", timeout=240)
+            self.vm.wait_log(r"local  IP address", timeout=60, peer=True)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.vm.close()
+        finally:
+            self.line.stop()
+            for fd in self.fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.fds = []
+
+    def upload(self, model: dict) -> dict:
+        vm, bridge = self.vm, self.holder["bridge"]
+        vm.vm_exec("nsenter -t $(cat /tmp/peer.pid) -n nc -l -p %d -e /scenario/sink.sh &"
+                   % PORT)
+        time.sleep(2.0)
+        vm.vm_exec(f"nc {B_IP} {PORT} -e /scenario/send.sh &")
+        expect = len(self.payload) / model["goodput"]
+        match = vm.wait_log(r"^BENCH-SINK ([0-9a-f]{64})", timeout=expect * 4 + 120)
+        seconds = (bridge.last_data_at - bridge.start_at) \
+            if bridge.start_at and bridge.last_data_at else 0.0
+        rate = len(self.payload) / seconds if seconds > 0 else 0.0
+        return {"rate": rate, "seconds": seconds, "bytes": len(self.payload),
+                "wire_data_bytes": bridge.data_bytes,
+                "intact": match.group(1) == hashlib.sha256(self.payload).hexdigest(),
+                "model": model, "percent": 100 * rate / model["goodput"],
+                "log": vm.log_text()[-3000:], "peer_log": vm.log_text(peer=True)[-3000:]}
+
+
 def run_pppd(tmp, baud, cfg, seconds) -> dict:
-    from pppd_pair import PppdPair
     model = theory(cfg, baud)
-    size = transfer_size(model["goodput"], seconds)
-    with PppdPair(baud, cfg) as pair:
-        return pair.upload(size, model)
+    payload = random_payload(transfer_size(model["goodput"], seconds))
+    with PppdPair(baud, cfg, payload) as pair:
+        return pair.upload(model)
 
 
 # -- output ----------------------------------------------------------------------
@@ -653,7 +866,7 @@ def main(argv=None) -> int:
     if args.pppd:
         print("Reference: two real pppd (kernel PPP) in one qemu VM over the same emulator")
         hdr = (f"{'configuration':<36}{'baud':>8}{'goodput B/s':>13}{'theory B/s':>12}"
-               f"{'of theory':>10}{'ours':>10}  ok")
+               f"{'of theory':>10}{'ours':>10}{'data on wire':>14}  ok")
         print(hdr)
         print("-" * len(hdr))
         for index in args.pppd_configs.split(","):
@@ -669,9 +882,11 @@ def main(argv=None) -> int:
                 ours_pct = f"{ours[0]['percent']:.1f}%" if ours else "-"
                 print(f"{cfg['name']:<36}{baud:>8}{fmt_rate(r['rate']):>13}"
                       f"{fmt_rate(r['model']['goodput']):>12}{r['percent']:>9.1f}%"
-                      f"{ours_pct:>10}  {'yes' if r['intact'] else 'NO'}", flush=True)
+                      f"{ours_pct:>10}{r['wire_data_bytes'] / r['bytes']:>14.3f}"
+                      f"  {'yes' if r['intact'] else 'NO'}", flush=True)
                 results["pppd"].append({"config": cfg["name"], "baud": baud, **_plain(r)})
-        print()
+        print("ours: the userppp figure of this run; data on wire: TCP payload bytes "
+              "the line carried (retransmissions included) per payload byte\n")
 
     if args.json:
         with open(args.json, "w") as handle:

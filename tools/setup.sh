@@ -5,11 +5,19 @@
 #
 #   bash tools/setup.sh           # install userppp (builds the C core)
 #   bash tools/setup.sh --tests   # ... plus test tools, qemu, socat, slirp, VM image
+#   bash tools/setup.sh --bench   # ... plus what the benchmarks need (matplotlib for
+#                                 # bench/bench_link.py --plot); not part of --tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_tests=0
-[ "${1:-}" = "--tests" ] && want_tests=1
+want_bench=0
+for arg in "$@"; do
+    case "$arg" in
+        --tests) want_tests=1 ;;
+        --bench) want_bench=1 ;;
+    esac
+done
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -37,4 +45,9 @@ if [ $want_tests = 1 ]; then
     fi
 else
     python3 -m pip install -q --disable-pip-version-check -e .
+fi
+
+if [ $want_bench = 1 ]; then
+    # bench/bench_link.py --plot draws goodput against baud rate
+    python3 -m pip install -q --disable-pip-version-check matplotlib
 fi
