@@ -659,6 +659,7 @@ class _Bridge(threading.Thread):
         self.wire = wire
         self.stop_r, self.stop_w = os.pipe()
         self.dropped = 0
+        self.lock = threading.Lock()   # one writer at a time (inject)
         for fd in self.fds:
             os.set_blocking(fd, False)
 
@@ -681,8 +682,9 @@ class _Bridge(threading.Thread):
                         continue
                     if not data:
                         return
-                    self.wire.append((time.monotonic(), label[fd], data))
-                    self._write(peer[fd], data)
+                    with self.lock:
+                        self.wire.append((time.monotonic(), label[fd], data))
+                        self._write(peer[fd], data)
         except (OSError, ValueError):
             return
 
@@ -980,6 +982,14 @@ class PppdVM:
         self.vm_exec(f"kill -{sig} $(cat {pidfile})")
 
     # -- wire ------------------------------------------------------------
+    def inject(self, data: bytes) -> None:
+        """Write raw bytes to pppd's line as if the host had sent them
+        (between the bridge's own writes; recorded as "inject>pppd")."""
+        bridge = self._bridge
+        with bridge.lock:
+            self.wire.append((time.monotonic(), "inject>pppd", data))
+            bridge._write(bridge.fds[0], data)
+
     def wire_bytes(self, direction: str) -> bytes:
         """All bytes seen on the line in one direction, e.g. 'pppd>host'."""
         return b"".join(d for _, lab, d in list(self.wire) if lab == direction)
