@@ -79,6 +79,7 @@ class Logger:
         self.fd: Optional[int] = None
         self.failures = 0
         self._told = False
+        self.is_detached = False
         if stream is not None:
             self.where = "stream"
         elif settings.logfile:
@@ -102,6 +103,7 @@ class Logger:
         """We went to the background: standard error is /dev/null now, so
         the default log (standard error) stops, as pppd's log_to_fd does;
         ``logfile`` and ``logfd`` go on."""
+        self.is_detached = True
         if self.where == "standard error":
             self.where = "nothing (detached)"
             self.fd = None
@@ -134,7 +136,7 @@ class Logger:
         why = getattr(error, "strerror", None) or str(error)
         message = f"{PROG}: writing the log ({self.where}) failed: {why}; " \
                   "further log lines that cannot be written are dropped"
-        if self.fd != 2:
+        if self.fd != 2 and not self.is_detached:
             try:
                 os.write(2, (message + "\n").encode())
                 return
@@ -188,7 +190,7 @@ def main(argv: Optional[list] = None) -> int:
         except OSError:
             return _fail("no device specified and stdin is not a tty",
                          ExitCode.OPTION_ERROR)
-    if _is_stdin(settings.device):
+    if _is_device(0, settings.device):
         # the device is our own terminal: pppd never detaches from it
         settings.nodetach = True
     if not settings.name:
@@ -208,6 +210,10 @@ def main(argv: Optional[list] = None) -> int:
                  else f"logfd {settings.logfd}")
         why = getattr(error, "strerror", None) or str(error)
         return _fail(f"can't open {where}: {why}", ExitCode.OPTION_ERROR)
+    if log.fd is not None and _is_device(log.fd, settings.device):
+        # as pppd: log text written onto the PPP line would reach the peer
+        # as garbage, so standard error on the line means syslog only
+        log.fd, log.where = None, "nothing (the log would go onto the line)"
     for warning in secrets.warnings + tuple(command_line_warnings(parser.sources)):
         log(0, warning)
     if not settings.nodetach and not settings.updetach:
@@ -239,10 +245,10 @@ def _login_name() -> str:
         return "(unknown)"
 
 
-def _is_stdin(device: str) -> bool:
-    """pppd's test: the device is the character device on standard input."""
+def _is_device(fd: int, device: str) -> bool:
+    """pppd's test: ``fd`` is open on the character device ``device``."""
     try:
-        mine, line = os.fstat(0), os.stat(device)
+        mine, line = os.fstat(fd), os.stat(device)
     except OSError:
         return False
     return stat.S_ISCHR(mine.st_mode) and stat.S_ISCHR(line.st_mode) \

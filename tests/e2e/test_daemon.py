@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+import tty
 
 import pytest
 
@@ -247,3 +248,31 @@ def test_an_option_error_is_said_before_detaching(tmp_path, procs):
     a = start(procs, tmp_path, "/dev/null", "lcp-echo-interval", "x")
     out, err = a.communicate(timeout=TIMEOUT)
     assert a.returncode == 2 and b"lcp-echo-interval" in err
+
+
+def test_no_log_lines_onto_the_line(tmp_path, procs, sink):
+    """Standard input and error both the line (a login shell on a serial
+    port running ``userppp``): the log stays off the line (pppd), in syslog."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        a = start(procs, tmp_path, None, "debug", "lcp-max-configure", "3", sink=sink,
+                  stdin=slave, stderr=slave)
+        sink.wait_for("sent [LCP ConfReq")
+        wire = b""
+        end = time.monotonic() + 2.5
+        os.set_blocking(master, False)
+        while time.monotonic() < end:
+            try:
+                wire += os.read(master, 4096)
+            except BlockingIOError:
+                time.sleep(0.02)
+        assert wire.count(b"\x7e\xff\x7d\x23\xc0\x21") >= 2, wire    # LCP ConfReqs
+        assert b"LCP" not in wire and b"Connect" not in wire, wire
+        assert f"Connect: userppp <--> {os.ttyname(slave)}" in sink.texts()
+        assert a.poll() is None                # stdin is the line: no detaching
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(TIMEOUT) == 5
+    finally:
+        os.close(master)
+        os.close(slave)
