@@ -120,16 +120,17 @@ SINK = textwrap.dedent("""
 """)
 
 SOURCE = textwrap.dedent("""
-    import json, socket, sys
+    import json, socket, sys, time
     with open(sys.argv[3], "rb") as f:
         payload = f.read()
     s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+    start = time.monotonic()    # no data can leave before this
     s.settimeout(None)
     s.sendall(payload)
     s.shutdown(socket.SHUT_WR)
     s.recv(1)                # the sink's close
     s.close()
-    print(json.dumps({"sent": len(payload)}), flush=True)
+    print(json.dumps({"sent": len(payload), "start": start}), flush=True)
 """)
 
 
@@ -355,7 +356,7 @@ class LinkPair:
             extra = during() if during is not None else None
             out, err = sink.communicate(timeout=timeout)
             after = self.cpu()
-            source.communicate(timeout=30)
+            source_out = source.communicate(timeout=30)[0]
             tcp1 = tcp_counters(self.a)
         finally:
             for p in (sink, source):
@@ -363,10 +364,12 @@ class LinkPair:
                     p.kill()
                     p.wait()
         got = _json_line(out)
-        # the whole transfer: from the connection's start (the sink's
-        # accept, when the client sends its first segment) to the last
-        # byte; the first frame's serialisation is inside this interval
-        seconds = got["last"] - got["accepted"] if got["last"] else 0.0
+        # the whole transfer: from the connection's start (when the
+        # source's connect returned: no data can leave before; the sink's
+        # accept may come later, by the scheduler) to the sink's last byte
+        # (CLOCK_MONOTONIC is one clock for all the namespaces)
+        start = _json_line(source_out)["start"]
+        seconds = got["last"] - start if got["last"] else 0.0
         rate = got["bytes"] / seconds if seconds > 0 else 0.0
         return {"rate": rate, "seconds": seconds, "bytes": got["bytes"],
                 "intact": got["sha"] == hashlib.sha256(payload).hexdigest(),
