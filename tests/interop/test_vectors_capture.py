@@ -19,7 +19,9 @@ so each session gives, per direction:
 
 The flow: TCP timestamps off both sides, 2 pings from us, busybox wget in
 the VM fetching 8 KB of text from our HTTP server, then our fetch of 16 KB
-of text from busybox httpd in the VM (test_network_interop.tcp_both_ways).
+of text from busybox httpd in the VM (test_network_interop.tcp_both_ways);
+for the second VJ capture, three connections at once (two wgets of 8 and
+12 KB, our fetch of 32 KB).
 
 Each capture is checked at once with the same checks as the unit test
 tests/unit/test_kernel_vectors.py (C core and twin decode the kernel's
@@ -31,6 +33,7 @@ to tests/vectors/kernel/*.json, which the unit test reads:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -81,8 +84,44 @@ def data_frames(wire, direction) -> list[list]:
     return [[f.protocol, f.payload.hex()] for f in frames if f.protocol in DATA_PROTOCOLS]
 
 
-def capture(pppd_vm, name: str, arch: str, pppd_opts, ours, method: str) -> dict:
+def concurrent_flows(s, to_vm_a: bytes, to_vm_b: bytes, from_vm: bytes) -> None:
+    """Three TCP connections at once: two busybox wgets in the VM fetching
+    from our HTTP server while we fetch from busybox httpd in the VM, so
+    the compressors switch slots (VJ: the C bit, slot ids, LRU reuse)."""
+    www = s.tmp / "www"
+    www.mkdir(exist_ok=True)
+    (www / "a.bin").write_bytes(to_vm_a)
+    (www / "b.bin").write_bytes(to_vm_b)
+    server = s.ns.popen([sys.executable, "-m", "http.server", "-b", CLIENT, "-d", str(www),
+                         "8000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while s.ns.run(["ss", "-ltn", "sport = :8000"], check=False).stdout.count("LISTEN") == 0:
+            assert time.monotonic() < deadline, "http.server did not listen"
+            time.sleep(0.1)
+        s.vm_run(f"httpd -p {SERVER}:8080 -h /www")
+        assert s.last_rc == 0
+        s.vm.vm_exec(" & ".join(f"(wget -q -O - http://{CLIENT}:8000/{n}.bin | sha256sum "
+                                f"| sed 's/^/WGET-{n} /')" for n in ("a", "b")) + " &")
+        got = s.ns.python_json(
+            "import hashlib, json, sys, urllib.request\n"
+            "d = urllib.request.urlopen(sys.argv[1], timeout=60).read()\n"
+            "print(json.dumps({'sha256': hashlib.sha256(d).hexdigest()}))",
+            f"http://{SERVER}:8080/from-vm.bin", timeout=120)
+        assert got["sha256"] == hashlib.sha256(from_vm).hexdigest(), got
+        for n, data in (("a", to_vm_a), ("b", to_vm_b)):
+            m = s.vm.wait_log(rf"^WGET-{n} ([0-9a-f]{{64}})", 120)
+            assert m[1] == hashlib.sha256(data).hexdigest(), (n, m[0])
+    finally:
+        server.terminate()
+        server.wait(5)
+
+
+def capture(pppd_vm, name: str, arch: str, pppd_opts, ours, method: str,
+            concurrent: bool = False) -> dict:
     to_vm, from_vm = text_payload(8 * 1024, 21), text_payload(16 * 1024, 22)
+    if concurrent:
+        from_vm = text_payload(32 * 1024, 23)
     files = {"/scenario/pktcap": build_pktcap(arch), "/www/from-vm.bin": from_vm}
     with vm_and_userppp(pppd_vm, pppd_opts, ours, files, arch=arch) as s:
         s.up.wait_log(r"^remote IP address 10\.0\.0\.1$", 60)
@@ -96,7 +135,10 @@ def capture(pppd_vm, name: str, arch: str, pppd_opts, ours, method: str) -> dict
         s.vm.vm_exec("/scenario/pktcap &")
         s.vm.wait_log(r"^PKTCAP-READY$", 20)
         s.ping_from_host(SERVER, count=2)
-        s.tcp_both_ways(CLIENT, SERVER, to_vm, "/www/from-vm.bin", from_vm)
+        if concurrent:
+            concurrent_flows(s, to_vm, text_payload(12 * 1024, 24), from_vm)
+        else:
+            s.tcp_both_ways(CLIENT, SERVER, to_vm, "/www/from-vm.bin", from_vm)
         time.sleep(0.5)
         cap = s.vm_run("cat /tmp/cap.txt", 120)
         pexit, _ = end_by_pppd(s)
@@ -138,6 +180,19 @@ def test_kernel_slhc_vectors(pppd_vm):
     vec = capture(pppd_vm, "vj-amd64", "amd64", BASE_PPPD + ["noccp"], BASE_OURS + ["noccp"],
                   "vj")
     checks.check_vj(vec)
+    keep(vec)
+
+
+@pytest.mark.interop_timeout(200)
+def test_kernel_slhc_vectors_concurrent_flows(pppd_vm):
+    """The same with three TCP connections at once (slot switching: the
+    C bit and slot ids, both ways)."""
+    vec = capture(pppd_vm, "vj-concurrent-amd64", "amd64", BASE_PPPD + ["noccp"],
+                  BASE_OURS + ["noccp"], "vj", concurrent=True)
+    checks.check_vj(vec)
+    for key in ("vm_sent_frames", "host_sent_frames"):
+        # compressed frames naming their slot (C bit 0x40) each way
+        assert any(p == 0x2D and int(h[:2], 16) & 0x40 for p, h in vec[key]), key
     keep(vec)
 
 

@@ -116,8 +116,18 @@ def _load(name):
     return json.loads(path.read_text())
 
 
-def test_vj_kernel_slhc():
-    check_vj(_load("vj-amd64"))
+@pytest.mark.parametrize("name", ["vj-amd64", "vj-concurrent-amd64"])
+def test_vj_kernel_slhc(name):
+    check_vj(_load(name))
+
+
+def test_vj_concurrent_capture_switches_slots():
+    """Three connections at once: compressed frames that name their slot
+    (the C bit) in the kernel's frames and in ours."""
+    vec = _load("vj-concurrent-amd64")
+    for key in ("vm_sent_frames", "host_sent_frames"):
+        named = [h[:4] for p, h in vec[key] if p == VJ_C and int(h[:2], 16) & 0x40]
+        assert len(named) >= 3 and len({h[2:4] for h in named}) >= 2, (key, named)
 
 
 @pytest.mark.parametrize("name", ["deflate-amd64", "bsdcomp-i386"])
