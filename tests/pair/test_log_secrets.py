@@ -247,7 +247,10 @@ CLI_SECRET = "Jm4-cli-secret"
 
 
 def userppp(*argv, timeout=60, env=None):
-    done = subprocess.run([sys.executable, "-m", "userppp", *argv], capture_output=True,
+    # nodetach first (before an option that would take it as its argument):
+    # a run that gets past the options stays in the foreground
+    done = subprocess.run([sys.executable, "-m", "userppp", "nodetach", *argv],
+                          capture_output=True,
                           text=True, timeout=timeout, cwd=REPO,
                           env=dict(os.environ, USERPPP_ETC="/nonexistent", PYTHONPATH=REPO,
                                    **(env or {})))
