@@ -41,8 +41,37 @@ packets wait in the kernel's TUN queue (its txqueuelen) and are dropped there.
 The end of each link logs pppd's "Connect time X minutes." and "Sent N
 bytes, received M bytes." (when IPCP came up); :meth:`status_text` is the
 SIGUSR1 dump's part; :meth:`close` (at exit) waits for ip-down and removes
-the TUN.  Not done yet: ``demand`` (the TUN at start), the server role of
-the NAT.
+the TUN.
+
+IPCP's "local  IP address ..." lines: the Link leaves them to us
+(``defer_ip_notices``; IpcpUp.notices) and they are logged once the TUN has
+the addresses, is up and has the default route, as pppd's ipcp_up does.
+
+``idle`` and ``maxconnect`` (:class:`~userppp.demand.LinkLimits`): one
+event-loop timer from IpcpUp to IpcpDown; the data path notes the time of
+the last data packet either way (``DataPath.last_activity``), and the timer,
+when it fires, either closes the link (pppd's "Terminating connection due to
+lack of activity." / "Connect time expired", exit 12 / 13) or is set again
+for when the limit could be reached.
+
+``demand``: :meth:`open_demand` at start (the TUN with the configured or
+pppd's placeholder addresses, the default route, the address lines); while
+IPCP is not up the TUN is read into a bounded
+:class:`~userppp.demand.DemandQueue` and the first packet wakes
+:meth:`wait_for_traffic` (the process then dials); on IpcpUp the TUN is
+renumbered if IPCP gave other addresses ("Local IP address changed to ...")
+and the queue goes out first, the placeholder source rewritten; on IpcpDown
+the TUN stays up with its addresses and routes.  What a link leaves in the
+queue is dropped when it ends (pppd's demand_discard).
+
+``nat-server``, the NAT's server role: the dial-in peer is the inside.  The
+TUN keeps our own address (the peer reaches us there) and gets
+``nat-subnet``'s ADDR as its far end; the NAT's outside address is that
+ADDR, so what the peer sends beyond us leaves the TUN from ADDR (the hosts
+beyond route it to this machine) and the replies the kernel routes back into
+the TUN are translated back to the peer.  The data path runs the NAT the
+other way round (``DataPath.nat_reversed``: link packets outbound, TUN
+packets inbound; a peer's packet to ADDR that hairpins goes back to the link).
 """
 
 from __future__ import annotations
@@ -150,6 +179,9 @@ class Network:
         self._stop_limits()
         if self.fair_queue is not None:
             self.fair_queue.clear()
+        if self.demand_queue is not None:
+            # pppd's demand_discard: what the link did not carry is dropped
+            self.demand_queue.dropped += self.demand_queue.clear()
         self.datapath.link_down()
         compression, self.datapath.ccp_summary = self.datapath.ccp_summary, ""
         if self.up_at is not None:
