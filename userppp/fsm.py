@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Optional
 
-from .wire import ControlPacket, Code, decode_control, encode_control
+from .wire import (ControlPacket, Code, decode_control, encode_control, join_options,
+                   split_options)
 
 
 class State(IntEnum):
@@ -188,6 +189,15 @@ class Automaton:
         self.previous_state = State.INITIAL
         self.restart_count = 0
         self.nak_loops = 0
+        # Bounds on peers that keep a negotiation from ending (pppd loops for
+        # ever with both): Naks of our request received without an Ack
+        # between (pppd's rnakloops: past max-failure a Nak is taken as a
+        # Reject of the options it names, past max-failure + max-configure
+        # the negotiation has failed), and timeouts in Ack-Rcvd without a
+        # Configure-Request from the peer (its Ack's irc would restart the
+        # count each time: past max-configure the negotiation has failed).
+        self.rnak_loops = 0
+        self.ack_rcvd_timeouts = 0
         self.deadline: Optional[float] = None
         self.last_id = 0              # last identifier we used (pppd's f->id)
         self.request_id = 0           # identifier of our last Configure-Request
@@ -234,6 +244,12 @@ class Automaton:
         if self.deadline is None or now < self.deadline:
             return
         self.deadline = None
+        if self.state == State.ACK_RCVD:
+            self.ack_rcvd_timeouts += 1
+            if self.ack_rcvd_timeouts >= self.config.max_configure:
+                self.restart_count = 0
+        if self.restart_count <= 0 and self.state in _NEGOTIATING:
+            self.services.log(f"{self.name}: timeout sending Config-Requests", 0)
         self.event("TO+" if self.restart_count > 0 else "TO-", now)
 
     # -- the table ---------------------------------------------------------------
@@ -260,6 +276,7 @@ class Automaton:
 
     # -- actions -----------------------------------------------------------------
     def _tlu(self, now, retransmit):
+        self.ack_rcvd_timeouts = 0
         self.spec.this_layer_up(now)
 
     def _tld(self, now, retransmit):
@@ -286,6 +303,8 @@ class Automaton:
                 # Not negotiating until now: start from our configured wishes.
                 self.spec.reset()
                 self.nak_loops = 0
+                self.rnak_loops = 0
+                self.ack_rcvd_timeouts = 0
             self.sent_request = self.spec.build_request()
             self.last_id = (self.last_id + 1) & 0xFF
             self.request_id = self.last_id
@@ -404,6 +423,7 @@ class Automaton:
             self.services.log(f"{self.name}: discarding malformed ConfReq", 1)
             return
         verdict, data = judged
+        self.ack_rcvd_timeouts = 0
         self.reply_code, self.reply_data = verdict, data
         self.event("RCR+" if verdict == Verdict.ACK else "RCR-", now)
 
@@ -425,7 +445,28 @@ class Automaton:
                 accepted = packet.data == self.sent_request and \
                     self.spec.ack_received(packet.data)
             elif packet.code == Code.CONF_NAK:
-                accepted = self.spec.nak_received(packet.data)
+                self.rnak_loops += 1
+                config = self.config
+                if self.rnak_loops > config.max_failure + config.max_configure \
+                        and self.state in _NEGOTIATING:
+                    self.services.log(f"{self.name}: peer naks every request: "
+                                      "negotiation failed", 0)
+                    self.awaiting_reply = False
+                    self.restart_count = 0
+                    self.event("TO-", now)
+                    return
+                exempt = getattr(self.spec, "nak_never_rejects", frozenset())
+                named = {o.type for o in split_options(packet.data) or ()}
+                if self.rnak_loops > config.max_failure and named - exempt:
+                    # pppd's treat_as_reject: drop what the peer keeps naking
+                    # (not what a spec exempts: LCP's magic number, whose
+                    # Naks detect a looped-back line)
+                    ours = [o for o in split_options(self.sent_request) or ()
+                            if o.type in named - exempt]
+                    accepted = split_options(packet.data) is not None and (
+                        not ours or self.spec.reject_received(join_options(ours)))
+                else:
+                    accepted = self.spec.nak_received(packet.data)
             else:
                 accepted = self.spec.reject_received(packet.data)
             if not accepted:
@@ -434,6 +475,8 @@ class Automaton:
                                   f"{Code(packet.code).name}", 1)
                 return
         self.awaiting_reply = False
+        if is_ack:
+            self.rnak_loops = 0
         self.event("RCA" if is_ack else "RCN", now)
 
 

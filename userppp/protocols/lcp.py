@@ -211,6 +211,10 @@ class Lcp(ProtocolHandler, NegotiationSpec):
 
     protocol = PPP_LCP
     name = "LCP"
+    #: Naks of these are never taken as Rejects (the automaton's
+    #: treat-as-reject after max-failure Naks): the magic number's Naks
+    #: detect a looped-back line.
+    nak_never_rejects = frozenset({CI_MAGIC})
     extra_codes = frozenset({Code.PROT_REJ, Code.ECHO_REQ, Code.ECHO_REP,
                              Code.DISC_REQ, Code.IDENTIFICATION,
                              Code.TIME_REMAINING})
