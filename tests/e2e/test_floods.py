@@ -530,3 +530,48 @@ def test_confreq_storm_renegotiates_and_recovers(userppp):
         "LCP: peer renegotiated the link (Configure-Request while Opened)") == 1
     assert f["log_bytes"] < 2048, text[-3000:]
     assert f["rss_after"] - f["rss_before"] < 16 * 1024, f
+
+
+# -- hostile peers where the process's exit matters -------------------------------
+
+def hostile_process(tmp_path, answer, *options, seconds=20.0):
+    """Run userppp against a peer that answers each frame with
+    ``answer(peer, protocol, payload)``; return (exit status, log)."""
+    u = Userppp(tmp_path, "lcp-restart", "1", "lcp-max-configure", "3", *options)
+    peer = Peer(u.master)
+    try:
+        end = time.monotonic() + seconds
+        peer.handle = lambda protocol, payload: answer(peer, protocol, payload)
+        while time.monotonic() < end and u.proc.poll() is None:
+            peer.poll(0.05)
+        status = u.proc.wait(1) if u.proc.poll() is None else u.proc.returncode
+        return status, u.log_text()
+    finally:
+        u.close()
+
+
+def test_peer_that_acks_but_never_requests_exits_10(tmp_path):
+    def answer(peer, protocol, payload):
+        if protocol == LCP and payload[0] == CONF_REQ:
+            peer.send(LCP, bytes((CONF_ACK,)) + payload[1:])
+
+    t0 = time.monotonic()
+    status, log = hostile_process(tmp_path, answer)
+    assert status == 10, log
+    assert "LCP: timeout sending Config-Requests" in log
+    assert time.monotonic() - t0 < 10
+
+
+def test_peer_that_naks_every_request_exits_10(tmp_path):
+    count = [0]
+
+    def answer(peer, protocol, payload):
+        if protocol == LCP and payload[0] == CONF_REQ:
+            count[0] += 1
+            peer.send(LCP, control(CONF_NAK, payload[1], bytes((2, 6)) +
+                                   struct.pack(">I", count[0])))
+
+    status, log = hostile_process(tmp_path, answer)
+    assert status == 10, log
+    assert "LCP: peer naks every request: negotiation failed" in log
+    assert count[0] < 30
