@@ -22,6 +22,16 @@ A write that fails (ENOSPC, EIO, ...) is counted in ``stats["errors"]``,
 logged once ("... capture stopped") and stops that capture; nothing a writer
 does raises into the caller.
 
+One file for the whole process: the driver opens the captures for each
+session (the first call and the call back of a CBCP cycle, each ``persist``
+session).  The record file is appended to, as pppd does (a start-time
+record begins each session; pppdump reads them in turn).  The pcap file is
+created (truncated) by a process's first session; the later sessions of the
+same process go on in that file, after its frames, with no second file
+header, so both legs of a call back are in one capture, as a user reading it
+wants.  A pcap file this process did not create (an earlier run's, or one
+replaced in the meantime) is truncated as before.
+
 The driver's side (see :func:`open_captures`)::
 
     capture = open_captures(settings, now, log, wall_offset=time.time() - now)
@@ -235,16 +245,34 @@ class PcapWriter(CaptureWriter):
 
     kind = "pcap"
 
-    def __init__(self, file, **kwargs):
+    def __init__(self, file, *, continued: bool = False, path: Optional[str] = None,
+                 **kwargs):
+        """``continued``: ``file`` is positioned at the end of a pcap of
+        ours that already has its file header: write only the frames.
+        ``path``: where ``file`` is (:func:`open_captures`), so that the
+        process's next session can go on in it."""
+        self.path = os.path.abspath(path) if path else None
         super().__init__(file, **kwargs)
         self._headers = ({}, {})       # per direction: protocol -> pseudo-header
         self.writer = None
         self.frames = 0
         try:
-            self.writer = dpkt.pcap.Writer(self.file, snaplen=PCAP_SNAPLEN,
+            self.writer = dpkt.pcap.Writer(_AfterHeader(self.file) if continued
+                                           else self.file, snaplen=PCAP_SNAPLEN,
                                            linktype=LINKTYPE_PPP_WITH_DIR)
         except (OSError, ValueError) as error:
             self._fail(error)
+
+    def _close_file(self) -> None:
+        file = self.file
+        if file is not None and self.path is not None:
+            try:
+                file.flush()
+                if self.stats["errors"] == 0 and self.writer is not None:
+                    _closed_pcaps[self.path] = _identity(os.fstat(file.fileno()))
+            except (OSError, ValueError):
+                _closed_pcaps.pop(self.path, None)
+        super()._close_file()
 
     def _header(self, direction: int, protocol: int) -> bytes:
         cache = self._headers[direction]
@@ -309,6 +337,22 @@ class PcapWriter(CaptureWriter):
         return self._frames(DIR_RECEIVED, frames, now)
 
 
+class _AfterHeader:
+    """The file for a dpkt pcap Writer that continues a pcap: its first
+    write (the file header the Writer writes when made) goes nowhere, the
+    rest to ``file``."""
+
+    def __init__(self, file):
+        self.file = file
+        self.header_skipped = False
+
+    def write(self, data):
+        if not self.header_skipped:
+            self.header_skipped = True
+            return len(data)
+        return self.file.write(data)
+
+
 def _ignore(*args) -> bool:
     return False
 
@@ -352,6 +396,29 @@ def _open(path: str, append: bool):
     return os.fdopen(fd, "wb", buffering=65536)
 
 
+#: the pcap files this process wrote and closed whole: absolute path ->
+#: (st_dev, st_ino, st_size, st_mtime_ns) as the writer left it, so that a
+#: file replaced or changed since is not taken for ours (updetach's child
+#: goes on with its parent's)
+_closed_pcaps: dict = {}
+
+
+def _identity(st) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _open_pcap(path: str):
+    """(file, continued): the pcap file at ``path``, continued at its end if
+    this process's earlier session left it so, else created anew."""
+    key = os.path.abspath(path)
+    try:
+        ours = _closed_pcaps.get(key) == _identity(os.stat(path))
+    except OSError:
+        ours = False
+    _closed_pcaps.pop(key, None)
+    return _open(path, append=ours), ours
+
+
 def open_captures(settings, now: float, log: LogFn, *, wall_offset: float = 0.0,
                   flush_interval: float = 1.0) -> Optional[Captures]:
     """Open the files ``record`` and ``pcap`` name (None when neither is
@@ -366,14 +433,18 @@ def open_captures(settings, now: float, log: LogFn, *, wall_offset: float = 0.0,
         if not path:
             continue
         try:
-            file = _open(path, append=(kind == "record"))
+            if kind == "record":
+                file, continued = _open(path, append=True), True
+            else:
+                file, continued = _open_pcap(path)
         except OSError as error:
             log(0, f"Couldn't create {kind} file {path}: {error.strerror}")
             continue
         if kind == "record":
             writers[kind] = RecordWriter(file, now, name=path, **common)
         else:
-            writers[kind] = PcapWriter(file, name=path, **common)
+            writers[kind] = PcapWriter(file, name=path, continued=continued, path=path,
+                                       **common)
     if not writers:
         return None
     return Captures(**writers)

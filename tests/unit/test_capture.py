@@ -576,12 +576,24 @@ def test_open_captures_creates_private_files_and_reads_both_options(tmp_path):
     for name in ("line.rec", "frames.pcap"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
     assert len(read_pcap(tmp_path / "frames.pcap")) == 1
-    # a second run replaces the pcap (a pcap cannot be appended to)
+    # the process's next session (a call back's second leg, persist) goes
+    # on in the same pcap, with no second file header
     c = open_captures(settings, 6.0, lambda level, text: logs.append(text), wall_offset=WALL)
     c.sent(0xC021, b"\x09\x01\x00\x08\x00\x00\x00\x01", 6.0)
     c.close(6.0)
-    [(ts, packet)] = read_pcap(tmp_path / "frames.pcap")
+    [(ts0, first), (ts, packet)] = read_pcap(tmp_path / "frames.pcap")
+    assert first[0] == DIR_RECEIVED and ts0 == WALL + 5.0
     assert packet[0] == DIR_SENT and ts == WALL + 6.0
+    # a pcap this process did not create (an earlier run's: here one put in
+    # its place) is replaced
+    os.unlink(tmp_path / "frames.pcap")
+    with open(tmp_path / "frames.pcap", "wb") as handle:
+        dpkt.pcap.Writer(handle, linktype=LINKTYPE_PPP_WITH_DIR).writepkt(b"\x00\xff\x03", 1.0)
+    c = open_captures(settings, 7.0, lambda level, text: logs.append(text), wall_offset=WALL)
+    c.sent(0xC021, b"\x09\x01\x00\x08\x00\x00\x00\x01", 7.0)
+    c.close(7.0)
+    [(ts, packet)] = read_pcap(tmp_path / "frames.pcap")
+    assert packet[0] == DIR_SENT and ts == WALL + 7.0
     assert logs == []
 
 
