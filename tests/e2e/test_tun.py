@@ -200,7 +200,7 @@ def test_change_addresses_later_as_demand_does(ns):
         tun.close()
         print(json.dumps({"before": before, "after": after, "routes": routes}))
     """))
-    assert result["before"] == [["10.112.112.112", "10.64.64.64"]]
+    assert result["before"] == [["10.64.64.64", "10.112.112.112"]]     # pppd: ours, his
     assert result["after"] == [["10.9.0.1", "10.9.0.2"]]
     assert result["routes"] == ["ppp0"]
 
