@@ -64,7 +64,7 @@ CHILD = textwrap.dedent("""
                 self.seen[text] = tun_now()
 
     settings = OptionParser(option_tables()).parse_command_line(
-        [cable.paths[0], "noipdefault", "usepeerdns", "resolv-conf", "/dev/null",
+        [cable.paths[0], "noipdefault", "usepeerdns", "resolv-conf", sys.argv[2],
          "--tun", "ppp8", "noauth", "nodetach", "maxconnect", "2"])
     settings.name = "ordertest"
     sink = Sink()
@@ -81,7 +81,8 @@ CHILD = textwrap.dedent("""
 
 def test_the_address_lines_come_after_the_tun_has_the_addresses(tmp_path):
     with NetNamespace("uppO") as ns:
-        result = ns.python_json(CHILD, str(tmp_path / "peer.log"), timeout=60)
+        result = ns.python_json(CHILD, str(tmp_path / "peer.log"),
+                                str(tmp_path / "resolv.conf"), timeout=60)
     seen, log = result["seen"], "\n".join(result["lines"])
     ready = {"exists": True, "up": True, "inet": [["10.0.0.2", "10.0.0.1"]]}
     assert seen.get("local  IP address 10.0.0.2") == ready, (seen, log)

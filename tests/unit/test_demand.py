@@ -161,3 +161,32 @@ def test_data_path_activity_time_and_the_reversed_nat():
     assert nat.calls[-1] == ("in", [_ip(b"t")]) and frames == [(0x21, _ip(b"I"))]
     packets = path.from_link([(0x21, _ip(b"l"))], 9.0)   # the link is the inside
     assert nat.calls[-1] == ("out", [_ip(b"l")]) and packets == [_ip(b"O")]
+
+
+def test_resolv_conf_through_a_symlink_or_a_device_is_not_replaced(tmp_path):
+    # usepeerdns with resolv-conf naming a symlink (/etc/resolv.conf ->
+    # ...) or a device (/dev/null): written through, as pppd's fopen does;
+    # the atomic rename would have replaced the link or the device node
+    import os
+    import stat
+    from userppp.io.tun import write_resolv_conf
+    target = tmp_path / "real.conf"
+    target.write_text("old\n")
+    link = tmp_path / "resolv.conf"
+    link.symlink_to(target)
+    write_resolv_conf(str(link), "10.0.0.53")
+    assert link.is_symlink()
+    assert target.read_text() == "nameserver 10.0.0.53\n"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_resolv_conf(str(fifo), "10.0.0.54")
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+        assert os.read(reader, 100) == b"nameserver 10.0.0.54\n"
+    finally:
+        os.close(reader)
+    plain = tmp_path / "plain.conf"
+    write_resolv_conf(str(plain), "10.0.0.55")
+    assert plain.read_text() == "nameserver 10.0.0.55\n"
+    assert stat.S_IMODE(os.stat(plain).st_mode) == 0o644

@@ -74,6 +74,8 @@ def default_txqueuelen(speed: int, mtu: int = 1500) -> int:
     per_second = speed / 10 / max(mtu, 1)      # 8N1: 10 bits a byte
     return max(2, min(100, round(per_second * 0.05)))
 TUN_PATH = "/dev/net/tun"
+#: one packet per read; big enough for any MTU, so never truncated
+READ_SIZE = 65536
 IFNAMSIZ = 16
 SCRIPT_PATH = "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_RESOLV_CONF = "resolv.conf"     # under /etc/ppp (or $USERPPP_ETC)
@@ -220,9 +222,6 @@ class TunDevice:
         self.local: Optional[str] = None
         self.remote: Optional[str] = None
         self.stats = TunStats()
-        # one packet per read; big enough for any MTU, so never truncated
-        self._buffer = bytearray(65536)
-        self._view = memoryview(self._buffer)
         self._added = False                     # we added local/remote
         self._our_default: Optional[list] = None   # args of the route we added
         self._replaced: list = []                  # routes we took away
@@ -360,12 +359,12 @@ class TunDevice:
         """Packets waiting in the TUN, at most ``max_packets``; stops at
         EAGAIN (returns [] if none is waiting)."""
         packets = []
-        view, fd, readv = self._view, self.fd, os.readv
-        buffers = [self._buffer]
+        append, fd, read = packets.append, self.fd, os.read
+        # os.read: one copy into a bytes object the size of the packet
+        # (readv into a buffer and bytes() of a slice made two)
         try:
-            while len(packets) < max_packets:
-                n = readv(fd, buffers)
-                packets.append(bytes(view[:n]))
+            for _ in range(max_packets):
+                append(read(fd, READ_SIZE))
         except BlockingIOError:
             pass
         except OSError as exc:
@@ -514,8 +513,9 @@ def _open_error(name: str, exc, existed: bool) -> str:
 
 def write_resolv_conf(path: str, dns1: Optional[str], dns2: Optional[str] = None) -> None:
     """Write the peer's DNS servers as pppd does: one ``nameserver`` line
-    each, DNS2 only if given and different; atomically (temp file, rename),
-    mode 0644.  Like pppd, nothing removes it when the link goes down (the
+    each, DNS2 only if given and different; a regular file (or a new one)
+    atomically (temp file, rename), mode 0644; a symlink or a device is
+    written through, never replaced.  Like pppd, nothing removes it when the link goes down (the
     ip-down script may)."""
     lines = []
     for server in (dns1, dns2):
@@ -523,6 +523,21 @@ def write_resolv_conf(path: str, dns1: Optional[str], dns2: Optional[str] = None
             line = f"nameserver {_ipv4(server, 'DNS')}\n"
             if line not in lines:
                 lines.append(line)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise TunError(f"cannot write {path}: {exc.strerror}") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        # a symlink (/etc/resolv.conf -> ...) or a device: write through it,
+        # as pppd does; renaming over it would replace the link or the node
+        try:
+            with open(path, "w") as handle:
+                handle.write("".join(lines))
+        except OSError as exc:
+            raise TunError(f"cannot write {path}: {exc.strerror}") from None
+        return
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, temp = tempfile.mkstemp(prefix=".resolv.", dir=directory)
