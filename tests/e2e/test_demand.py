@@ -227,3 +227,16 @@ def test_maxconnect_ends_the_link_with_13(pair):
     text = client.text()
     assert "Connect time expired" in text
     assert re.search(r'sent \[LCP TermReq id=0x[0-9a-f]+ "Connect time expired"\]', text), text
+
+
+def test_demand_waiting_ends_on_sigterm_with_5_and_the_tun_goes(pair):
+    client_ns, server_ns, start = pair
+    client = start(client_ns, 0, ["noipdefault", "demand", "defaultroute"], "client")
+    assert client.wait_log("remote IP address 10.112.112.112"), client.describe()
+    assert wait_for(lambda: tun_addresses(client_ns))
+    client.process.send_signal(15)
+    assert client.process.wait(10) == 5, client.describe()
+    assert "Terminating on signal 15." in client.text()
+    assert "Starting link" not in client.text()
+    assert tun_addresses(client_ns) == []           # removed with its routes
+    assert "dev ppp0" not in client_ns.run(["ip", "route", "show"]).stdout
