@@ -35,7 +35,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from netns import NetNamespace, have_netns  # noqa: E402
+from netns import NetNamespace, have_netns, veth_pair  # noqa: E402
 from ptyrelay import NullModem  # noqa: E402
 
 from userppp.emul.modem import Exchange  # noqa: E402
@@ -70,9 +70,9 @@ def command(name: str) -> list:
 
 def test_the_document_has_every_tested_block_and_readme_links_it():
     assert set(doc_blocks()) == {"server-secrets", "server-null-modem", "server-nt-cable",
-                                 "server-modem", "client-secrets", "client-null-modem",
-                                 "client-modem"}
-    for name in ("server-null-modem", "server-nt-cable", "server-modem"):
+                                 "server-modem", "server-nat", "client-secrets",
+                                 "client-null-modem", "client-modem"}
+    for name in ("server-null-modem", "server-nt-cable", "server-modem", "server-nat"):
         argv = command(name)
         assert argv[:3] == ["userppp", "/dev/ttyS0", "115200"], argv
         for word in ("require-mschap-v2", "ip-pool", "ms-dns"):
@@ -88,7 +88,7 @@ def test_the_document_s_lines_are_valid_userppp_options(tmp_path):
     """Each command line as the document gives it (the real device names
     aside) passes userppp's option parser: no unknown option, no bad value
     (the parser stops at its first error, exit 2, naming the option)."""
-    for name in ("server-null-modem", "server-nt-cable", "server-modem",
+    for name in ("server-null-modem", "server-nt-cable", "server-modem", "server-nat",
                  "client-null-modem", "client-modem"):
         argv = command(name)
         argv = [sys.executable, "-m", "userppp", "/dev/null", *argv[2:], "dryrun"]
@@ -166,9 +166,11 @@ def tun_address(ns):
     return None
 
 
-def check_session(server: End, client: End) -> None:
+def check_session(server: End, client: End, server_far_end="192.168.7.10") -> None:
     """MS-CHAP v2, the pool's first address and the DNS server on the
-    client, and a ping through the client's TUN to the server."""
+    client, and a ping through the client's TUN to the server.
+    ``server_far_end``: the server's TUN's peer address (the client's, or
+    with nat-server the shared address)."""
     client.wait_log("remote IP address 192.168.7.1")
     server.wait_log("remote IP address 192.168.7.10")
     log = client.log()
@@ -182,7 +184,7 @@ def check_session(server: End, client: End) -> None:
     while time.monotonic() < end and tun_address(client.ns) is None:
         time.sleep(0.05)
     assert tun_address(client.ns) == ("192.168.7.10", "192.168.7.1"), client.describe()
-    assert tun_address(server.ns) == ("192.168.7.1", "192.168.7.10"), server.describe()
+    assert tun_address(server.ns) == ("192.168.7.1", server_far_end), server.describe()
     assert "nameserver 192.168.7.1" in resolv.read_text(), client.describe()
     done = client.ns.run(["ping", "-n", "-c", "3", "-i", "0.2", "-W", "5", "192.168.7.1"],
                          check=False, timeout=30)
@@ -204,17 +206,22 @@ def namespaces():
 
 
 def run_pair(tmp_path, namespaces, server_block, client_argv, server_device,
-             client_device, before_client=None):
+             client_device, before_client=None, server_ns=None, also=None,
+             server_far_end="192.168.7.10"):
+    """The document's server and client; ``also(server, client)`` runs
+    once the session is checked, before the client stops."""
     blocks = doc_blocks()
-    server = End(namespaces(), "server", command(server_block), server_device, tmp_path,
-                 blocks["server-secrets"])
+    server = End(server_ns or namespaces(), "server", command(server_block), server_device,
+                 tmp_path, blocks["server-secrets"])
     client = None
     try:
         if before_client is not None:
             before_client(server)
         client = End(namespaces(), "client", client_argv, client_device, tmp_path,
                      blocks["client-secrets"])
-        check_session(server, client)
+        check_session(server, client, server_far_end)
+        if also is not None:
+            also(server, client)
         assert client.stop(signal.SIGINT) == 5, client.describe()
         # the server (persist) notices the end of the session and waits for
         # the next client
@@ -261,3 +268,28 @@ def test_hayes_modems(tmp_path, namespaces):
     assert "send (ATA^M)" in log and "Serial connection established." in log, \
         server.describe()
     assert "send (ATDT555222^M)" in client.log(), client.describe()
+
+
+def test_nat_server_takes_the_client_beyond_the_server(tmp_path, namespaces):
+    """``nat-server``: the client (default route through its TUN) pings a
+    host beyond the server's host, which routes only the shared address
+    10.64.0.0/24 to the server, not the pool: the answers come back, so the
+    host saw 10.64.0.1."""
+    server_ns, host = namespaces(), namespaces()
+    veth_pair(server_ns, host, "veth0", "veth1", "192.168.77.1/24", "192.168.77.2/24")
+    host.run(["ip", "route", "add", "10.64.0.0/24", "via", "192.168.77.1"])
+    server_ns.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+
+    def beyond(server, client):
+        done = client.ns.run(["ping", "-n", "-c", "3", "-i", "0.2", "-W", "5",
+                              "192.168.77.2"], check=False, timeout=30)
+        assert done.returncode == 0 and "3 received" in done.stdout, \
+            done.stdout + done.stderr + client.describe() + server.describe()
+        # the host has no way back to the pool itself
+        route = host.run(["ip", "-4", "-o", "route", "get", "192.168.7.10"], check=False)
+        assert "via 192.168.77.1" not in route.stdout, route.stdout
+
+    with NullModem() as cable:
+        run_pair(tmp_path, namespaces, "server-nat", command("client-null-modem"),
+                 cable.paths[0], cable.paths[1], server_ns=server_ns, also=beyond,
+                 server_far_end="10.64.0.1")
