@@ -603,9 +603,22 @@ class PidFile:
         directory = os.environ.get("USERPPP_RUN_DIR", "/var/run")
         self.path = os.path.abspath(
             os.path.join(directory, f"ppp-{os.path.basename(name)}.pid"))
-        with open(self.path, "w") as f:
-            f.write(f"{os.getpid()}\n")
+        self._write(os.getpid())
         self.owner = os.getpid()
+
+    def _write(self, pid: int) -> None:
+        # whole or not at all: a reader never sees an empty file
+        temporary = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            with open(temporary, "w") as f:
+                f.write(f"{pid}\n")
+            os.replace(temporary, self.path)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
 
     def remove(self) -> None:
         if os.getpid() == self.owner:
@@ -615,8 +628,7 @@ class PidFile:
                 pass
 
     def moved_to(self, pid: int) -> None:
-        with open(self.path, "w") as f:
-            f.write(f"{pid}\n")
+        self._write(pid)
         self.owner = pid
 
 

@@ -179,7 +179,8 @@ def test_updetach_detaches_once_ipcp_is_up(tmp_path, procs, reaper, sink):
     with NullModem() as cable:
         a = start(procs, tmp_path, cable.paths[0], *ANSWER_ADDRESSES, "updetach", "lock",
                   "linkname", "u", "logfile", str(log), sink=sink)
-        time.sleep(1.0)
+        assert wait_until((tmp_path / "ppp-u.pid").exists)
+        time.sleep(0.5)
         assert a.poll() is None                 # no peer yet: still in the foreground
         parent_pid = int((tmp_path / "ppp-u.pid").read_text())
         assert parent_pid == a.pid
