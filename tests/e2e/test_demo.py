@@ -473,3 +473,18 @@ def test_a_phase_that_does_not_complete_fails_with_the_reason_and_cleans_up():
                         r"IPCP) phase did not complete in 2 s", last), text
     assert "--- the server's log" in text and "=== summary" not in text
     assert_nothing_left(text, before)
+
+
+def test_tools_names_are_the_packaged_emulators():
+    """tools/modem.py and tools/lineemu.py (tests, benches, ``python3 -m
+    tools.lineemu``) are the package's emulators, the same module objects."""
+    sys.path.insert(0, REPO)
+    from tools import lineemu, modem
+    import userppp.emul.lineemu
+    import userppp.emul.modem
+    assert modem is userppp.emul.modem and lineemu is userppp.emul.lineemu
+    from tools.modem import Exchange
+    assert Exchange is userppp.emul.modem.Exchange
+    done = subprocess.run([sys.executable, "-m", "tools.modem", "--help"], capture_output=True,
+                          text=True, timeout=30, cwd=REPO, env=ENV)
+    assert done.returncode == 0 and "Hayes modems on ptys" in done.stdout, done.stderr
