@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 
+from pppends import NETNS
 from ptyrelay import NullModem
 
 
 def start(path, log, *options):
+    # each end in a network namespace of its own, for its TUN
     return subprocess.Popen(
-        [sys.executable, "-m", "userppp", path, "38400", "noauth", "nodetach",
+        [*NETNS, sys.executable, "-m", "userppp", path, "38400", "noauth", "nodetach",
          "debug", "logfile", str(log), *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, USERPPP_ETC="/nonexistent"))
