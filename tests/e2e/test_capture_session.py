@@ -187,13 +187,29 @@ def layer_of(protocols: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
+#: what tshark flags: a malformed frame, an expert warning or error
+#: (Configure-Rejects and the like are notes or chats)
+COMPLAINTS = "_ws.malformed || _ws.expert.severity >= 0x00600000"
+
+
+def test_the_complaints_filter_catches_a_malformed_frame(tmp_path):
+    """The filter below finds something when there is something to find:
+    an LCP Configure-Request whose length says 32 with 4 bytes of options."""
+    import dpkt
+    path = tmp_path / "bad.pcap"
+    with open(path, "wb") as handle:
+        writer = dpkt.pcap.Writer(handle, linktype=204)
+        writer.writepkt(b"\x01\xff\x03\xc0\x21\x01\x01\x00\x20\x01\x04\x05\xdc", 1.0)
+        writer.writepkt(b"\x01\xff\x03\xc0\x21\x01\x02\x00\x08\x01\x04\x05\xdc", 2.0)
+    flagged = tshark(path, "-Y", COMPLAINTS).splitlines()
+    assert len(flagged) == 1 and "Malformed" in flagged[0], flagged
+
+
 @pytest.mark.parametrize("name", ["client", "server"])
 def test_pcap_decodes_cleanly_and_holds_every_protocol_of_both_legs(session, name):
     path = session[name].pcap
     assert oct(path.stat().st_mode & 0o777) == "0o600"
-    # nothing malformed, no expert warning or error (ConfRej and the like
-    # are notes or chats)
-    assert tshark(path, "-Y", "_ws.malformed || _ws.expert.severity >= 0x00600000") == ""
+    assert tshark(path, "-Y", COMPLAINTS) == ""
     frames = pcap_frames(path)
     layers = collections.Counter(layer_of(p) for _, p, _ in frames)
     for wanted in WANTED:
