@@ -80,6 +80,8 @@ ALL_LEVELS = 99
 # "length: 5") stays whole while a flood of them is summed up.
 LOG_BURST = 1
 DEBUG_LOG_BURST = 10
+# Packet dumps of one protocol and code received per interval (at debug).
+DUMP_BURST = 50
 # Bytes of a packet of a protocol we do not run that the log shows.
 _UNKNOWN_DUMP = 32
 # Answerer: after acking the caller's choice, wait this many CBCP restart
@@ -311,7 +313,19 @@ class Link:
         elif handler is not None:
             level = handler.log_level(payload)
             if level <= self.log_level:
-                self._write(_packet_line("rcvd", handler, payload), level)
+                # Every packet is dumped as pppd does, up to DUMP_BURST of one
+                # protocol and code per interval (more is a flood: stray
+                # Acks, unknown codes, Echo-Requests at line speed); the
+                # rest, and what we answer to them, are counted.
+                limiter = self.log_limiter
+                self._write_summaries(limiter.expire(now))
+                key = ("dump", protocol, payload[0] if payload else None)
+                if limiter.admit(key, now, level, "", DUMP_BURST):
+                    line = _packet_line("rcvd", handler, payload)
+                    limiter.remember(key, line)
+                    self._write(line, level)
+                else:
+                    quiet = True
         elif self.log_level >= 1:
             printer = PRINTERS.get(protocol)
             if printer is not None:

@@ -123,6 +123,13 @@ class LogRateLimiter:
             self._pending[key] = reason
         return False
 
+    def remember(self, key: Hashable, text: str) -> None:
+        """The text of a line just admitted under ``key`` (for its summary),
+        when it was built only after :meth:`admit` said yes."""
+        reason = self._reasons.get(key)
+        if reason is not None:
+            reason.text = text
+
     def next_deadline(self) -> Optional[float]:
         """When the earliest interval with suppressed lines ends, or None."""
         if not self._pending:

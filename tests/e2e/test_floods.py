@@ -427,14 +427,19 @@ def test_frames_of_an_unknown_protocol(userppp, debug):
         assert "Unsupported protocol (0x1234) received" in text
 
 
-def test_echo_request_flood(userppp):
-    u = userppp("debug")
+@pytest.mark.parametrize("debug", [1, 2], ids=["debug", "debug-debug"])
+def test_echo_request_flood(userppp, debug):
+    """Every one answered.  Echoes are logged at debug 2 ("debug debug"):
+    there the dumps of one code are limited (50 per 5 s, then a count)."""
+    u = userppp(*["debug"] * debug)
     chunk = repeat(frame(LCP, control(ECHO_REQ, 7, struct.pack(">I", PEER_MAGIC)
                                       + b"flood" * 8)))
-    f = run_flood(u, "echo requests (debug)", lambda: chunk)
-    # echoes are debug-debug lines: at debug, nothing per frame
-    check_bounded(u, f, log_limit=2048)
+    f = run_flood(u, f"echo requests (debug {debug})", lambda: chunk)
+    # debug 2: at most DUMP_BURST (50) dumps each way in one 5-s interval
+    check_bounded(u, f, log_limit=2048 if debug == 1 else 32768)
     assert u.peer.counts.get((LCP, ECHO_REP), 0) > 1000
+    if debug == 2:
+        assert "rcvd [LCP EchoReq id=0x7" in u.log_text()
 
 
 def test_protocol_reject_storm(userppp):

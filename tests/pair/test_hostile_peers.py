@@ -469,3 +469,29 @@ def test_cbcp_requests_after_the_callback_phase_are_answered_with_a_short_log():
     lines = sink.text()[before:]
     assert len(lines) < 8 * DEBUG_LOG_BURST, lines[:40]
     assert sum(1 for t in lines if t.startswith("rcvd [CBCP Request")) == DEBUG_LOG_BURST
+
+
+def test_dumps_of_one_code_at_line_speed_are_limited_with_what_we_answer():
+    """At debug every packet is dumped, up to DUMP_BURST of one protocol and
+    code per interval: unknown codes answered by Code-Rejects, Echo-Requests
+    at debug 2; then a count.  Other codes are not held back by them."""
+    from userppp.link import DUMP_BURST
+    link, sink = opened(level=2)
+    magic = struct.pack(">I", PEER_MAGIC)
+    before = len(sink.lines)
+    for i in range(1000):
+        link.receive(LCP, encode_control(99, i & 0xFF, b"x"), 2000.0 + i * 0.001)
+        link.receive(LCP, encode_control(Code.ECHO_REQ, i & 0xFF, magic), 2000.0 + i * 0.001)
+    out = [decode_control(i.payload).code for i in link.output() if isinstance(i, Transmit)]
+    assert out.count(Code.CODE_REJ) == 1000 and out.count(Code.ECHO_REP) == 1000
+    lines = sink.text()[before:]
+    assert sum(t.startswith("rcvd [LCP code=0x63") for t in lines) == DUMP_BURST
+    assert sum(t.startswith("sent [LCP CodeRej") for t in lines) == DUMP_BURST
+    assert sum(t.startswith("rcvd [LCP EchoReq") for t in lines) == DUMP_BURST
+    assert sum(t.startswith("sent [LCP EchoRep") for t in lines) == DUMP_BURST
+    link.receive(LCP, encode_control(Code.DISC_REQ, 1, magic), 2001.0)
+    assert sink.text()[-1].startswith("rcvd [LCP DiscReq")
+    link.handle_timer(2000.0 + DEFAULT_INTERVAL)
+    summaries = [t for t in sink.text() if SUPPRESSED.search(t)]
+    assert any(t.startswith("rcvd [LCP EchoReq") and t.endswith(
+        f"({1000 - DUMP_BURST} similar messages suppressed)") for t in summaries), summaries
