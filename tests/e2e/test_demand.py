@@ -246,3 +246,19 @@ def test_demand_waiting_ends_on_sigterm_with_5_and_the_tun_goes(pair):
     assert "Starting link" not in client.text()
     assert tun_addresses(client_ns) == []           # removed with its routes
     assert "dev ppp0" not in client_ns.run(["ip", "route", "show"]).stdout
+
+
+def test_demand_with_nat_the_tun_keeps_the_inside_address(pair):
+    # with nat the TUN has the NAT's stable inside address from the start;
+    # the queued packets come from it and are translated once IPCP is up
+    client_ns, server_ns, start = pair
+    start(server_ns, 1, SERVER_PERSIST, "server")
+    client = start(client_ns, 0, ["noipdefault", "demand", "defaultroute", "nat"], "client")
+    assert client.wait_log("remote IP address 10.112.112.112"), client.describe()
+    assert wait_for(lambda: tun_addresses(client_ns) == [("10.64.0.1", "10.112.112.112")]), \
+        tun_addresses(client_ns)
+    result = ping(client_ns, SERVER_IP, count=3, interval=0.5, wait=10)
+    assert re.search(r"icmp_seq=1 ", result["output"]), (result["output"], client.describe())
+    assert result["received"] == 3, result["output"]
+    assert tun_addresses(client_ns) == [("10.64.0.1", SERVER_IP)]
+    assert f"Local IP address changed to {CLIENT_IP}" in client.text()
