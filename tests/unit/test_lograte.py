@@ -166,3 +166,13 @@ def test_no_count_is_lost_and_output_is_bounded(seq, burst, max_keys):
     for i, t in enumerate(out_times):
         in_window = sum(1 for u in out_times[i:] if u < t + interval)
         assert in_window <= (burst + 1) * (max_keys + 1) * 2
+
+
+def test_remember_sets_the_summary_text_of_a_line_built_after_admit():
+    limiter = LogRateLimiter(interval=5.0, burst=1)
+    assert limiter.admit("d", 0.0, 1)
+    limiter.remember("d", "rcvd [LCP EchoReq id=0x1]")
+    limiter.remember("unknown", "ignored")          # no such reason: nothing
+    assert not limiter.admit("d", 1.0, 1)
+    assert limiter.expire(5.0) == [(1, "rcvd [LCP EchoReq id=0x1] (1 similar message suppressed)")]
+    assert len(limiter) == 1
