@@ -47,6 +47,7 @@ from .io.driver import LinkDriver
 from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
 from .io.network import Network
+from .io.tun import TunError
 from .io.serial import open_line
 from .io.syslog import LOG_NOTICE, LOG_WARNING, Syslog, priority as syslog_priority
 
@@ -381,8 +382,11 @@ class Process:
                 return int(ExitCode.FATAL_ERROR)
             while True:
                 if demand:
-                    if await self.dormant():
-                        return int(ExitCode.USER_REQUEST)
+                    try:
+                        if await self.dormant():
+                            return int(ExitCode.USER_REQUEST)
+                    except TunError:
+                        return int(ExitCode.FATAL_ERROR)    # the TUN went away
                     self.log(0, "Starting link")
                 status = await self.run_once(pidfile)
                 if self.quit_signal is not None:
@@ -437,6 +441,8 @@ class Process:
             if not traffic.done():
                 traffic.cancel()
             self.phase, self.target = "Dead", None
+        if self.quit_signal is None and traffic.done() and not traffic.cancelled():
+            traffic.result()        # TunError: nothing left to wait on
         return self.quit_signal is not None
 
     async def holdoff(self, seconds: float) -> bool:

@@ -262,3 +262,13 @@ def test_demand_with_nat_the_tun_keeps_the_inside_address(pair):
     assert result["received"] == 3, result["output"]
     assert tun_addresses(client_ns) == [("10.64.0.1", SERVER_IP)]
     assert f"Local IP address changed to {CLIENT_IP}" in client.text()
+
+
+def test_demand_tun_deleted_while_waiting_ends_with_1(pair):
+    client_ns, server_ns, start = pair
+    client = start(client_ns, 0, ["noipdefault", "demand"], "client")
+    assert client.wait_log("remote IP address 10.112.112.112"), client.describe()
+    assert wait_for(lambda: tun_addresses(client_ns))
+    client_ns.run(["ip", "link", "del", "ppp0"])
+    assert client.process.wait(10) == 1, client.describe()
+    assert "read TUN ppp0:" in client.text()

@@ -255,9 +255,11 @@ class Network:
 
     async def wait_for_traffic(self) -> None:
         """``demand``: return when a packet waits to go over the link (at
-        once if one does)."""
+        once if one does); TunError if the TUN went away."""
         if self.demand_queue is None or len(self.demand_queue):
             return
+        if self.tun is None:
+            raise TunError(f"TUN {self.settings.tun_name} is gone")
         self._start_reading()
         self._traffic = asyncio.get_running_loop().create_future()
         try:
@@ -612,6 +614,9 @@ class Network:
             return
         self._stop_reading_fd(tun)
         self.log(0, str(error))
+        if self._traffic is not None and not self._traffic.done():
+            # demand, waiting for traffic: there is nothing left to wait on
+            self._traffic.set_exception(error)
         try:
             tun.close()
         except TunError:
