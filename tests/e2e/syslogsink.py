@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional
 
+import pytest
+
 MESSAGE = re.compile(
     r"<(?P<pri>\d{1,3})>(?P<stamp>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) "
     r"(?P<ident>[^\[\]: ]+)\[(?P<pid>\d+)\]: (?P<text>.*)\Z", re.S)
@@ -158,3 +160,19 @@ def session_of(pid: int) -> int:
 
 def std_fds(pid: int) -> List[str]:
     return [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (0, 1, 2)]
+
+
+@pytest.fixture
+def sink(tmp_path):
+    """A :class:`SyslogSink` on ``tmp_path/log.sock`` for the test."""
+    s = SyslogSink(tmp_path / "log.sock")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def reaper():
+    """A :class:`Reaper` for the test."""
+    r = Reaper()
+    yield r
+    r.close()

@@ -1,5 +1,5 @@
 """The whole call-back cycle in one process, both ends userppp, over ptys and
-two emulated Hayes modems (tools/modem.py).
+two emulated Hayes modems (userppp.emul.modem).
 
 The client dials the server (555222) with a chat script, asks in CBCP to be
 called back at 555111; the server acks; both hang up; the server dials
@@ -16,99 +16,34 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
+from modemcalls import (ANSWER_CHAT, CLIENT, DIAL_CHAT, SERVER,  # noqa: F401
+                        exchange)
 from netns import NetNamespace, have_netns
-from tools.modem import Exchange
+from userpppprocs import REPO, LoggedPpp, in_order
 
-CLIENT, SERVER = "555111", "555222"     # the seed's numbers
 CLIENT_NAME, SERVER_NAME = "dijklinux", "inbelnt"
 PASSWORD = "Nt-sekrit-4711"
 TIMEOUT = 20
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-DIAL_CHAT = (f"chat -v ABORT BUSY ABORT 'NO CARRIER' ABORT 'NO DIALTONE' "
-             f"'' ATZ OK ATDT{SERVER} CONNECT ''")
-ANSWER_CHAT = "chat -v ABORT ERROR '' ATZ OK 'ATE1Q0&C1&S0' RING ATA CONNECT ''"
 
 
-@pytest.fixture
-def exchange():
-    ex = Exchange(guard_time=0.1, ring_interval=0.2, dial_delay=0.02,
-                  handshake=0.02, answer_timeout=10)
-    try:
-        yield ex
-    finally:
-        ex.close()
-
-
-def in_order(lines, *wanted):
-    """True if ``wanted`` appear among ``lines`` in this order (others between)."""
-    it = iter(lines)
-    return all(any(line == w for line in it) for w in wanted)
-
-
-class NsPpp:
+class NsPpp(LoggedPpp):
     """A userppp process in a network namespace of its own (its TUN device,
     created when IPCP comes up and kept across both legs, lives there): its
     pppd log (``logfile``) and its own output."""
 
     def __init__(self, tmp_path, name, device, options, env, ns):
-        self.name = name
-        self.logfile = tmp_path / f"{name}.log"
-        self.outfile = tmp_path / f"{name}.out"
         self.device = device
         self.ns = ns
-        argv = [sys.executable, "-m", "userppp", device, "38400", "nodetach",
-                "debug", "logfile", str(self.logfile), *options]
-        with open(self.outfile, "wb") as out:
-            self.proc = ns.popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=subprocess.STDOUT,
-                                 env=dict(os.environ, PYTHONPATH=REPO,
-                                          USERPPP_ETC="/nonexistent", **env))
-        self.pid = self.proc.pid
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
-
-    def out(self) -> str:
-        return self.outfile.read_text(errors="replace") if self.outfile.exists() else ""
-
-    def lines(self) -> list:
-        return self.log().splitlines()
-
-    def wait_log(self, text: str, timeout: float = TIMEOUT) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if text in self.log():
-                return
-            if self.proc.poll() is not None and text not in self.log():
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"{self.name}: {text!r} not logged "
-                             f"(exit {self.proc.poll()})\n{self.describe()}")
-
-    def wait(self, timeout: float = TIMEOUT) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.name} still running\n{self.describe()}") from None
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def describe(self) -> str:
-        return (f"--- {self.name} log ---\n{self.log()}"
-                f"--- {self.name} output ---\n{self.out()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        super().__init__(tmp_path, name,
+                         [sys.executable, "-m", "userppp", device, "38400", "nodetach",
+                          "debug", "logfile", str(tmp_path / f"{name}.log"), *options],
+                         dict(os.environ, PYTHONPATH=REPO, USERPPP_ETC="/nonexistent", **env),
+                         popen=ns.popen, timeout=TIMEOUT)
 
 
 @pytest.fixture

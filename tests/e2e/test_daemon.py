@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 import tty
 
@@ -22,33 +21,10 @@ import pytest
 from pppends import (ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, DIAL_IP_LINES,
                      USERPPP)
 from ptyrelay import NullModem
-from syslogsink import LOG_DAEMON, LOG_NOTICE, Reaper, SyslogSink, std_fds
-
-TIMEOUT = 15
-
-
-@pytest.fixture
-def reaper():
-    r = Reaper()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def sink(tmp_path):
-    s = SyslogSink(tmp_path / "log.sock")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-            p.wait(5)
+from syslogsink import LOG_DAEMON, LOG_NOTICE, std_fds
+from syslogsink import reaper, sink  # noqa: F401 (fixtures)
+from userpppprocs import TIMEOUT, popen_userppp, read, wait_until
+from userpppprocs import procs  # noqa: F401 (a fixture)
 
 
 def env_for(tmp_path, sink=None):
@@ -60,27 +36,9 @@ def env_for(tmp_path, sink=None):
 
 
 def start(procs, tmp_path, device, *options, sink=None, **popen):
-    popen.setdefault("stdin", subprocess.DEVNULL)
-    popen.setdefault("stdout", subprocess.PIPE)
-    popen.setdefault("stderr", subprocess.PIPE)
-    p = subprocess.Popen([*USERPPP, *((device,) if device else ()), "38400", "noauth",
-                          "lcp-restart", "1", *options],
-                         env=env_for(tmp_path, sink), **popen)
-    procs.append(p)
-    return p
-
-
-def read(path):
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-def wait_until(predicate, timeout=TIMEOUT):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+    return popen_userppp(procs, [*USERPPP, *((device,) if device else ()), "38400", "noauth",
+                                 "lcp-restart", "1", *options],
+                         env_for(tmp_path, sink), **popen)
 
 
 def wait_lines(path, lines, timeout=TIMEOUT):

@@ -12,68 +12,26 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import time
 
 import pytest
 
 from pppends import ANSWER_ADDRESSES, DIAL_ADDRESSES, DIAL_IP_LINES, USERPPP
 from ptyrelay import NullModem
 from syslogsink import (LOG_DAEMON, LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING,
-                        MESSAGE, Reaper, SyslogSink)
+                        MESSAGE)
+from syslogsink import reaper, sink  # noqa: F401 (fixtures)
 from userppp.io import syslog as usyslog
+from userpppprocs import TIMEOUT, popen_userppp, read, wait_until
+from userpppprocs import procs  # noqa: F401 (a fixture)
 
-TIMEOUT = 15
 SECRET = "zebra-s3cret-4711"
-
-
-@pytest.fixture
-def sink(tmp_path):
-    s = SyslogSink(tmp_path / "log.sock")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def reaper():
-    r = Reaper()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-            p.wait(5)
 
 
 def start(procs, tmp_path, device, *options, syslog_path, **popen):
     env = dict(os.environ, USERPPP_ETC="/nonexistent", USERPPP_RUN_DIR=str(tmp_path),
                USERPPP_SYSLOG_SOCKET=str(syslog_path))
-    popen.setdefault("stdin", subprocess.DEVNULL)
-    popen.setdefault("stdout", subprocess.PIPE)
-    popen.setdefault("stderr", subprocess.PIPE)
-    p = subprocess.Popen([*USERPPP, device, "38400", "lcp-restart", "1", *options],
-                         env=env, **popen)
-    procs.append(p)
-    return p
-
-
-def read(path):
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-def wait_until(predicate, timeout=TIMEOUT):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+    return popen_userppp(procs, [*USERPPP, device, "38400", "lcp-restart", "1", *options],
+                         env, **popen)
 
 
 def chap_secrets(tmp_path):

@@ -17,8 +17,8 @@ import pytest
 
 from pppends import ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, DIAL_IP_LINES
 from ptyrelay import NullModem
-from test_userppp_modems import Ppp, in_order
-from tools.modem import Exchange
+from modemcalls import exchange, ppp_starter  # noqa: F401 (exchange: a fixture)
+from userpppprocs import in_order, procs, wait_until  # noqa: F401 (procs: a fixture)
 
 
 @pytest.fixture
@@ -29,18 +29,9 @@ def locks(tmp_path):
 
 
 @pytest.fixture
-def ppp(tmp_path, locks):
+def ppp(tmp_path, locks, procs):
     """Start userppp processes with USERPPP_LOCK_DIR=locks; all killed at the end."""
-    started = []
-
-    def start(name, device, *options):
-        p = Ppp(tmp_path, name, device, options, env={"USERPPP_LOCK_DIR": str(locks)})
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.kill()
+    return ppp_starter(tmp_path, procs, {"USERPPP_LOCK_DIR": str(locks)})
 
 
 @pytest.fixture
@@ -49,29 +40,10 @@ def cable():
         yield c
 
 
-@pytest.fixture
-def exchange():
-    ex = Exchange(guard_time=0.1, ring_interval=0.2, dial_delay=0.02,
-                  handshake=0.02, answer_timeout=10)
-    try:
-        yield ex
-    finally:
-        ex.close()
-
-
 def lock_file(locks, device):
     """pppd's lock name for a device under /dev/ (every further / becomes _)."""
     assert device.startswith("/dev/")
     return locks / ("LCK.." + device[len("/dev/"):].replace("/", "_"))
-
-
-def wait_until(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def dead_pid():
@@ -227,7 +199,7 @@ def test_sigterm_while_shell_connect_script_runs_stops_its_process_group(
     pids = tmp_path / "pids"
     p = ppp("shell", modem.path, "noauth", "lock",
             "connect", f"printf 'ATZ\\r'; sleep 60 & echo $$ $! > {pids}; wait")
-    assert wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+    assert wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 2, 10)
     shell, sleeper = map(int, pids.read_text().split())
     p.signal(signal.SIGTERM)
     assert p.wait() == 8, p.describe()

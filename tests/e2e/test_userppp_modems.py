@@ -10,25 +10,21 @@ nt_callback.chat).
 from __future__ import annotations
 
 import os
-import selectors
 import signal
-import subprocess
-import threading
 import time
 import tty
 
 import pytest
 
-from tools.modem import Exchange, Service
 from userppp.hdlc import Framer
 from userppp.wire import encode_control
 
-CLIENT, SERVER = "555111", "555222"    # the seed's numbers: we, the NT server
-TIMEOUT = 15            # upper bound for anything to happen; tests take ~1-3 s
-
-from seed import NT_CALLBACK_CHAT, seed_chat_lines  # noqa: E402
-from pppends import (ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES,  # noqa: E402
-                     DIAL_IP_LINES, USERPPP, ip_lines)
+from modemcalls import (ANSWER_CHAT, CLIENT, DIAL_CHAT, SERVER, Ppp, PtyPeer,  # noqa: F401
+                        exchange, ppp_starter)
+from pppends import (ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES,
+                     DIAL_IP_LINES, ip_lines)
+from seed import NT_CALLBACK_CHAT, seed_chat_lines
+from userpppprocs import in_order, procs  # noqa: F401
 
 # the seed's addresses: the NT server is 192.168.0.1 and gives the caller
 # 192.168.0.3, which the caller asks for (options.callback: 192.168.0.3:0.0.0.0)
@@ -41,90 +37,10 @@ SEED_CALLBACK_CHAT_LOG = seed_chat_lines(504)
 
 # -- processes -------------------------------------------------------------------
 
-class Ppp:
-    """One userppp process: its pppd log (``logfile``) and its own output."""
-
-    def __init__(self, tmp_path, name, device, options, env=None):
-        self.name = name
-        self.logfile = tmp_path / f"{name}.log"
-        self.outfile = tmp_path / f"{name}.out"
-        self.device = device
-        argv = [*USERPPP, device, "38400", "nodetach",
-                "debug", "logfile", str(self.logfile), *options]
-        with open(self.outfile, "wb") as out:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=dict(os.environ, USERPPP_ETC="/nonexistent", **(env or {})))
-        self.pid = self.proc.pid
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
-
-    def out(self) -> str:
-        return self.outfile.read_text(errors="replace") if self.outfile.exists() else ""
-
-    def lines(self) -> list:
-        return self.log().splitlines()
-
-    def wait_log(self, text: str, timeout: float = TIMEOUT, count: int = 1) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.log().count(text) >= count:
-                return
-            if self.proc.poll() is not None and self.log().count(text) < count:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"{self.name}: {text!r} not logged "
-                             f"(exit {self.proc.poll()})\n{self.describe()}")
-
-    def wait(self, timeout: float = TIMEOUT) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.name} still running\n{self.describe()}") from None
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def describe(self) -> str:
-        return (f"--- {self.name} log ---\n{self.log()}"
-                f"--- {self.name} output ---\n{self.out()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
 @pytest.fixture
-def ppp(tmp_path):
+def ppp(tmp_path, procs):
     """Start userppp processes; every one is killed at the end of the test."""
-    started = []
-
-    def start(name, device, *options, env=None):
-        p = Ppp(tmp_path, name, device, options, env)
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.kill()
-
-
-@pytest.fixture
-def exchange():
-    ex = Exchange(guard_time=0.1, ring_interval=0.2, dial_delay=0.02,
-                  handshake=0.02, answer_timeout=10)
-    try:
-        yield ex
-    finally:
-        ex.close()
-
-
-def in_order(lines, *wanted):
-    """True if ``wanted`` appear among ``lines`` in this order (others between)."""
-    it = iter(lines)
-    return all(any(line == w for line in it) for w in wanted)
+    return ppp_starter(tmp_path, procs)
 
 
 def lcp_opened(p: Ppp) -> None:
@@ -138,20 +54,17 @@ def ip_up(p: Ppp, lines) -> None:
         p.wait_log(line)
 
 
-DIAL_CHAT = (f"chat -v ABORT BUSY ABORT 'NO CARRIER' ABORT 'NO DIALTONE' "
-             f"'' ATZ OK ATDT{SERVER} CONNECT ''")
-ANSWER_CHAT = "chat -v ABORT ERROR '' ATZ OK 'ATE1Q0&C1&S0' RING ATA CONNECT ''"
 AUTO_ANSWER_CHAT = "chat -v ABORT ERROR '' ATZ OK ATS0=1 OK '\\c' CONNECT ''"
 
 
-# -- 1. two processes, two modems, one call ----------------------------------
-
-def test_dial_and_answer_with_ring_ata_then_sigint(exchange, ppp):
+def call_up(exchange, ppp, *answer_more):
+    """A call from CLIENT to SERVER: the answering userppp (``answer_more``
+    among its options) waits for the RING, the dialling one calls; LCP open
+    and IPCP up at both ends."""
     dial_modem = exchange.add_modem(CLIENT)
     answer_modem = exchange.add_modem(SERVER)
-    # the default 3 s restart timer: after the peer's Terminate-Request the
-    # carrier loss comes long before it runs out
-    b = ppp("answer", answer_modem.path, *ANSWER_ADDRESSES, "noauth", "connect", ANSWER_CHAT)
+    b = ppp("answer", answer_modem.path, *ANSWER_ADDRESSES, "noauth", *answer_more,
+            "connect", ANSWER_CHAT)
     b.wait_log("expect (RING)")
     a = ppp("dial", dial_modem.path, *DIAL_ADDRESSES, "noauth", "lcp-restart", "1",
             "connect", DIAL_CHAT)
@@ -159,6 +72,15 @@ def test_dial_and_answer_with_ring_ata_then_sigint(exchange, ppp):
     lcp_opened(b)
     ip_up(a, DIAL_IP_LINES)
     ip_up(b, ANSWER_IP_LINES)
+    return a, b, dial_modem, answer_modem
+
+
+# -- 1. two processes, two modems, one call ----------------------------------
+
+def test_dial_and_answer_with_ring_ata_then_sigint(exchange, ppp):
+    # the default 3 s restart timer: after the peer's Terminate-Request the
+    # carrier loss comes long before it runs out
+    a, b, dial_modem, answer_modem = call_up(exchange, ppp)
 
     assert in_order(a.lines(), "send (ATZ^M)", "expect (OK)", "OK", "-- got it",
                     f"send (ATDT{SERVER}^M)", "expect (CONNECT)", "CONNECT",
@@ -223,23 +145,8 @@ def test_auto_answer_modem_then_sigint_to_the_answering_side(exchange, ppp):
 
 # -- 2. carrier loss -----------------------------------------------------------
 
-def _call_up(exchange, ppp):
-    dial_modem = exchange.add_modem(CLIENT)
-    answer_modem = exchange.add_modem(SERVER)
-    b = ppp("answer", answer_modem.path, *ANSWER_ADDRESSES, "noauth", "lcp-restart", "1",
-            "connect", ANSWER_CHAT)
-    b.wait_log("expect (RING)")
-    a = ppp("dial", dial_modem.path, *DIAL_ADDRESSES, "noauth", "lcp-restart", "1",
-            "connect", DIAL_CHAT)
-    lcp_opened(a)
-    lcp_opened(b)
-    ip_up(a, DIAL_IP_LINES)
-    ip_up(b, ANSWER_IP_LINES)
-    return a, b, dial_modem, answer_modem
-
-
 def test_line_failure_hangs_up_both_ends(exchange, ppp):
-    a, b, dial_modem, answer_modem = _call_up(exchange, ppp)
+    a, b, dial_modem, answer_modem = call_up(exchange, ppp, "lcp-restart", "1")
     exchange.disconnect(SERVER)
     for p in (a, b):
         assert p.wait() == 16, p.describe()
@@ -251,7 +158,7 @@ def test_line_failure_hangs_up_both_ends(exchange, ppp):
 
 
 def test_peer_killed_its_modem_hangs_up_the_survivor_loses_carrier(exchange, ppp):
-    a, b, dial_modem, answer_modem = _call_up(exchange, ppp)
+    a, b, dial_modem, answer_modem = call_up(exchange, ppp, "lcp-restart", "1")
     start = time.monotonic()
     a.proc.kill()                       # no TermReq: only the modem notices
     assert a.wait() == -signal.SIGKILL
@@ -264,47 +171,6 @@ def test_peer_killed_its_modem_hangs_up_the_survivor_loses_carrier(exchange, ppp
 
 
 # -- 3. the seed's callback chat file ---------------------------------------------
-
-class PtyPeer(Service):
-    """A far end that is a userppp process on a pty: the call's data goes to
-    the pty master and what the process writes goes back over the call."""
-
-    def __init__(self):
-        super().__init__(on_data=self._to_pty)
-        self.master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.path = os.ttyname(self._slave)
-        os.set_blocking(self.master, False)
-        self._stop = False
-        self._thread = threading.Thread(target=self._from_pty, daemon=True)
-        self._thread.start()
-
-    def _to_pty(self, service, data):
-        try:
-            os.write(self.master, data)
-        except OSError:
-            pass
-
-    def _from_pty(self):
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.master, selectors.EVENT_READ)
-            while not self._stop:
-                if not selector.select(0.05):
-                    continue
-                try:
-                    data = os.read(self.master, 4096)
-                except OSError:
-                    time.sleep(0.02)
-                    continue
-                if self.connected.is_set() and not self.ended.is_set():
-                    self.send(data)     # before the call connects: lost
-
-    def close(self):
-        self._stop = True
-        self._thread.join(2)
-        for fd in (self.master, self._slave):
-            os.close(fd)
-
 
 @pytest.fixture
 def pty_peer():
