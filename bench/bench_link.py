@@ -64,7 +64,6 @@ import argparse
 import hashlib
 import itertools
 import json
-import math
 import os
 import random
 import re
