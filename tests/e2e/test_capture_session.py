@@ -38,15 +38,13 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from netns import NetNamespace, have_netns  # noqa: E402
 
-from userppp.emul.modem import Exchange  # noqa: E402
+from modemcalls import ANSWER_CHAT, CLIENT, SERVER, fast_exchange  # noqa: E402
+from userpppprocs import REPO, LoggedPpp  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLIENT, SERVER = "555111", "555222"
 TIMEOUT = 30
 SECRET = "capture-Sekrit-42"
 
 DIAL_CHAT = f"chat -v ABORT BUSY ABORT 'NO CARRIER' '' ATZ OK ATDT{SERVER} CONNECT ''"
-ANSWER_CHAT = "chat -v ABORT ERROR '' ATZ OK 'ATE1Q0&C1&S0' RING ATA CONNECT ''"
 
 pytestmark = [
     pytest.mark.skipif(not (have_netns() and os.path.exists("/dev/net/tun")),
@@ -56,47 +54,21 @@ pytestmark = [
 ]
 
 
-class End:
+class End(LoggedPpp):
+    """One end, in ``ns``, writing ``record`` and ``pcap`` files."""
+
     def __init__(self, ns, name, device, options, tmp_path):
-        self.ns, self.name = ns, name
-        self.logfile = tmp_path / f"{name}.log"
+        self.ns = ns
         self.record = tmp_path / f"{name}.record"
         self.pcap = tmp_path / f"{name}.pcap"
-        self.out = open(tmp_path / f"{name}.out", "wb")
-        argv = [sys.executable, "-m", "userppp", device, "38400", "nodetach", "debug",
-                "logfile", str(self.logfile), "lock", "lcp-restart", "1",
-                "record", str(self.record), "pcap", str(self.pcap), *options]
-        self.proc = ns.popen(argv, stdin=subprocess.DEVNULL, stdout=self.out,
-                             stderr=subprocess.STDOUT,
-                             env=dict(os.environ, PYTHONPATH=REPO,
-                                      USERPPP_ETC=str(tmp_path / "etc"),
-                                      USERPPP_LOCK_DIR=str(tmp_path / "locks")))
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
-
-    def wait_log(self, text, timeout=TIMEOUT, count=1):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.log().count(text) >= count:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: {text!r} x{count} not logged "
-                             f"(exit {self.proc.poll()})\n{self.log()}")
-
-    def stop(self, signum=signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self.out.closed:
-            self.out.close()
-        return self.proc.returncode
+        super().__init__(
+            tmp_path, name,
+            [sys.executable, "-m", "userppp", device, "38400", "nodetach", "debug",
+             "logfile", str(tmp_path / f"{name}.log"), "lock", "lcp-restart", "1",
+             "record", str(self.record), "pcap", str(self.pcap), *options],
+            dict(os.environ, PYTHONPATH=REPO, USERPPP_ETC=str(tmp_path / "etc"),
+                 USERPPP_LOCK_DIR=str(tmp_path / "locks")),
+            popen=ns.popen, timeout=TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +83,7 @@ def session(tmp_path_factory):
     common = ["chap-secrets", str(secrets), "pap-secrets", "/dev/null"]
     spaces = [NetNamespace("uppcap"), NetNamespace("uppcap")]
     ends = []
-    exchange = Exchange(guard_time=0.1, ring_interval=0.2, dial_delay=0.02,
-                        handshake=0.02, answer_timeout=10)
+    exchange = fast_exchange()
     try:
         client_modem = exchange.add_modem(CLIENT)
         server_modem = exchange.add_modem(SERVER)

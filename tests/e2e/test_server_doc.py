@@ -39,8 +39,8 @@ from netns import NetNamespace, have_netns, veth_pair  # noqa: E402
 from ptyrelay import NullModem  # noqa: E402
 
 from userppp.emul.modem import Exchange  # noqa: E402
+from userpppprocs import REPO, LoggedPpp  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC = os.path.join(REPO, "docs", "server.md")
 
 pytestmark = pytest.mark.skipif(not (have_netns() and os.path.exists("/dev/net/tun")),
@@ -100,12 +100,11 @@ def test_the_document_s_lines_are_valid_userppp_options(tmp_path):
 
 # -- the processes -------------------------------------------------------------------
 
-class End:
+class End(LoggedPpp):
     """One userppp process from the document's line, in a namespace."""
 
     def __init__(self, ns, name, argv, device, tmp_path, secrets):
-        self.ns, self.name = ns, name
-        self.logfile = tmp_path / f"{name}.log"
+        self.ns = ns
         self.etc = tmp_path / f"{name}-etc"
         self.etc.mkdir()
         chap = tmp_path / f"{name}-chap-secrets"
@@ -117,43 +116,10 @@ class End:
         assert argv[0] in ("userppp", "pppd") and argv[1] == "/dev/ttyS0", argv
         self.argv = [sys.executable, "-m", "userppp", device, *argv[2:],
                      "chap-secrets", str(chap), "pap-secrets", str(pap),
-                     "nodetach", "debug", "logfile", str(self.logfile)]
-        self.out = open(tmp_path / f"{name}.out", "wb")
-        self.proc = ns.popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.out,
-                             stderr=subprocess.STDOUT,
-                             env=dict(os.environ, USERPPP_ETC=str(self.etc),
-                                      PYTHONPATH=REPO))
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
-
-    def wait_log(self, text, timeout=TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if text in self.log():
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: {text!r} not logged (exit {self.proc.poll()})"
-                             f"\n{self.describe()}")
-
-    def describe(self) -> str:
-        if not self.out.closed:
-            self.out.flush()
-        out = open(self.out.name, errors="replace").read()
-        return f"--- {self.name} log ---\n{self.log()}--- {self.name} output ---\n{out}"
-
-    def stop(self, signum=signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.out.close()
-        return self.proc.returncode
+                     "nodetach", "debug", "logfile", str(tmp_path / f"{name}.log")]
+        super().__init__(tmp_path, name, self.argv,
+                         dict(os.environ, USERPPP_ETC=str(self.etc), PYTHONPATH=REPO),
+                         popen=ns.popen, timeout=TIMEOUT)
 
 
 def tun_address(ns):
@@ -231,7 +197,7 @@ def run_pair(tmp_path, namespaces, server_block, client_argv, server_device,
         return server, client
     finally:
         for end in (client, server):
-            if end is not None and not end.out.closed:
+            if end is not None:
                 end.stop(signal.SIGKILL)
 
 

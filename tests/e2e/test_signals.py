@@ -19,50 +19,26 @@ from pppends import (ANSWER_ADDRESSES, ANSWER_IP_LINES, ANSWER_REMOTE, DIAL_ADDR
 from ptyrelay import NullModem
 from userppp.hdlc import Framer
 from userppp.wire import encode_control
+from userpppprocs import TIMEOUT, LoggedPpp
+from userpppprocs import procs  # noqa: F401 (a fixture)
 
-TIMEOUT = 15
 
+class Proc(LoggedPpp):
+    """A userppp in the foreground with a lock and a pid file (``linkname
+    NAME``), both in ``tmp_path``; its standard output and error in NAME.err."""
 
-class Proc:
     def __init__(self, tmp_path, name, device, *options, debug=True):
         self.tmp = tmp_path
-        self.name = name
-        self.logfile = tmp_path / f"{name}.log"
-        self.errfile = tmp_path / f"{name}.err"
         self.env = dict(os.environ, USERPPP_ETC="/nonexistent",
                         USERPPP_LOCK_DIR=str(tmp_path), USERPPP_RUN_DIR=str(tmp_path))
-        argv = [*USERPPP, device, "38400", "noauth", "nodetach",
-                "lock", "linkname", name, "logfile", str(self.logfile),
-                *(("debug",) if debug else ()), *options]
-        with open(self.errfile, "wb") as err:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=err, stderr=subprocess.STDOUT, env=self.env)
-
-    def log(self):
-        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+        super().__init__(tmp_path, name,
+                         [*USERPPP, device, "38400", "noauth", "nodetach",
+                          "lock", "linkname", name, "logfile", str(tmp_path / f"{name}.log"),
+                          *(("debug",) if debug else ()), *options],
+                         self.env, out_suffix=".err")
 
     def err(self):
-        return self.errfile.read_text(errors="replace")
-
-    def wait_log(self, text, count=1, timeout=TIMEOUT):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.log().count(text) >= count:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"{text!r} not logged (exit {self.proc.poll()})\n"
-                             f"{self.log()}\n--- stderr ---\n{self.err()}")
-
-    def signal(self, signum):
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout=TIMEOUT):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.name} still running\n{self.log()}\n{self.err()}")
+        return self.out()
 
     def assert_clean(self):
         left = sorted(p.name for p in self.tmp.iterdir()
@@ -71,19 +47,6 @@ class Proc:
         for text in (self.err(), self.log()):
             assert "Traceback" not in text, text
             assert "KeyboardInterrupt" not in text, text
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in started:
-        p.kill()
 
 
 @pytest.fixture
