@@ -335,8 +335,8 @@ def test_indirect_secret_file_errors_never_quote_it(tmp_path):
 
 # ---------------------------------------------------------------------------
 # Two processes over a pty pair, PAP at debug 3 (automaton states, echoes,
-# packets): nothing in either log, stdout or stderr, the SIGUSR1 status or
-# the end-of-link lines; the client's password given on its command line
+# packets): nothing in either log, syslog, stdout or stderr, the SIGUSR1
+# status or the end-of-link lines; the client's password given on its command line
 # (the warning says /proc shows it) or in its options file.
 
 sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
@@ -354,6 +354,10 @@ def have_unshare_net():
 def test_processes_at_debug_3_log_no_secret(tmp_path, where):
     from pppends import ANSWER_ADDRESSES, DIAL_ADDRESSES, USERPPP
     from ptyrelay import NullModem
+    from syslogsink import LOG_WARNING, SyslogSink
+
+    # every line also goes to syslog (a socket of the test's own)
+    sink = SyslogSink(tmp_path / "syslog.sock")
 
     pap = tmp_path / "pap-secrets"
     pap.write_text(f"{USER.decode()} srv {PASSWORD.decode()}\n")
@@ -366,7 +370,7 @@ def test_processes_at_debug_3_log_no_secret(tmp_path, where):
         os.chmod(options, 0o600)
         client_auth = ["file", str(options)]
     logs = [tmp_path / "server.log", tmp_path / "client.log"]
-    env = dict(os.environ, USERPPP_ETC="/nonexistent", PYTHONPATH=REPO)
+    env = dict(os.environ, USERPPP_ETC="/nonexistent", PYTHONPATH=REPO, **sink.env)
     procs = []
     with NullModem() as cable:
         try:
@@ -400,8 +404,13 @@ def test_processes_at_debug_3_log_no_secret(tmp_path, where):
                 if p.poll() is None:
                     p.kill()
                     p.wait(5)
+    time.sleep(0.3)
+    messages = sink.drain()
+    sink.close()
     everything = [log.read_text() for log in logs] + [o + e for pair_ in outputs
                                                      for o, e in [map(bytes.decode, pair_)]]
+    everything.append("\n".join(m.text for m in messages))
+    assert any("rcvd [PAP AuthReq" in m.text for m in messages)     # debug lines went too
     for text in everything:
         for form in forms(PASSWORD):
             assert form not in text, text
@@ -409,3 +418,5 @@ def test_processes_at_debug_3_log_no_secret(tmp_path, where):
     assert "password=<hidden>" in client_log and "Link status" in client_log
     warned = [l for l in client_log.splitlines() if "password given on the command line" in l]
     assert len(warned) == (1 if where == "command line" else 0), client_log
+    warned = [m for m in messages if "password given on the command line" in m.text]
+    assert [m.priority for m in warned] == ([LOG_WARNING] if where == "command line" else [])
