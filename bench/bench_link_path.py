@@ -45,6 +45,7 @@ class LineWriter:
         self.fd = os.open(os.devnull, os.O_WRONLY)
         self.keep = None
         self.bytes = 0
+        self.closed = False             # as LinePump: the driver asks
 
     def write(self, data, control=True):
         if self.keep is not None:
