@@ -1,0 +1,32 @@
+"""The in-process benchmarks still run: each in its smoke mode, as a
+subprocess, must exit 0 and print its figures.  The figures are not
+checked (speed is measured in bench/, never asserted); what is checked is
+that a change elsewhere has not left a bench broken (bench_link_path once
+raised AttributeError for months of commits without anyone running it)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SMOKE = {
+    "bench_hdlc.py": ["--quick", "--no-pure"],
+    "bench_link_path.py": ["--quick"],
+    "bench_vj.py": ["--seconds", "0.2", "--packets", "2000"],
+    "bench_compress.py": ["--quick", "--no-pure"],
+    "bench_nat.py": ["--quick"],
+}
+
+
+@pytest.mark.parametrize("bench", sorted(SMOKE))
+def test_bench_runs(bench):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", bench), *SMOKE[bench]],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    # every bench prints rates or ratios against its baseline
+    assert any(word in result.stdout for word in ("/s", " x ", "ratio")), result.stdout[-2000:]
