@@ -62,6 +62,10 @@ DESCRIPTION = [
     "goes to syslog (facility daemon, ident `userppp`, with the pid; debug lines "
     "with `debug` only) and, in the foreground or with `logfile` or `logfd`, "
     "to standard error or that file.",
+    "Unlike pppd, lines caused by what arrives from the line are rate-limited: "
+    "one line per reason per 5 seconds (10 with `debug`; packet dumps 50 per "
+    "protocol and code), then one \"(N similar messages suppressed)\" line per "
+    "interval, so a broken or hostile peer cannot fill the log.",
 ]
 
 OPTIONS_INTRO = [
