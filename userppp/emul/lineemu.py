@@ -44,6 +44,7 @@ geometric, so the cost does not depend on the rate).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import math
@@ -413,13 +414,10 @@ def _process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(baud: int, seconds: float = 5.0, both_ways: bool = False,
-            latency: float = 0.0) -> dict:
-    """Bulk transfer through an emulator process for about ``seconds``:
-    the bytes/s that came out (from the first byte received to the last),
-    against ``baud/10``, and the emulator's CPU% meanwhile.  Data is
-    checked."""
-    n = int(baud / 10 * seconds)
+@contextlib.contextmanager
+def _running_emulator(baud: int, latency: float):
+    """An emulator process and its two ends opened raw: ``(emulator, fds)``;
+    the process stopped and the fds closed at the end."""
     emulator = LineEmulatorProcess(baud, latency=latency).start()
     fds = []
     try:
@@ -427,6 +425,21 @@ def measure(baud: int, seconds: float = 5.0, both_ways: bool = False,
             fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
             tty.setraw(fd)
             fds.append(fd)
+        yield emulator, fds
+    finally:
+        emulator.stop()
+        for fd in fds:
+            os.close(fd)
+
+
+def measure(baud: int, seconds: float = 5.0, both_ways: bool = False,
+            latency: float = 0.0) -> dict:
+    """Bulk transfer through an emulator process for about ``seconds``:
+    the bytes/s that came out (from the first byte received to the last),
+    against ``baud/10``, and the emulator's CPU% meanwhile.  Data is
+    checked."""
+    n = int(baud / 10 * seconds)
+    with _running_emulator(baud, latency) as (emulator, fds):
         ways = [(0, 1), (1, 0)] if both_ways else [(0, 1)]
         payloads = [os.urandom(n) for _ in ways]
         results = [None] * len(ways)
@@ -458,10 +471,6 @@ def measure(baud: int, seconds: float = 5.0, both_ways: bool = False,
         for thread in threads:
             thread.join()
         cpu1 = _process_cpu(emulator.pid)
-    finally:
-        emulator.stop()
-        for fd in fds:
-            os.close(fd)
     first = min(r[1] for r in results)
     end = max(r[2] for r in results)
     cpu0 = min(r[3] for r in results)
@@ -477,13 +486,7 @@ def measure_delay(baud: int, size: int = 100, latency: float = 0.0,
                   samples: int = 20) -> dict:
     """One-way delay of a ``size``-byte write through an emulator process,
     against the ideal ``size*bits/baud + latency``."""
-    emulator = LineEmulatorProcess(baud, latency=latency).start()
-    fds = []
-    try:
-        for path in emulator.paths:
-            fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-            tty.setraw(fd)
-            fds.append(fd)
+    with _running_emulator(baud, latency) as (emulator, fds):
         delays = []
         for _ in range(samples):
             sent = time.monotonic()
@@ -493,10 +496,6 @@ def measure_delay(baud: int, size: int = 100, latency: float = 0.0,
                 got += len(os.read(fds[1], 65536))
             delays.append(time.monotonic() - sent)
             time.sleep(0.005)
-    finally:
-        emulator.stop()
-        for fd in fds:
-            os.close(fd)
     delays.sort()
     return {"baud": baud, "size": size, "latency_ms": latency * 1000,
             "ideal_ms": round((size * 10 / baud + latency) * 1000, 3),

@@ -576,13 +576,19 @@ class Modem:
         self.state = "dialing"
         self.exchange._dial(self, digits)
 
-    def _abort_dial(self):
+    def _drop_call(self) -> Optional[Call]:
+        """Forget the call (or the one coming in) and stop the dial and ring
+        timers; the call that was, or None."""
         call = self.call or self.incoming
-        self._event("dial aborted")
         self._cancel("_dial_timer")
         self._cancel("_ring_timer")
         self.call = None
         self.incoming = None
+        return call
+
+    def _abort_dial(self):
+        self._event("dial aborted")
+        call = self._drop_call()
         if call is not None:
             self.exchange._hangup(call, self)
         self.state = "command"
@@ -603,12 +609,8 @@ class Modem:
 
     def _local_hangup(self):
         """This side hangs up (ATH, ATZ, DTR drop)."""
-        call = self.call or self.incoming
-        self._cancel("_dial_timer")
-        self._cancel("_ring_timer")
+        call = self._drop_call()
         self._cancel("_escape_timer")
-        self.call = None
-        self.incoming = None
         self.state = "command"
         self.s[1] = 0
         if call is not None:
