@@ -409,6 +409,8 @@ def main():
                          "--option txqueuelen --option 100)")
     ap.add_argument("--skip-processes", action="store_true",
                     help="only the in-process figures (no namespaces, no root)")
+    ap.add_argument("--tcp-only", action="store_true",
+                    help="only the raw pty ceiling and the two TCP figures")
     args = ap.parse_args()
     secs = 1.0 if args.quick else args.time
     print(f"bench_datapath: {secs:.1f} s per figure, userppp speed "
@@ -429,8 +431,9 @@ def main():
                 try:
                     ab = pair.tcp(pair.a, pair.b, B_IP, secs)
                     ba = pair.tcp(pair.b, pair.a, A_IP, secs)
-                    u_ab = pair.udp64(pair.a, pair.b, B_IP, secs)
-                    u_ba = pair.udp64(pair.b, pair.a, A_IP, secs)
+                    if not args.tcp_only:
+                        u_ab = pair.udp64(pair.a, pair.b, B_IP, secs)
+                        u_ba = pair.udp64(pair.b, pair.a, A_IP, secs)
                 finally:
                     pair.close()
             print("Over a pty pair (two ptys joined by a relay process)")
@@ -444,13 +447,16 @@ def main():
                 print(f"{name:<34}{r['mbps']:>9.1f} Mb/s{100 * r['mbps'] / ceiling['mbps']:>11.0f}%"
                       f"{r['cpu'][0]:>8.0f}%{r['cpu'][1]:>8.0f}%{r['cpu'][2]:>7.0f}%"
                       f"{_drops(r):>16}")
-            for name, r in (("64-byte UDP A -> B", u_ab), ("64-byte UDP B -> A", u_ba)):
+            for name, r in (() if args.tcp_only else
+                            (("64-byte UDP A -> B", u_ab), ("64-byte UDP B -> A", u_ba))):
                 print(f"{name:<34}{r['pps']:>9,.0f} p/s{'':>12}"
                       f"{r['cpu'][0]:>8.0f}%{r['cpu'][1]:>8.0f}%{r['cpu'][2]:>7.0f}%"
                       f"{_drops(r):>16}   (offered {r['offered']:,.0f} p/s)")
             print("TUN drops: packets the sender's kernel dropped at its TUN's ring "
                   "(txqueuelen) while userppp was not reading, of all it sent there")
             print()
+    if args.tcp_only:
+        return
 
     rates = nat_rates(min(secs, 2.0))
     print("NAT translations/s (C core via Nat.translate, batches of 64, 64-byte packets)")

@@ -366,30 +366,85 @@ def _pfc(protocol):
 
 class DeflateCompressor(Compressor):
     """Raw deflate (no zlib header), default level, memLevel 8, flushed with
-    Z_SYNC_FLUSH after each packet, the trailing 00 00 FF FF not sent."""
+    Z_SYNC_FLUSH after each packet, the trailing 00 00 FF FF not sent.
+
+    Incompressible runs.  Deflating a packet that does not shrink (random or
+    already compressed data) costs as much as one that does (~90 us for
+    1500 octets, any level but 0) and the packet is then sent as it was.
+    After ``SKIP_AFTER`` such packets in a row the compressor stops trying:
+    the next packets are sent as they are without deflate (``skip``, doubling
+    up to ``SKIP_MAX`` after each failed try), then one is tried again.  The
+    peer's decompressor adds every packet sent as it was to its history (the
+    kernel's inflateIncomp; DeflateDecompressor.incomp), so the compressor
+    keeps the same history itself (``_history``, the last window's octets of
+    every packet it handled) and tries again with a fresh zlib stream primed
+    with that history (``zdict``): its back-references reach only octets the
+    peer's window holds, so the frames stay what any RFC 1979 / ppp_deflate
+    peer decodes.  Which packets are compressed is the compressor's choice
+    (as its level is); ``stats["untried"]`` counts those sent without a try.
+    """
     method = "deflate"
+    #: incompressible packets in a row before packets go without a try
+    SKIP_AFTER = 4
+    #: most packets sent without a try between two tries
+    SKIP_MAX = 32
 
     def __init__(self, bits):
         _check_bits("deflate", bits)
         super().__init__(bits)
+        self.stats["untried"] = 0
         self._reset()
 
     def _reset(self):
         self.seqno = 0
-        self._z = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.bits, 8,
-                                   zlib.Z_DEFAULT_STRATEGY)
+        self._z = self._stream(None)
+        self._history = bytearray()
+        self._window = 1 << self.bits
+        self._failed = 0          # incompressible packets in a row
+        self._skip = 0            # packets still to send without a try
+        self._backoff = 1         # the next run's length
+        self._stale = False       # _z lacks packets sent untried
+
+    def _stream(self, zdict):
+        args = (zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.bits, 8,
+                zlib.Z_DEFAULT_STRATEGY)
+        return zlib.compressobj(*args, zdict) if zdict else zlib.compressobj(*args)
+
+    def _remember(self, data):
+        history = self._history
+        history += data
+        if len(history) > 2 * self._window:
+            del history[:-self._window]
 
     def _compress(self, protocol, payload):
         if not _deflate_handles(protocol):
             return False
         seq = self.seqno
         self.seqno = (seq + 1) & 0xFFFF
+        data = _pfc(protocol) + payload
+        if self._skip:
+            # sent as it is: the peer's decompressor puts it in its history
+            self._skip -= 1
+            self._stale = True
+            self._remember(data)
+            self.stats["untried"] += 1
+            return None
+        if self._stale:
+            self._z = self._stream(bytes(self._history[-self._window:]))
+            self._stale = False
+        self._remember(data)
         z = self._z
-        out = z.compress(_pfc(protocol) + payload) + z.flush(zlib.Z_SYNC_FLUSH)
+        out = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
         # the sync flush always ends with an empty stored block's LEN/NLEN
         n = len(out) - 4
         if n + 2 < len(payload):
+            self._failed = 0
+            self._backoff = 1
             return seq.to_bytes(2, "big") + out[:n]
+        self._failed += 1
+        if self._failed >= self.SKIP_AFTER:
+            self._skip = self._backoff
+            self._backoff = min(2 * self._backoff, self.SKIP_MAX)
         return None
 
 
