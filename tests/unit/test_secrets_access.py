@@ -199,3 +199,11 @@ def test_daemon_quiet_for_password_in_file(tmp_path):
                                        "pap-secrets", chap])
     assert text and "password given on the command line" not in text
     assert SECRET not in text + done.stdout + done.stderr
+
+
+def test_secrets_path_with_a_nul_byte_is_a_secrets_error():
+    """Found while adding the access check: open() raises ValueError for a
+    path holding a NUL byte, which Secrets.load let escape."""
+    from userppp.config.secrets import SecretsError
+    with pytest.raises(SecretsError, match="invalid file name"):
+        Secrets.load(None, "/etc/ppp/chap\0secrets")
