@@ -21,8 +21,7 @@ import time
 
 import pytest
 
-from modemcalls import (ANSWER_CHAT, CLIENT, DIAL_CHAT, SERVER,  # noqa: F401
-                        exchange)
+from modemcalls import ANSWER_CHAT, CLIENT, DIAL_CHAT, SERVER
 from netns import NetNamespace, have_netns
 from userpppprocs import REPO, LoggedPpp, in_order
 

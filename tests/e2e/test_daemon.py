@@ -22,9 +22,7 @@ from pppends import (ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, DIAL_IP_
                      USERPPP)
 from ptyrelay import NullModem
 from syslogsink import LOG_DAEMON, LOG_NOTICE, std_fds
-from syslogsink import reaper, sink  # noqa: F401 (fixtures)
 from userpppprocs import TIMEOUT, popen_userppp, read, wait_until
-from userpppprocs import procs  # noqa: F401 (a fixture)
 
 
 def env_for(tmp_path, sink=None):

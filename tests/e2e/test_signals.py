@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import tty
 
@@ -20,7 +19,6 @@ from ptyrelay import NullModem
 from userppp.hdlc import Framer
 from userppp.wire import encode_control
 from userpppprocs import TIMEOUT, LoggedPpp
-from userpppprocs import procs  # noqa: F401 (a fixture)
 
 
 class Proc(LoggedPpp):

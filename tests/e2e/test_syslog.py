@@ -19,10 +19,8 @@ from pppends import ANSWER_ADDRESSES, DIAL_ADDRESSES, DIAL_IP_LINES, USERPPP
 from ptyrelay import NullModem
 from syslogsink import (LOG_DAEMON, LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING,
                         MESSAGE)
-from syslogsink import reaper, sink  # noqa: F401 (fixtures)
 from userppp.io import syslog as usyslog
 from userpppprocs import TIMEOUT, popen_userppp, read, wait_until
-from userpppprocs import procs  # noqa: F401 (a fixture)
 
 SECRET = "zebra-s3cret-4711"
 

@@ -17,8 +17,8 @@ import pytest
 
 from pppends import ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, DIAL_IP_LINES
 from ptyrelay import NullModem
-from modemcalls import exchange, ppp_starter  # noqa: F401 (exchange: a fixture)
-from userpppprocs import in_order, procs, wait_until  # noqa: F401 (procs: a fixture)
+from modemcalls import ppp_starter
+from userpppprocs import in_order, wait_until
 
 
 @pytest.fixture

@@ -19,12 +19,12 @@ import pytest
 from userppp.hdlc import Framer
 from userppp.wire import encode_control
 
-from modemcalls import (ANSWER_CHAT, CLIENT, DIAL_CHAT, SERVER, Ppp, PtyPeer,  # noqa: F401
-                        exchange, ppp_starter)
+from modemcalls import (ANSWER_CHAT, CLIENT, DIAL_CHAT, SERVER, Ppp, PtyPeer,
+                        ppp_starter)
 from pppends import (ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES,
                      DIAL_IP_LINES, ip_lines)
 from seed import NT_CALLBACK_CHAT, seed_chat_lines
-from userpppprocs import in_order, procs  # noqa: F401
+from userpppprocs import in_order
 
 # the seed's addresses: the NT server is 192.168.0.1 and gives the caller
 # 192.168.0.3, which the caller asks for (options.callback: 192.168.0.3:0.0.0.0)
