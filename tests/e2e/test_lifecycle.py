@@ -8,6 +8,7 @@ import time
 
 from pppends import ANSWER_ADDRESSES, ANSWER_IP_LINES, DIAL_ADDRESSES, USERPPP
 from ptyrelay import NullModem
+from userpppprocs import read, wait_until
 
 
 def start(path, *options, env=None):
@@ -15,19 +16,6 @@ def start(path, *options, env=None):
         [*USERPPP, path, "38400", "noauth", *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env=dict(os.environ, USERPPP_ETC="/nonexistent", **(env or {})))
-
-
-def wait_until(predicate, timeout=15):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def read(path):
-    return path.read_text() if path.exists() else ""
 
 
 def lcp_opened(log):

@@ -14,6 +14,7 @@ import pytest
 
 from pppends import ANSWER_ADDRESSES, DIAL_ADDRESSES, DIAL_IP_LINES, USERPPP
 from ptyrelay import NullModem
+from userpppprocs import read, wait_until
 
 TIMEOUT = 15
 
@@ -22,19 +23,6 @@ def userppp(device, *options, tmp_path, **popen):
     env = dict(os.environ, USERPPP_ETC="/nonexistent", USERPPP_LOCK_DIR=str(tmp_path))
     return subprocess.Popen(
         [*USERPPP, device, "38400", "noauth", "nodetach", *options], env=env, **popen)
-
-
-def wait_until(predicate, timeout=TIMEOUT):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def read(path):
-    return path.read_text(errors="replace") if path.exists() else ""
 
 
 @pytest.fixture
