@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import stat
 import time
 from typing import Callable, Optional
 
@@ -24,6 +25,11 @@ from ..hdlc import PROTO_LCP, Deframer, Framer
 from ..link import Link, Phase, SetFraming, Transmit
 
 READ_SIZE = 65536
+#: the tty layer hands a reader at most its line discipline's buffer (N_TTY:
+#: 4096 bytes) a read; a read that filled it is followed at once by another
+#: (the rest is waiting in the tty's flip buffers), up to READ_SIZE bytes in
+#: one batch for the Deframer and the data path
+TTY_READ_CHUNK = 4096
 
 # Protocols whose frames go to the data path (when one is plugged in) instead
 # of the Link: IP, VJ compressed/uncompressed TCP/IP, compressed datagrams.
@@ -35,6 +41,23 @@ DATA_PROTOCOLS = frozenset({0x0021, 0x002D, 0x002F, 0x00FD})
 # past that they are dropped and counted.
 HIGH_WATER = 8192
 MAX_FRAME_ON_WIRE = 2 * (1500 + 4 + 4) + 2     # every byte escaped, flags
+# An unpaced pty (no line rate: the kernel's pty buffers, 64 KiB, are the
+# queue anyway) takes larger batches: fewer, longer writes, each one pass
+# through the tty layer (a work item for its flip buffer) instead of five.
+PTY_HIGH_WATER = 32768
+
+
+def is_pty(fd: int) -> bool:
+    """A pseudo-terminal: a Unix98 slave (/dev/pts/N, majors 136-143) or a
+    master (/dev/ptmx, 5:2)."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    if not stat.S_ISCHR(st.st_mode):
+        return False
+    major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    return 136 <= major <= 143 or (major, minor) == (5, 2)
 
 
 class LinePump:
@@ -83,8 +106,9 @@ class LinePump:
         loop.add_reader(fd, self._readable)
 
     def _readable(self) -> None:
+        fd, read = self.fd, os.read
         try:
-            data = os.read(self.fd, READ_SIZE)
+            data = read(fd, READ_SIZE)
         except BlockingIOError:
             return
         except OSError as error:
@@ -94,6 +118,21 @@ class LinePump:
         if not data:
             self._hangup("end of file")
             return
+        if len(data) >= TTY_READ_CHUNK:
+            # more is waiting behind the line discipline's buffer: one batch
+            chunks, size, last = [data], len(data), len(data)
+            while last >= TTY_READ_CHUNK and size < READ_SIZE:
+                try:
+                    more = read(fd, READ_SIZE - size)
+                except OSError:
+                    break           # EAGAIN; a hangup shows on the next read
+                if not more:
+                    break
+                chunks.append(more)
+                last = len(more)
+                size += last
+            if len(chunks) > 1:
+                data = b"".join(chunks)
         self.on_data(data)
 
     def _hangup(self, why: str) -> None:
@@ -285,7 +324,9 @@ class LinkDriver:
         if self.network_up is None:
             self.network_up = loop.create_future()
         self.pump = LinePump(loop, self.fd, self._on_data, self._on_hangup, log=self.log,
-                             speed=self.speed)
+                             speed=self.speed,
+                             high_water=PTY_HIGH_WATER if not self.speed and is_pty(self.fd)
+                             else 0)
         self.pump.on_drain = self._line_drained
         try:
             if self.result is None and not self.done.done():
