@@ -496,19 +496,50 @@ class DeflateDecompressor(Decompressor):
         if not _deflate_handles(protocol):
             return False
         self.seqno = (self.seqno + 1) & 0xFFFF
-        data = _pfc(protocol) + payload
-        # add the octets to the history as stored blocks (what the kernel's
-        # inflateIncomp does to the window)
-        blocks = bytearray()
-        for i in range(0, len(data), 0xFFFF):
-            chunk = data[i:i + 0xFFFF]
-            n = len(chunk)
-            blocks += bytes((0, n & 0xFF, n >> 8, ~n & 0xFF, (~n >> 8) & 0xFF)) + chunk
         try:
-            self._z.decompress(bytes(blocks))
+            self._z.decompress(_stored_blocks(_pfc(protocol) + payload))
         except zlib.error:  # pragma: no cover - stored blocks always inflate
             return False
         return True
+
+    def receive_many(self, frames, errors=None):
+        """As Decompressor.receive_many; the stored blocks of a run of
+        frames that came uncompressed go to inflate in one call."""
+        out = []
+        append = out.append
+        blocks = []
+        s = self.stats
+        for protocol, payload in frames:
+            if protocol == PROTO_COMP:
+                if blocks:
+                    self._z.decompress(b"".join(blocks))
+                    blocks = []
+                r = self.decompress(payload)
+                if r is None and errors is not None:
+                    errors.append(self.last_error)
+                append(r)
+                continue
+            if not self.needs_reset and _deflate_handles(protocol):
+                self.seqno = (self.seqno + 1) & 0xFFFF
+                blocks.append(_stored_blocks(_pfc(protocol) + payload))
+                s["incomp_packets"] += 1
+                s["incomp_bytes"] += len(payload)
+            append((protocol, payload))
+        if blocks:
+            self._z.decompress(b"".join(blocks))
+        return out
+
+
+def _stored_blocks(data):
+    """``data`` as RFC 1951 stored blocks (what the kernel's inflateIncomp
+    adds to the window), no BFINAL."""
+    n = len(data)
+    if n <= 0xFFFF:
+        return bytes((0, n & 0xFF, n >> 8, ~n & 0xFF, (~n >> 8) & 0xFF)) + data
+    blocks = bytearray()
+    for i in range(0, n, 0xFFFF):
+        blocks += _stored_blocks(data[i:i + 0xFFFF])
+    return bytes(blocks)
 
 
 # ---- construction -------------------------------------------------------------
