@@ -42,7 +42,7 @@ from .config.tables import option_tables
 from . import __version__
 from .exitcodes import ExitCode
 from .protocols.authpolicy import AuthConfigError, AuthPolicy
-from .io import callback, signals
+from .io import callback, heap, signals
 from .io.driver import LinkDriver
 from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
@@ -168,6 +168,7 @@ def _fail(message: str, code: ExitCode) -> int:
 def main(argv: Optional[list] = None) -> int:
     # First of all, before the options: the process's one signal policy.
     policy = signals.install()
+    heap.fix_mmap_threshold()       # RSS stays flat over many sessions
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["demo"]:        # ``userppp demo [--speed N]``: userppp/demo.py
         from .demo import main as demo_main

@@ -18,8 +18,8 @@
    ``lock`` and ``linkname``: the peer (another userppp under persist)
    hangs up each time on SIGHUP; after each cycle the pid file names the
    process and the lock file, if there, names it too; descriptors and RSS
-   do not grow from the first half of the cycles to the second (RSS with a
-   fixed mmap threshold, see the test).
+   do not grow from the first half of the cycles to the second (userppp
+   fixes glibc's mmap threshold at start: userppp/io/heap.py).
 
 By hand:
 
@@ -269,16 +269,13 @@ def test_persist_cycles_leak_nothing(tmp_path):
     cycles = SOAK_CYCLES
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    # A fixed mmap threshold: each session's zlib and C-core buffers (32 KB
-    # and up) are mmapped and go back to the system when freed, so RSS
-    # follows live memory.  With glibc's default (a threshold that rises to
-    # the largest block freed) they come from the heap, and RSS drifts with
-    # its fragmentation: measured 40.1 -> 43.0 MB over 1000 cycles, not
-    # monotonic (37.0 MB at cycle 300), with the Python heap flat
-    # (tracemalloc: +30 KB over 300 cycles) and no object count growing.
+    # userppp fixes glibc's mmap threshold at start (userppp/io/heap.py):
+    # with glibc's default, RSS drifted with heap fragmentation, measured
+    # 40.1 -> 43.0 MB over 1000 cycles, not monotonic (37.0 MB at cycle 300),
+    # with the Python heap flat (tracemalloc: +30 KB over 300 cycles).
     env = dict(os.environ, USERPPP_ETC="/nonexistent", USERPPP_RUN_DIR=str(run_dir),
-               USERPPP_LOCK_DIR=str(run_dir), PYTHONPATH=os.getcwd(),
-               MALLOC_MMAP_THRESHOLD_="32768")
+               USERPPP_LOCK_DIR=str(run_dir), PYTHONPATH=os.getcwd())
+    env.pop("MALLOC_MMAP_THRESHOLD_", None)
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
     common = ["38400", "noauth", "nodetach", "persist", "holdoff", "0", "lcp-restart", "1"]
     with NullModem() as cable:
