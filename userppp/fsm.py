@@ -42,6 +42,8 @@ EVENTS = ("Up", "Down", "Open", "Close", "TO+", "TO-", "RCR+", "RCR-", "RCA",
 
 ACTIONS = ("tlu", "tld", "tls", "tlf", "irc", "zrc", "scr", "sca", "scn",
            "str", "sta", "scj", "ser")
+#: the Automaton method of each action, named once (not a new string per event)
+ACTION_METHODS = {action: "_" + action for action in ACTIONS}
 
 
 # RFC 1661 section 4.1, one row per event, one cell per state 0..9.
@@ -269,7 +271,7 @@ class Automaton:
             self.deadline = None
         retransmit = name == "TO+"
         for action in transition.actions:
-            getattr(self, "_" + action)(now, retransmit)
+            getattr(self, ACTION_METHODS[action])(now, retransmit)
         if old != self.state:
             self.services.log(f"{self.name}: {STATE_NAMES[old]} -> "
                               f"{STATE_NAMES[self.state]} ({name})", 3)
