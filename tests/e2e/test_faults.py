@@ -45,7 +45,8 @@ from pppends import ANSWER_ADDRESSES, DIAL_ADDRESSES, USERPPP  # noqa: E402
 from ptyrelay import NullModem  # noqa: E402
 from tunlink import REPO, Userppp, ping  # noqa: E402
 from tools.lineemu import LineEmulator  # noqa: E402
-from tools.modem import Exchange, Service  # noqa: E402
+from tools.modem import Exchange  # noqa: E402
+from modemcalls import PtyPeer  # noqa: E402
 from userppp.hdlc import Framer  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not have_netns(), reason="needs root and iproute2")
@@ -273,49 +274,6 @@ def test_frames_dropped_or_duplicated(tmp_path, drop, duplicate, ccp, min_ping):
 
 
 # -- carrier dropped mid-frame ---------------------------------------------------------------
-
-class PtyPeer(Service):
-    """The far end of a call: a pty where a userppp runs.  ``hold()`` stops
-    relaying what that userppp writes (so the test decides what the call
-    carries last)."""
-
-    def __init__(self):
-        super().__init__(on_data=self._to_pty)
-        self.master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.path = os.ttyname(self._slave)
-        os.set_blocking(self.master, False)
-        self.held = False
-        self._stop = False
-        self._thread = threading.Thread(target=self._from_pty, daemon=True)
-        self._thread.start()
-
-    def _to_pty(self, service, data):
-        try:
-            os.write(self.master, data)
-        except OSError:
-            pass
-
-    def _from_pty(self):
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.master, selectors.EVENT_READ)
-            while not self._stop:
-                if not selector.select(0.05):
-                    continue
-                try:
-                    data = os.read(self.master, 4096)
-                except OSError:
-                    time.sleep(0.02)
-                    continue
-                if not self.held and self.connected.is_set() and not self.ended.is_set():
-                    self.send(data)
-
-    def close(self):
-        self._stop = True
-        self._thread.join(2)
-        for fd in (self.master, self._slave):
-            os.close(fd)
-
 
 DIAL_CHAT = "chat -v ABORT BUSY ABORT 'NO CARRIER' '' ATZ OK ATDT555222 CONNECT ''"
 
