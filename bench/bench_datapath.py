@@ -2,7 +2,7 @@
 """Benchmark of the packet data path (issue 10): printed, never asserted.
 
     python3 bench/bench_datapath.py [--quick] [--time SECONDS] [--speed BPS]
-                                    [--skip-processes]
+                                    [--option WORD ...] [--skip-processes | --tcp-only]
 
 Needs root (network namespaces, TUN devices) and the built C core.
 
