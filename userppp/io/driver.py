@@ -60,6 +60,12 @@ def is_pty(fd: int) -> bool:
     return 136 <= major <= 143 or (major, minor) == (5, 2)
 
 
+def line_high_water(fd: int, speed: int) -> int:
+    """The line queue's high-water mark for a line: PTY_HIGH_WATER for an
+    unpaced pty, else 0 (LinePump's default, HIGH_WATER)."""
+    return PTY_HIGH_WATER if not speed and is_pty(fd) else 0
+
+
 class LinePump:
     """Reads and writes a non-blocking line fd for the driver.
 
@@ -324,9 +330,7 @@ class LinkDriver:
         if self.network_up is None:
             self.network_up = loop.create_future()
         self.pump = LinePump(loop, self.fd, self._on_data, self._on_hangup, log=self.log,
-                             speed=self.speed,
-                             high_water=PTY_HIGH_WATER if not self.speed and is_pty(self.fd)
-                             else 0)
+                             speed=self.speed, high_water=line_high_water(self.fd, self.speed))
         self.pump.on_drain = self._line_drained
         try:
             if self.result is None and not self.done.done():
