@@ -32,9 +32,9 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from netns import NetNamespace, have_netns, veth_pair  # noqa: E402
-from ptyrelay import NullModem  # noqa: E402
-from tunlink import WIRING_REASON, Userppp, data_path_wired, ping  # noqa: E402
+from natnets import ECHO_SERVER, RECORDER, NatNets, echo_probe  # noqa: E402
+from netns import have_netns, veth_pair  # noqa: E402
+from tunlink import WIRING_REASON, data_path_wired, ping  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not have_netns(), reason="needs root and iproute2"),
               pytest.mark.skipif(have_netns() and not data_path_wired(), reason=WIRING_REASON)]
@@ -48,79 +48,6 @@ ECHO_PORT = 7
 FORWARD_PORT = 8022
 SPEED = 4000000                 # a pty: no real line rate; high, should userppp pace to it
 
-# Echo servers: UDP and TCP on one port; each answer is a JSON line with the
-# peer address the server saw and the data it got.  "ready" once bound.
-ECHO_SERVER = textwrap.dedent("""
-    import json, selectors, socket, sys
-    addr, port = sys.argv[1], int(sys.argv[2])
-    sel = selectors.DefaultSelector()
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    udp.bind((addr, port))
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind((addr, port))
-    tcp.listen(16)
-    sel.register(udp, selectors.EVENT_READ, "udp")
-    sel.register(tcp, selectors.EVENT_READ, "listen")
-    print("ready", flush=True)
-    while True:
-        for key, _ in sel.select():
-            if key.data == "udp":
-                data, peer = udp.recvfrom(65536)
-                udp.sendto(json.dumps({"peer": list(peer), "data": data.decode(errors="replace")}).encode(), peer)
-            elif key.data == "listen":
-                conn, peer = tcp.accept()
-                sel.register(conn, selectors.EVENT_READ, ("conn", peer))
-            else:
-                conn, peer = key.fileobj, key.data[1]
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    sel.unregister(conn)
-                    conn.close()
-                    continue
-                conn.sendall(json.dumps({"peer": list(peer), "data": data.decode(errors="replace")}).encode() + b"\\n")
-""")
-
-# Listens (UDP and TCP) on the inside host and writes what reaches it to a file.
-RECORDER = textwrap.dedent("""
-    import json, selectors, socket, sys
-    path = sys.argv[1]
-    sel = selectors.DefaultSelector()
-    for proto, port in (("udp", 999), ("tcp", 998)):
-        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-        s = socket.socket(socket.AF_INET, kind)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port))
-        if proto == "tcp":
-            s.listen(4)
-        sel.register(s, selectors.EVENT_READ, proto)
-    print("ready", flush=True)
-    while True:
-        for key, _ in sel.select():
-            if key.data == "udp":
-                data, peer = key.fileobj.recvfrom(65536)
-            else:
-                conn, peer = key.fileobj.accept()
-                conn.close()
-            with open(path, "a") as out:
-                out.write(json.dumps([key.data, list(peer)]) + "\\n")
-""")
-
-
-def start_script(ns, code, *args):
-    process = ns.popen([sys.executable, "-u", "-c", code, *args], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    line = process.stdout.readline()
-    if line.strip() != "ready":
-        process.kill()
-        raise AssertionError(f"helper in {ns} did not start: {process.stderr.read()}")
-    return process
-
-
 class Topology:
     pass
 
@@ -130,15 +57,11 @@ def net(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nat_e2e")
     t = Topology()
     t.tmp = tmp
-    made, helpers, ppps = [], [], []
-    cable = None
+    nets = NatNets(tmp)
     try:
-        t.host = NetNamespace("uppH")
-        made.append(t.host)
-        t.client = NetNamespace("uppC")
-        made.append(t.client)
-        t.server = NetNamespace("uppS")
-        made.append(t.server)
+        t.host = nets.namespace("uppH")
+        t.client = nets.namespace("uppC")
+        t.server = nets.namespace("uppS")
 
         # inside host <-> client namespace: /32 addresses and host routes, so
         # they win over whatever subnet route the client's TUN carries
@@ -148,19 +71,15 @@ def net(tmp_path_factory):
         t.host.run(["ip", "route", "add", "default", "via", CLIENT_VETH_IP])
         t.client.run(["ip", "addr", "add", f"{CLIENT_VETH_IP}/32", "dev", "veth1"])
         t.client.run(["ip", "route", "add", f"{INSIDE_IP}/32", "dev", "veth1"])
-        for key in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
-                    "net.ipv4.conf.default.rp_filter=0"):
-            t.client.run(["sysctl", "-q", "-w", key])
+        nets.forwarding(t.client)
 
-        cable = NullModem()
-        t.server_ppp = Userppp(t.server, cable.paths[1], [f"{SERVER_IP}:{CLIENT_IP}"],
-                               tmp / "server.log", speed=SPEED)
-        ppps.append(t.server_ppp)
-        t.client_ppp = Userppp(t.client, cable.paths[0],
-                               ["noipdefault", "nat", "nat-max-entries", str(MAX_ENTRIES),
-                                "nat-forward", f"tcp:{FORWARD_PORT}:{INSIDE_IP}:22"],
-                               tmp / "client.log", speed=SPEED)
-        ppps.append(t.client_ppp)
+        cable = nets.null_modem()
+        t.server_ppp = nets.userppp(t.server, cable.paths[1], [f"{SERVER_IP}:{CLIENT_IP}"],
+                                    "server.log", speed=SPEED)
+        t.client_ppp = nets.userppp(t.client, cable.paths[0],
+                                    ["noipdefault", "nat", "nat-max-entries", str(MAX_ENTRIES),
+                                     "nat-forward", f"tcp:{FORWARD_PORT}:{INSIDE_IP}:22"],
+                                    "client.log", speed=SPEED)
         t.server_ppp.wait_up()
         t.client_ppp.wait_up()
         assert (t.client_ppp.local, t.client_ppp.remote) == (CLIENT_IP, SERVER_IP), \
@@ -168,24 +87,14 @@ def net(tmp_path_factory):
         # everything not inside goes into the client's TUN
         t.client.run(["ip", "route", "replace", "default", "dev", t.client_ppp.tun])
 
-        helpers.append(start_script(t.server, ECHO_SERVER, SERVER_IP, str(ECHO_PORT)))
+        nets.script(t.server, ECHO_SERVER, SERVER_IP, str(ECHO_PORT))
         t.recorded = tmp / "recorded.jsonl"
         t.recorded.write_text("")
-        helpers.append(start_script(t.host, RECORDER, str(t.recorded)))
-        helpers.append(start_script(t.host, ECHO_SERVER, "0.0.0.0", "22"))
+        nets.script(t.host, RECORDER, str(t.recorded))
+        nets.script(t.host, ECHO_SERVER, "0.0.0.0", "22")
         yield t
     finally:
-        for process in helpers:
-            process.kill()
-            process.wait(5)
-            for stream in (process.stdout, process.stderr):
-                stream.close()
-        for p in ppps:
-            p.stop()
-        if cable is not None:
-            cable.close()
-        for ns in made:
-            ns.close()
+        nets.close()
 
 
 def host_json(t, code, timeout=30):
@@ -193,29 +102,7 @@ def host_json(t, code, timeout=30):
 
 
 def test_inside_host_reaches_the_server_which_sees_only_the_negotiated_address(net):
-    result = host_json(net, f"""
-        import json, socket
-        out = {{}}
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.settimeout(5)
-        u.connect(("{SERVER_IP}", {ECHO_PORT}))
-        u.send(b"hello udp")
-        data, peer = u.recvfrom(65536)
-        out["udp"] = json.loads(data)
-        out["udp_from"] = list(peer)
-        out["udp_local"] = list(u.getsockname())
-        t = socket.create_connection(("{SERVER_IP}", {ECHO_PORT}), timeout=5)
-        t.sendall(b"hello tcp")
-        line = b""
-        while not line.endswith(b"\\n"):
-            chunk = t.recv(65536)
-            if not chunk:
-                break
-            line += chunk
-        out["tcp"] = json.loads(line)
-        out["tcp_local"] = list(t.getsockname())
-        print(json.dumps(out))
-    """)
+    result = echo_probe(net.host, SERVER_IP, ECHO_PORT)
     assert result["udp"]["data"] == "hello udp"
     assert result["udp"]["peer"][0] == CLIENT_IP, "the server must see the negotiated address"
     assert result["udp_from"] == [SERVER_IP, ECHO_PORT]

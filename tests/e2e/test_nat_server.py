@@ -27,10 +27,9 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from netns import NetNamespace, have_netns, veth_pair  # noqa: E402
-from ptyrelay import NullModem  # noqa: E402
-from test_nat_e2e import ECHO_SERVER, RECORDER, start_script  # noqa: E402
-from tunlink import Userppp, ping  # noqa: E402
+from natnets import ECHO_SERVER, RECORDER, NatNets, echo_probe  # noqa: E402
+from netns import have_netns, veth_pair  # noqa: E402
+from tunlink import ping  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not have_netns(), reason="needs root and iproute2")
 
@@ -50,52 +49,34 @@ class Topology:
 def net(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nat_server")
     t = Topology()
-    made, helpers, ppps = [], [], []
-    cable = None
+    nets = NatNets(tmp)
     try:
-        t.peer = NetNamespace("uppNp")
-        made.append(t.peer)
-        t.server = NetNamespace("uppNs")
-        made.append(t.server)
-        t.host = NetNamespace("uppNh")
-        made.append(t.host)
+        t.peer = nets.namespace("uppNp")
+        t.server = nets.namespace("uppNs")
+        t.host = nets.namespace("uppNh")
         veth_pair(t.server, t.host, "veth0", "veth1", f"{SERVER_VETH_IP}/24", f"{HOST_IP}/24")
         # the host beyond routes the shared address to the server, and
         # nothing else: it has no route to the peer's 10.0.0.2
         t.host.run(["ip", "route", "add", "10.64.0.0/24", "via", SERVER_VETH_IP])
-        for key in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
-                    "net.ipv4.conf.default.rp_filter=0"):
-            t.server.run(["sysctl", "-q", "-w", key])
-        cable = NullModem()
-        t.server_ppp = Userppp(t.server, cable.paths[1],
-                               [f"{SERVER_IP}:{PEER_IP}", "nat-server", "txqueuelen", "100",
-                                "nat-forward", f"udp:5353:{PEER_IP}:999"],
-                               tmp / "server.log")
-        ppps.append(t.server_ppp)
-        t.peer_ppp = Userppp(t.peer, cable.paths[0],
-                             ["noipdefault", "defaultroute", "txqueuelen", "100"],
-                             tmp / "peer.log")
-        ppps.append(t.peer_ppp)
+        nets.forwarding(t.server)
+        cable = nets.null_modem()
+        t.server_ppp = nets.userppp(t.server, cable.paths[1],
+                                    [f"{SERVER_IP}:{PEER_IP}", "nat-server", "txqueuelen", "100",
+                                     "nat-forward", f"udp:5353:{PEER_IP}:999"],
+                                    "server.log")
+        t.peer_ppp = nets.userppp(t.peer, cable.paths[0],
+                                  ["noipdefault", "defaultroute", "txqueuelen", "100"],
+                                  "peer.log")
         t.server_ppp.wait_up()
         t.peer_ppp.wait_up()
         assert (t.peer_ppp.local, t.peer_ppp.remote) == (PEER_IP, SERVER_IP)
-        helpers.append(start_script(t.host, ECHO_SERVER, "0.0.0.0", str(ECHO_PORT)))
+        nets.script(t.host, ECHO_SERVER, "0.0.0.0", str(ECHO_PORT))
         t.recorded = tmp / "recorded.jsonl"
         t.recorded.write_text("")
-        helpers.append(start_script(t.peer, RECORDER, str(t.recorded)))
+        nets.script(t.peer, RECORDER, str(t.recorded))
         yield t
     finally:
-        for process in helpers:
-            process.kill()
-            process.wait(5)
-            for stream in (process.stdout, process.stderr):
-                stream.close()
-        for p in ppps:
-            p.stop()
-        if cable is not None:
-            cable.close()
-        for ns in made:
-            ns.close()
+        nets.close()
 
 
 def test_the_server_tun_has_our_address_and_the_shared_one_as_its_far_end(net):
@@ -106,29 +87,7 @@ def test_the_server_tun_has_our_address_and_the_shared_one_as_its_far_end(net):
 
 
 def test_the_peer_reaches_the_host_beyond_which_sees_only_the_shared_address(net):
-    result = net.peer.python_json(textwrap.dedent(f"""
-        import json, socket
-        out = {{}}
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.settimeout(5)
-        u.connect(("{HOST_IP}", {ECHO_PORT}))
-        u.send(b"hello udp")
-        data, peer = u.recvfrom(65536)
-        out["udp"] = json.loads(data)
-        out["udp_from"] = list(peer)
-        out["udp_local"] = list(u.getsockname())
-        t = socket.create_connection(("{HOST_IP}", {ECHO_PORT}), timeout=5)
-        t.sendall(b"hello tcp")
-        line = b""
-        while not line.endswith(b"\\n"):
-            chunk = t.recv(65536)
-            if not chunk:
-                break
-            line += chunk
-        out["tcp"] = json.loads(line)
-        out["tcp_local"] = list(t.getsockname())
-        print(json.dumps(out))
-    """), timeout=30)
+    result = echo_probe(net.peer, HOST_IP, ECHO_PORT)
     assert result["udp"]["data"] == "hello udp"
     assert result["udp"]["peer"][0] == SHARED_IP, "the host beyond must see the shared address"
     assert result["udp_from"] == [HOST_IP, ECHO_PORT]
