@@ -51,7 +51,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 sys.path.insert(0, HERE)
 
 from netns import NetNamespace, have_netns  # noqa: E402
-from tunlink import Userppp, cpu_seconds, data_path_wired  # noqa: E402
+from tunlink import (Userppp, cpu_seconds, data_path_wired, start_sink,  # noqa: E402
+                     start_source)
 
 A_IP, B_IP = "10.0.0.1", "10.0.0.2"
 
@@ -97,42 +98,6 @@ BLAST = textwrap.dedent("""
             last = now
         print(json.dumps({"bytes": total, "seconds": (last - first) if first else 0}),
               flush=True)
-""")
-
-TCP_SINK = textwrap.dedent("""
-    import json, socket, sys, time
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((sys.argv[1], int(sys.argv[2])))
-    s.listen(1)
-    print("ready", flush=True)
-    conn, _ = s.accept()
-    total, first, last = 0, None, None
-    while True:
-        data = conn.recv(262144)
-        if not data:
-            break
-        now = time.monotonic()
-        if first is None:
-            first = now
-        total += len(data)
-        last = now
-    print(json.dumps({"bytes": total, "seconds": (last - first) if first else 0}), flush=True)
-""")
-
-TCP_SOURCE = textwrap.dedent("""
-    import json, os, socket, sys, time
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
-    end = time.monotonic() + float(sys.argv[3])
-    # incompressible (CCP cannot inflate the figure): random bytes that never
-    # repeat within Deflate's 32 KB window
-    block = memoryview(os.urandom(1 << 22))
-    sent = 0
-    while time.monotonic() < end:
-        offset = sent % len(block)
-        sent += s.send(block[offset:offset + 262144])
-    s.close()
-    print(json.dumps({"sent": sent}), flush=True)
 """)
 
 UDP_SINK = textwrap.dedent("""
@@ -280,13 +245,10 @@ class PppPair:
         return [100 * (after[i] - before[i]) / wall for i in range(3)]
 
     def tcp(self, sender, receiver, dst, seconds, port=5001) -> dict:
-        sink = receiver.popen(NICE + [sys.executable, "-u", "-c", TCP_SINK, dst, str(port)],
-                              stdout=subprocess.PIPE, text=True)
-        assert sink.stdout.readline().strip() == "ready"
+        sink = start_sink(receiver, dst, port, chunk=262144, digest=False, prefix=NICE)
         tun0 = tun_tx(sender)
         before = self._cpu()
-        source = sender.popen(NICE + [sys.executable, "-u", "-c", TCP_SOURCE, dst,
-                               str(port), str(seconds)], stdout=subprocess.PIPE, text=True)
+        source = start_source(sender, dst, port, "random", seconds, 262144, prefix=NICE)
         source.communicate(timeout=seconds + 60)
         out = sink.communicate(timeout=60)[0]
         cpu = self._cpu_share(before)

@@ -67,10 +67,8 @@ import json
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 
@@ -83,7 +81,8 @@ sys.path.insert(0, HERE)
 
 from netns import NetNamespace, have_netns  # noqa: E402
 from tools.lineemu import LineEmulatorProcess  # noqa: E402
-from tunlink import Userppp, cpu_seconds, median  # noqa: E402
+from tunlink import (Userppp, cpu_seconds, end_all, median, start_sink,  # noqa: E402
+                     start_source)
 
 A_IP, B_IP = "10.0.0.1", "10.0.0.2"
 PORT = 5001
@@ -97,46 +96,6 @@ TCP_EXTRA = ("TCPTimeouts", "TCPSpuriousRTOs", "TCPLossProbes", "TCPFastRetrans"
 TARGET = 97.0
 
 # -- traffic ---------------------------------------------------------------------
-
-SINK = textwrap.dedent("""
-    import hashlib, json, socket, sys, time
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((sys.argv[1], int(sys.argv[2])))
-    s.listen(1)
-    print("ready", flush=True)
-    conn, _ = s.accept()
-    accepted = time.monotonic()
-    digest = hashlib.sha256()
-    total, first, first_len, last = 0, None, 0, None
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            break
-        now = time.monotonic()
-        if first is None:
-            first, first_len = now, len(data)
-        digest.update(data)
-        total += len(data)
-        last = now
-    print(json.dumps({"bytes": total, "first": first, "last": last, "accepted": accepted,
-                      "first_len": first_len, "sha": digest.hexdigest()}), flush=True)
-""")
-
-SOURCE = textwrap.dedent("""
-    import json, socket, sys, time
-    with open(sys.argv[3], "rb") as f:
-        payload = f.read()
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
-    start = time.monotonic()    # no data can leave before this
-    s.settimeout(None)
-    s.sendall(payload)
-    s.shutdown(socket.SHUT_WR)
-    s.recv(1)                # the sink's close
-    s.close()
-    print(json.dumps({"sent": len(payload), "start": start}), flush=True)
-""")
-
 
 def random_payload(size: int, seed: int = 1) -> bytes:
     return random.Random(seed).randbytes(size)
@@ -346,27 +305,19 @@ class LinkPair:
         path = os.path.join(self.tmp, "payload.bin")
         with open(path, "wb") as handle:
             handle.write(payload)
-        sink = self.b.popen(NICE + [sys.executable, "-u", "-c", SINK, B_IP, str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sink = start_sink(self.b, B_IP, port, prefix=NICE)
         source = None
         try:
-            if sink.stdout.readline().strip() != "ready":
-                raise RuntimeError("sink did not start: " + sink.stderr.read())
             tcp0 = tcp_counters(self.a)
             before = self.cpu()
-            source = self.a.popen(NICE + [sys.executable, "-u", "-c", SOURCE, B_IP,
-                                          str(port), path],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            source = start_source(self.a, B_IP, port, "file", path, None, prefix=NICE)
             extra = during() if during is not None else None
             out, err = sink.communicate(timeout=timeout)
             after = self.cpu()
             source_out = source.communicate(timeout=30)[0]
             tcp1 = tcp_counters(self.a)
         finally:
-            for p in (sink, source):
-                if p is not None and p.poll() is None:
-                    p.kill()
-                    p.wait()
+            end_all(sink, source)
         got = _json_line(out)
         # the whole transfer: from the connection's start (when the
         # source's connect returned: no data can leave before; the sink's

@@ -20,12 +20,10 @@ s but 10 of 16 pings dropped at the ring).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -34,7 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from netns import NetNamespace, have_netns  # noqa: E402
 from tools.lineemu import LineEmulatorProcess  # noqa: E402
-from tunlink import WIRING_REASON, Userppp, data_path_wired, median, ping  # noqa: E402
+from tunlink import (WIRING_REASON, Userppp, data_path_wired, end_all, last_json,  # noqa: E402
+                     median, ping, start_sink, start_source)
 
 pytestmark = [pytest.mark.skipif(not have_netns(), reason="needs root and iproute2"),
               pytest.mark.skipif(have_netns() and not data_path_wired(), reason=WIRING_REASON)]
@@ -47,47 +46,6 @@ PORT = 5001
 WARMUP = 4.0                             # seconds of upload before pinging
 PINGS, PING_INTERVAL = 16, 0.5
 UPLOAD = WARMUP + PINGS * PING_INTERVAL + 4.0
-
-SINK = textwrap.dedent("""
-    import json, socket, sys, time
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((sys.argv[1], int(sys.argv[2])))
-    s.listen(1)
-    print("ready", flush=True)
-    conn, _ = s.accept()
-    total, first, last = 0, None, None
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            break
-        now = time.monotonic()
-        if first is None:
-            first = now
-        total += len(data)
-        last = now
-    print(json.dumps({"bytes": total, "seconds": (last - first) if first else 0}), flush=True)
-""")
-
-SOURCE = textwrap.dedent("""
-    import json, os, socket, sys, time
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
-    end = time.monotonic() + float(sys.argv[3])
-    # incompressible (CCP cannot shrink the load): random bytes that never
-    # repeat within Deflate's 32 KB window
-    block = memoryview(os.urandom(1 << 20))
-    sent = 0
-    s.settimeout(5)
-    while time.monotonic() < end:
-        offset = sent % len(block)
-        try:
-            sent += s.send(block[offset:offset + 65536])
-        except socket.timeout:
-            pass
-    s.close()
-    print(json.dumps({"sent": sent}), flush=True)
-""")
-
 
 @pytest.fixture(params=BAUDS)
 def line_pair(request, tmp_path):
@@ -123,13 +81,10 @@ def test_ping_stays_near_idle_and_memory_flat_under_a_bulk_upload(line_pair):
     assert idle["received"] >= 9, idle["output"]
     idle_rtt = median(idle["rtts"])
 
-    sink = b.popen([sys.executable, "-u", "-c", SINK, B_IP, str(PORT)],
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sink = start_sink(b, B_IP, PORT, digest=False)
     source = None
     try:
-        assert sink.stdout.readline().strip() == "ready", sink.stderr.read()
-        source = a.popen([sys.executable, "-u", "-c", SOURCE, B_IP, str(PORT), str(UPLOAD)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        source = start_source(a, B_IP, PORT, "random", UPLOAD, 65536)
         rss = {"a": [], "b": []}
         start = time.monotonic()
         while time.monotonic() - start < WARMUP:
@@ -150,13 +105,10 @@ def test_ping_stays_near_idle_and_memory_flat_under_a_bulk_upload(line_pair):
         # the end only when the line has carried it
         sink_out, sink_err = sink.communicate(timeout=30 + 150_000 / (baud / 10))
     finally:
-        for process in (sink, source):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.communicate()
+        end_all(sink, source)
     assert source.returncode == 0, source_err
     assert sink.returncode == 0, sink_err
-    received = json.loads(sink_out.strip().splitlines()[-1])
+    received = last_json(sink_out)
     loaded = [float(m) / 1000 for m in re.findall(r"time=([\d.]+) ms", loaded_out)]
     goodput = received["bytes"] / received["seconds"] if received["seconds"] else 0
     bound = idle_rtt + 6 * frame_time

@@ -14,13 +14,10 @@ emulator's own count of flipped bits says errors really went on the line.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import re
-import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -28,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from netns import NetNamespace, have_netns  # noqa: E402
 from tools.lineemu import LineEmulatorProcess  # noqa: E402
-from tunlink import WIRING_REASON, Userppp, data_path_wired  # noqa: E402
+from tunlink import (WIRING_REASON, Userppp, data_path_wired, end_all, last_json,  # noqa: E402
+                     start_sink, start_source)
 
 pytestmark = [pytest.mark.skipif(not have_netns(), reason="needs root and iproute2"),
               pytest.mark.skipif(have_netns() and not data_path_wired(), reason=WIRING_REASON)]
@@ -39,37 +37,6 @@ SEED = 3
 A_IP, B_IP = "10.0.0.1", "10.0.0.2"
 PORT = 5001
 SIZE = 160 * 1024          # ~14 s at 115200 with no errors
-
-SINK = textwrap.dedent("""
-    import hashlib, json, socket, sys
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((sys.argv[1], int(sys.argv[2])))
-    s.listen(1)
-    print("ready", flush=True)
-    conn, _ = s.accept()
-    digest, total = hashlib.sha256(), 0
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            break
-        digest.update(data)
-        total += len(data)
-    conn.close()
-    print(json.dumps({"bytes": total, "sha": digest.hexdigest()}), flush=True)
-""")
-
-SOURCE = textwrap.dedent("""
-    import json, socket, sys
-    payload = open(sys.argv[3], "rb").read()
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=120)
-    s.sendall(payload)
-    s.shutdown(socket.SHUT_WR)
-    s.recv(1)
-    s.close()
-    print(json.dumps({"sent": len(payload)}), flush=True)
-""")
-
 
 def bad_fcs(status: str) -> int:
     found = re.findall(r"(\d+) bad FCS", status)
@@ -121,24 +88,18 @@ def test_tcp_completes_over_a_line_with_bit_errors(noisy_pair, tmp_path):
     payload = random.Random(SEED).randbytes(SIZE)
     path = tmp_path / "payload.bin"
     path.write_bytes(payload)
-    sink = b.popen([sys.executable, "-u", "-c", SINK, B_IP, str(PORT)],
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sink = start_sink(b, B_IP, PORT)
     source = None
     try:
-        assert sink.stdout.readline().strip() == "ready", sink.stderr.read()
-        source = a.popen([sys.executable, "-u", "-c", SOURCE, B_IP, str(PORT), str(path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        source = start_source(a, B_IP, PORT, "file", path, 120)
         out, err = sink.communicate(timeout=180)
         source_out, source_err = source.communicate(timeout=30)
     finally:
-        for p in (sink, source):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
-    got = json.loads(out.strip().splitlines()[-1])
+        end_all(sink, source)
+    got = last_json(out)
     assert got["bytes"] == SIZE, (got, err, source_err)
     assert got["sha"] == hashlib.sha256(payload).hexdigest()
-    assert json.loads(source_out.strip().splitlines()[-1])["sent"] == SIZE
+    assert last_json(source_out)["sent"] == SIZE
 
     # frames damaged on the line were counted and dropped, not delivered
     bad_b = bad_fcs(pb.status())          # B received the data frames

@@ -1,6 +1,8 @@
 """userppp processes carrying IP through their TUN devices, each in a network
 namespace the caller made: what the data-path end-to-end tests
-(test_nat_e2e.py, test_backpressure.py) and bench/bench_datapath.py share.
+(test_nat_e2e.py, test_backpressure.py, test_bit_errors.py) and the benches
+(bench/bench_datapath.py, bench/bench_link.py) share, with the bulk TCP
+transfer between them (BULK_SINK, BULK_SOURCE: start_sink, start_source).
 
     with NetNamespace() as a, NetNamespace() as b, NullModem() as cable:
         server = Userppp(b, cable.paths[1], ["10.0.0.1:10.0.0.2"], tmp / "b.log")
@@ -17,11 +19,13 @@ CPU time can be read from /proc).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from typing import Optional, Sequence
 
@@ -213,3 +217,118 @@ def median(values):
         return float("nan")
     mid = len(values) // 2
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+# -- bulk TCP transfers ------------------------------------------------------------
+
+# One TCP connection read to its end: ``ADDRESS PORT [CHUNK [sha|nosha]]``;
+# "ready" once listening; then a JSON line: bytes, the sha256 of what came
+# (None with nosha: the benches that only time it keep the CPU for userppp),
+# when it accepted and read its first and last data (CLOCK_MONOTONIC, one
+# clock for all the namespaces), the first read's length, and last - first.
+BULK_SINK = textwrap.dedent("""
+    import hashlib, json, socket, sys, time
+    chunk = int(sys.argv[3]) if len(sys.argv) > 3 else 65536
+    digest = hashlib.sha256() if (sys.argv[4] if len(sys.argv) > 4 else "sha") == "sha" else None
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[1], int(sys.argv[2])))
+    s.listen(1)
+    print("ready", flush=True)
+    conn, _ = s.accept()
+    accepted = time.monotonic()
+    total, first, first_len, last = 0, None, 0, None
+    while True:
+        data = conn.recv(chunk)
+        if not data:
+            break
+        now = time.monotonic()
+        if first is None:
+            first, first_len = now, len(data)
+        if digest is not None:
+            digest.update(data)
+        total += len(data)
+        last = now
+    conn.close()
+    print(json.dumps({"bytes": total, "first": first, "last": last, "accepted": accepted,
+                      "first_len": first_len, "seconds": (last - first) if first else 0,
+                      "sha": digest.hexdigest() if digest is not None else None}), flush=True)
+""")
+
+# The other end: ``ADDRESS PORT file PATH TIMEOUT`` sends the file (TIMEOUT
+# seconds for connect, the whole send and the sink's close; "none": the
+# connect's 60 s, then no limit) and waits for the sink's close;
+# ``ADDRESS PORT random SECONDS CHUNK`` sends incompressible bytes (CCP
+# cannot shrink the load: random bytes that never repeat within Deflate's
+# 32 KB window) in CHUNK-byte sends for SECONDS.  A JSON line: sent, and
+# start (when the connect returned: no data can leave before).
+BULK_SOURCE = textwrap.dedent("""
+    import json, os, socket, sys, time
+    address, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    if mode == "file":
+        with open(sys.argv[4], "rb") as f:
+            payload = f.read()
+        limit = None if sys.argv[5] == "none" else float(sys.argv[5])
+        s = socket.create_connection((address, port), timeout=limit or 60)
+        start = time.monotonic()
+        s.settimeout(limit)
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)                # the sink's close
+        sent = len(payload)
+    else:
+        seconds, chunk = float(sys.argv[4]), int(sys.argv[5])
+        s = socket.create_connection((address, port), timeout=30)
+        start = time.monotonic()
+        end = start + seconds
+        block = memoryview(os.urandom(1 << 22))
+        sent = 0
+        s.settimeout(5)
+        while time.monotonic() < end:
+            offset = sent % len(block)
+            try:
+                sent += s.send(block[offset:offset + chunk])
+            except socket.timeout:
+                pass
+    s.close()
+    print(json.dumps({"sent": sent, "start": start}), flush=True)
+""")
+
+
+def last_json(text: str) -> dict:
+    """The last line of a helper's output, a JSON object."""
+    lines = text.strip().splitlines()
+    if not lines:
+        raise AssertionError(f"no JSON line in {text!r}")
+    return json.loads(lines[-1])
+
+
+def start_sink(ns, address: str, port: int, *, chunk: int = 65536, digest: bool = True,
+               prefix: Sequence[str] = ()) -> subprocess.Popen:
+    """BULK_SINK in ``ns`` (``prefix``: e.g. nice), listening once this returns."""
+    sink = ns.popen([*prefix, sys.executable, "-u", "-c", BULK_SINK, address, str(port),
+                     str(chunk), "sha" if digest else "nosha"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = sink.stdout.readline()
+    if line.strip() != "ready":
+        sink.kill()
+        _, err = sink.communicate()
+        raise AssertionError(f"the sink in {ns} did not start: {line}{err}")
+    return sink
+
+
+def start_source(ns, address: str, port: int, mode: str, arg, limit,
+                 *, prefix: Sequence[str] = ()) -> subprocess.Popen:
+    """BULK_SOURCE in ``ns``: mode "file" (arg a path, limit seconds or
+    None) or "random" (arg seconds, limit the send size)."""
+    return ns.popen([*prefix, sys.executable, "-u", "-c", BULK_SOURCE, address, str(port),
+                     mode, str(arg), "none" if limit is None else str(limit)],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def end_all(*processes) -> None:
+    """Kill and reap whichever of ``processes`` (None allowed) still run."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.communicate()
