@@ -172,12 +172,20 @@ def test_demand_queue_is_bounded(pair):
             counter.wait()
 
 
-def test_idle_ends_the_link_with_12_but_not_while_traffic_flows(pair):
+def both_up(pair, client_options):
+    """The server (SERVER) and a client with ``client_options``, both up:
+    (client, server)."""
     client_ns, server_ns, start = pair
     server = start(server_ns, 1, SERVER, "server")
-    client = start(client_ns, 0, ["noipdefault", "idle", "2", "debug"], "client")
+    client = start(client_ns, 0, client_options, "client")
     client.wait_up()
     server.wait_up()
+    return client, server
+
+
+def test_idle_ends_the_link_with_12_but_not_while_traffic_flows(pair):
+    client_ns, server_ns, _ = pair
+    client, server = both_up(pair, ["noipdefault", "idle", "2", "debug"])
     result = ping(client_ns, SERVER_IP, count=8, interval=0.5, wait=3)
     ping_end = time.monotonic()
     assert result["received"] == 8, result["output"]   # 4 s of pings: no idle hang-up
@@ -214,11 +222,8 @@ def test_demand_idle_goes_back_to_waiting_and_redials(pair):
 
 
 def test_maxconnect_ends_the_link_with_13(pair):
-    client_ns, server_ns, start = pair
-    server = start(server_ns, 1, SERVER, "server")
-    client = start(client_ns, 0, ["noipdefault", "maxconnect", "3", "debug"], "client")
-    client.wait_up()
-    server.wait_up()
+    client_ns, server_ns, _ = pair
+    client, server = both_up(pair, ["noipdefault", "maxconnect", "3", "debug"])
     up = time.monotonic()
     # traffic does not stop it
     pinger = client_ns.popen(["ping", "-n", "-c", "100", "-i", "0.2", SERVER_IP],
