@@ -25,6 +25,7 @@ it is removed at the end whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -383,101 +384,92 @@ def test_tun_deleted_under_us(tmp_path):
 
 # -- a full disk under logfile and record ------------------------------------------------------
 
-def test_full_disk_for_logfile_and_record(tmp_path):
+@contextlib.contextmanager
+def client_on_a_full_disk(tmp_path, name, *options):
+    """A server userppp and a client userppp whose ``tmp_path / "disk"`` is
+    full: the client in a mount namespace of its own with a 64 KB tmpfs on
+    it, then in the client's network namespace; the client's options
+    noipdefault noauth noccp nodetach, then ``options``, its output in
+    client.out.  Yields (client_ns, server, client process); all ended after."""
     disk = tmp_path / "disk"
     disk.mkdir()
     env = dict(os.environ, USERPPP_ETC="/nonexistent", PYTHONPATH=REPO)
-    with NullModem() as cable, NetNamespace("uppFD") as client_ns, \
-            NetNamespace("uppFD") as server_ns:
+    with NullModem() as cable, NetNamespace(name) as client_ns, \
+            NetNamespace(name) as server_ns:
         server = Userppp(server_ns, cable.paths[1], [f"{SERVER_IP}:{CLIENT_IP}"],
                          tmp_path / "server.log", speed=None)
         client_out = open(tmp_path / "client.out", "wb")
-        # a mount namespace of its own with a 64 KB tmpfs on ``disk``; then
-        # the client's network namespace; then userppp
         argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                 'mount -t tmpfs -o size=64k tmpfs "$0" && exec "$@"', str(disk),
                 "ip", "netns", "exec", client_ns.name,
-                sys.executable, "-m", "userppp", cable.paths[0], "noipdefault", "noauth", "noccp",
-                "nodetach", "debug", "debug", "debug", "--tun", "ppp0",
-                "logfile", str(disk / "client.log"), "record", str(disk / "client.rec")]
+                sys.executable, "-m", "userppp", cable.paths[0], "noipdefault", "noauth",
+                "noccp", "nodetach", *options]
         client = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=client_out,
                                   stderr=subprocess.STDOUT, env=env, cwd=REPO)
         try:
-            server.wait_up(30)
-            end = time.monotonic() + 30
-            while time.monotonic() < end and "remote IP address" not in server.text():
-                time.sleep(0.1)
-            # fill the disk: 1400-byte pings both ways into the record
-            # (noccp: Deflate would squeeze ping's zeros 30:1)
-            first = ping(client_ns, SERVER_IP, 60, interval=0.02, size=1400, wait=2)
-            assert first["received"] >= 55, first["output"]
-            second = ping(client_ns, SERVER_IP, 20, interval=0.05, wait=2)
-            assert second["received"] == 20, second["output"]   # still up and carrying
-            assert client.poll() is None
-            for _ in range(40):         # status dumps: log lines past the last free block
-                client.send_signal(signal.SIGUSR1)
-                time.sleep(0.05)
-            assert ping(client_ns, SERVER_IP, 3, interval=0.2)["received"] == 3
-            assert client.poll() is None
-            client.send_signal(signal.SIGTERM)
-            assert client.wait(15) == 5
-            out = (tmp_path / "client.out").read_text(errors="replace")
-            failing = [line for line in out.splitlines() if "writing the log" in line]
-            assert len(failing) == 1 and "No space left on device" in failing[0], out
-            no_trouble(out)
-            # the log and the record went as far as the disk let them
-            df = subprocess.run(["sh", "-c", f"cat /proc/{os.getpid()}/mountinfo"],
-                                capture_output=True, text=True).stdout
-            assert str(disk) not in df          # the tmpfs stayed in its namespace
+            yield client_ns, server, client
         finally:
             if client.poll() is None:
                 client.kill()
                 client.wait(5)
             client_out.close()
             server.stop()
+
+
+def test_full_disk_for_logfile_and_record(tmp_path):
+    disk = tmp_path / "disk"
+    with client_on_a_full_disk(tmp_path, "uppFD", "debug", "debug", "debug", "--tun", "ppp0",
+                               "logfile", str(disk / "client.log"),
+                               "record", str(disk / "client.rec")) as (client_ns, server, client):
+        server.wait_up(30)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and "remote IP address" not in server.text():
+            time.sleep(0.1)
+        # fill the disk: 1400-byte pings both ways into the record
+        # (noccp: Deflate would squeeze ping's zeros 30:1)
+        first = ping(client_ns, SERVER_IP, 60, interval=0.02, size=1400, wait=2)
+        assert first["received"] >= 55, first["output"]
+        second = ping(client_ns, SERVER_IP, 20, interval=0.05, wait=2)
+        assert second["received"] == 20, second["output"]   # still up and carrying
+        assert client.poll() is None
+        for _ in range(40):         # status dumps: log lines past the last free block
+            client.send_signal(signal.SIGUSR1)
+            time.sleep(0.05)
+        assert ping(client_ns, SERVER_IP, 3, interval=0.2)["received"] == 3
+        assert client.poll() is None
+        client.send_signal(signal.SIGTERM)
+        assert client.wait(15) == 5
+        out = (tmp_path / "client.out").read_text(errors="replace")
+        failing = [line for line in out.splitlines() if "writing the log" in line]
+        assert len(failing) == 1 and "No space left on device" in failing[0], out
+        no_trouble(out)
+        # the log and the record went as far as the disk let them
+        df = subprocess.run(["sh", "-c", f"cat /proc/{os.getpid()}/mountinfo"],
+                            capture_output=True, text=True).stdout
+        assert str(disk) not in df          # the tmpfs stayed in its namespace
 
 
 def test_full_disk_record_only(tmp_path):
     """The log on a good disk, the record on the full one: the record's
     failure is said once in the log, the link goes on."""
     disk = tmp_path / "disk"
-    disk.mkdir()
-    env = dict(os.environ, USERPPP_ETC="/nonexistent", PYTHONPATH=REPO)
     log = tmp_path / "client.log"
-    with NullModem() as cable, NetNamespace("uppFR") as client_ns, \
-            NetNamespace("uppFR") as server_ns:
-        server = Userppp(server_ns, cable.paths[1], [f"{SERVER_IP}:{CLIENT_IP}"],
-                         tmp_path / "server.log", speed=None)
-        client_out = open(tmp_path / "client.out", "wb")
-        argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                'mount -t tmpfs -o size=64k tmpfs "$0" && exec "$@"', str(disk),
-                "ip", "netns", "exec", client_ns.name,
-                sys.executable, "-m", "userppp", cable.paths[0], "noipdefault", "noauth", "noccp",
-                "nodetach", "--tun", "ppp0", "logfile", str(log),
-                "record", str(disk / "client.rec")]
-        client = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=client_out,
-                                  stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        try:
-            server.wait_up(30)
-            assert wait_text(log, "remote IP address", 30, client), log.read_text()
-            first = ping(client_ns, SERVER_IP, 80, interval=0.02, size=1400, wait=2)
-            assert first["received"] >= 75, first["output"]
-            second = ping(client_ns, SERVER_IP, 10, interval=0.05, wait=2)
-            assert second["received"] == 10
-            assert client.poll() is None
-            client.send_signal(signal.SIGTERM)
-            assert client.wait(15) == 5
-            text = log.read_text()
-            stopped = [line for line in text.splitlines() if "capture stopped" in line]
-            assert len(stopped) == 1 and "No space left on device" in stopped[0], text
-            assert "Connection terminated." in text
-            no_trouble(text, (tmp_path / "client.out").read_text(errors="replace"))
-        finally:
-            if client.poll() is None:
-                client.kill()
-                client.wait(5)
-            client_out.close()
-            server.stop()
+    with client_on_a_full_disk(tmp_path, "uppFR", "--tun", "ppp0", "logfile", str(log),
+                               "record", str(disk / "client.rec")) as (client_ns, server, client):
+        server.wait_up(30)
+        assert wait_text(log, "remote IP address", 30, client), log.read_text()
+        first = ping(client_ns, SERVER_IP, 80, interval=0.02, size=1400, wait=2)
+        assert first["received"] >= 75, first["output"]
+        second = ping(client_ns, SERVER_IP, 10, interval=0.05, wait=2)
+        assert second["received"] == 10
+        assert client.poll() is None
+        client.send_signal(signal.SIGTERM)
+        assert client.wait(15) == 5
+        text = log.read_text()
+        stopped = [line for line in text.splitlines() if "capture stopped" in line]
+        assert len(stopped) == 1 and "No space left on device" in stopped[0], text
+        assert "Connection terminated." in text
+        no_trouble(text, (tmp_path / "client.out").read_text(errors="replace"))
 
 
 # -- SIGSTOP / SIGCONT ---------------------------------------------------------------------------
