@@ -30,10 +30,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from netns import NetNamespace, have_netns  # noqa: E402
+from netns import have_netns  # noqa: E402
 from tools.lineemu import LineEmulatorProcess  # noqa: E402
-from tunlink import (WIRING_REASON, Userppp, data_path_wired, end_all, last_json,  # noqa: E402
-                     median, ping, start_sink, start_source)
+from tunlink import (WIRING_REASON, data_path_wired, end_all, last_json, median,  # noqa: E402
+                     namespaces_on_a_line, ping, start_sink, start_source)
 
 pytestmark = [pytest.mark.skipif(not have_netns(), reason="needs root and iproute2"),
               pytest.mark.skipif(have_netns() and not data_path_wired(), reason=WIRING_REASON)]
@@ -50,28 +50,10 @@ UPLOAD = WARMUP + PINGS * PING_INTERVAL + 4.0
 @pytest.fixture(params=BAUDS)
 def line_pair(request, tmp_path):
     baud = request.param
-    made, ppps = [], []
-    line = None
-    try:
-        a = NetNamespace("uppA")
-        made.append(a)
-        b = NetNamespace("uppB")
-        made.append(b)
-        line = LineEmulatorProcess(baud).start()
-        pa = Userppp(a, line.paths[0], [f"{A_IP}:{B_IP}"], tmp_path / "a.log", speed=baud)
-        ppps.append(pa)
-        pb = Userppp(b, line.paths[1], ["noipdefault"], tmp_path / "b.log", speed=baud)
-        ppps.append(pb)
-        pa.wait_up(60)
-        pb.wait_up(60)
+    with namespaces_on_a_line(tmp_path, ("uppA", "uppB"),
+                              lambda: LineEmulatorProcess(baud).start(),
+                              [f"{A_IP}:{B_IP}"], ["noipdefault"], baud) as (a, b, pa, pb, _):
         yield a, b, pa, pb, baud
-    finally:
-        for p in ppps:
-            p.stop()
-        if line is not None:
-            line.stop()
-        for ns in made:
-            ns.close()
 
 
 def test_ping_stays_near_idle_and_memory_flat_under_a_bulk_upload(line_pair):

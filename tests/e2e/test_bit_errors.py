@@ -23,10 +23,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from netns import NetNamespace, have_netns  # noqa: E402
+from netns import have_netns  # noqa: E402
 from tools.lineemu import LineEmulatorProcess  # noqa: E402
 from tunlink import (WIRING_REASON, Userppp, data_path_wired, end_all, last_json,  # noqa: E402
-                     start_sink, start_source)
+                     namespaces_on_a_line, start_sink, start_source)
 
 pytestmark = [pytest.mark.skipif(not have_netns(), reason="needs root and iproute2"),
               pytest.mark.skipif(have_netns() and not data_path_wired(), reason=WIRING_REASON)]
@@ -55,32 +55,14 @@ def assert_link_stayed_up(p: Userppp) -> None:
 
 @pytest.fixture
 def noisy_pair(tmp_path):
-    made, ppps, line = [], [], None
-    try:
-        line = LineEmulatorProcess(BAUD, ber=BER, seed=SEED).start()
-        a = NetNamespace("uppeA")
-        made.append(a)
-        b = NetNamespace("uppeB")
-        made.append(b)
-        # CCP off: a damaged compressed frame would also cost a
-        # Reset-Request round; what is tested here is the framing and TCP
-        options = ["noccp", "novj", "nodetach"]
-        pa = Userppp(a, line.paths[0], [f"{A_IP}:{B_IP}", *options], tmp_path / "a.log",
-                     speed=BAUD)
-        ppps.append(pa)
-        pb = Userppp(b, line.paths[1], ["noipdefault", *options], tmp_path / "b.log",
-                     speed=BAUD)
-        ppps.append(pb)
-        pa.wait_up(60)
-        pb.wait_up(60)
-        yield a, b, pa, pb, line
-    finally:
-        for p in ppps:
-            p.stop()
-        if line is not None:
-            line.stop()
-        for ns in made:
-            ns.close()
+    # CCP off: a damaged compressed frame would also cost a
+    # Reset-Request round; what is tested here is the framing and TCP
+    options = ["noccp", "novj", "nodetach"]
+    with namespaces_on_a_line(tmp_path, ("uppeA", "uppeB"),
+                              lambda: LineEmulatorProcess(BAUD, ber=BER, seed=SEED).start(),
+                              [f"{A_IP}:{B_IP}", *options], ["noipdefault", *options],
+                              BAUD) as pair:
+        yield pair
 
 
 def test_tcp_completes_over_a_line_with_bit_errors(noisy_pair, tmp_path):

@@ -19,6 +19,7 @@ CPU time can be read from /proc).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -197,6 +198,34 @@ class Userppp:
                 self.process.wait(5)
         self._out.close()
         return self.process.returncode
+
+
+@contextlib.contextmanager
+def namespaces_on_a_line(tmp, names, start_line, options_a, options_b, speed):
+    """Two network namespaces ``names`` and a userppp in each (``options_a``,
+    ``options_b``; logs tmp/a.log, tmp/b.log) on the two ends of the line
+    ``start_line()`` starts (a LineEmulatorProcess), both up.  Yields
+    (a, b, pa, pb, line); stops and removes them all after, whatever happens."""
+    from netns import NetNamespace      # tests/netns.py, on the path of every user
+    made, ppps, line = [], [], None
+    try:
+        line = start_line()
+        for name in names:
+            made.append(NetNamespace(name))
+        a, b = made
+        ppps.append(Userppp(a, line.paths[0], options_a, tmp / "a.log", speed=speed))
+        ppps.append(Userppp(b, line.paths[1], options_b, tmp / "b.log", speed=speed))
+        pa, pb = ppps
+        pa.wait_up(60)
+        pb.wait_up(60)
+        yield a, b, pa, pb, line
+    finally:
+        for p in ppps:
+            p.stop()
+        if line is not None:
+            line.stop()
+        for ns in made:
+            ns.close()
 
 
 def ping(ns, address: str, count: int, interval: float = 0.2, wait: float = 5.0,
