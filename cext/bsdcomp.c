@@ -417,6 +417,18 @@ ptrdiff_t upp_bsd_decompress(upp_bsd *db, const uint8_t *in, size_t len,
 
 /* ---- batches: one call per crossing ------------------------------------ */
 
+/* A batch's packet i is data[offsets[i]..offsets[i+1]): offsets ascending,
+ * each packet at most 0xFFFF octets, data present if any octet is. */
+static int batch_ok(size_t count, const uint8_t *data, const uint32_t *offsets)
+{
+    size_t i;
+
+    for (i = 0; i < count; i++)
+        if (offsets[i + 1] < offsets[i] || offsets[i + 1] - offsets[i] > 0xFFFFu)
+            return 0;
+    return offsets[count] == offsets[0] || data != NULL;
+}
+
 ptrdiff_t upp_bsd_compress_many(upp_bsd *db, size_t count, const uint16_t *protocols,
                                 const uint8_t *data, const uint32_t *offsets,
                                 uint8_t *out, size_t cap, uint32_t *ends)
@@ -430,10 +442,7 @@ ptrdiff_t upp_bsd_compress_many(upp_bsd *db, size_t count, const uint16_t *proto
     if (!protocols || !offsets || !out || !ends)
         return UPP_ERR_ARG;
     /* check the whole batch before touching the dictionary */
-    for (i = 0; i < count; i++)
-        if (offsets[i + 1] < offsets[i] || offsets[i + 1] - offsets[i] > 0xFFFFu)
-            return UPP_ERR_ARG;
-    if (offsets[count] != offsets[0] && !data)
+    if (!batch_ok(count, data, offsets))
         return UPP_ERR_ARG;
     /* a packet is sent compressed only if shorter: the outputs fit in the
      * space of the inputs */
@@ -463,10 +472,7 @@ ptrdiff_t upp_bsd_receive_many(upp_bsd *db, size_t count, const uint16_t *protoc
         return 0;
     if (!protocols || !offsets || !out || !res)
         return UPP_ERR_ARG;
-    for (i = 0; i < count; i++)
-        if (offsets[i + 1] < offsets[i] || offsets[i + 1] - offsets[i] > 0xFFFFu)
-            return UPP_ERR_ARG;
-    if (offsets[count] != offsets[0] && !data)
+    if (!batch_ok(count, data, offsets))
         return UPP_ERR_ARG;
     for (i = 0; i < count; i++) {
         const uint8_t *in = data + offsets[i];
