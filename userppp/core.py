@@ -360,7 +360,8 @@ class CBsdState:
         return self._out[0], self._ffi.unpack(out + 1, r - 1)
 
     def _batch(self, items, what):
-        """(protocols, data, offsets) of a list of (protocol, payload)."""
+        """(protocols, data, offsets, ends) of a list of (protocol, payload),
+        checked as the C batch calls want it."""
         ffi = self._ffi
         try:
             protos, payloads = zip(*items)
@@ -373,7 +374,9 @@ class CBsdState:
             protocols = ffi.new("uint16_t[]", protos)
         except OverflowError:
             raise ValueError(f"BsdState.{what}: protocol out of range")
-        return protocols, payloads, b"".join(payloads), ffi.new("uint32_t[]", [0, *ends]), ends
+        if any(len(p) > 0xFFFF for p in payloads):
+            raise ValueError(f"BsdState.{what}: packet too long")
+        return protocols, b"".join(payloads), ffi.new("uint32_t[]", [0, *ends]), ends
 
     def compress_many(self, items):
         """compress() of each (protocol, payload) in one C call: a list of
@@ -384,9 +387,7 @@ class CBsdState:
         if not k:
             return []
         ffi = self._ffi
-        protocols, payloads, data, offsets, ends = self._batch(items, "compress_many")
-        if any(len(p) > 0xFFFF for p in payloads):
-            raise ValueError("BsdState.compress_many: packet too long")
+        protocols, data, offsets, ends = self._batch(items, "compress_many")
         total = ends[-1]
         if total > self._cap:
             out, cap = ffi.new("uint8_t[]", total), total
@@ -415,9 +416,7 @@ class CBsdState:
         if not k:
             return []
         ffi, lib = self._ffi, self._lib
-        protocols, payloads, data, offsets, _ = self._batch(frames, "receive_many")
-        if any(len(p) > 0xFFFF for p in payloads):
-            raise ValueError("BsdState.receive_many: packet too long")
+        protocols, data, offsets, _ = self._batch(frames, "receive_many")
         res_c = ffi.new("int32_t[]", 2 * k)
         outlen = ffi.new("size_t *")
         out, outc = self._out, self._outp
