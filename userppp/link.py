@@ -218,11 +218,15 @@ class Link:
         many when the interval ends (:mod:`userppp.lograte`)."""
         if level > self.log_level:
             return
-        limiter = self.log_limiter
-        self._write_summaries(limiter.expire(self.now))
-        if limiter.admit(similar_key(message), self.now, level, message,
-                         LOG_BURST if level <= 0 else DEBUG_LOG_BURST):
+        if self._admit(similar_key(message), self.now, level, message,
+                       LOG_BURST if level <= 0 else DEBUG_LOG_BURST):
             self._write(message, level)
+
+    def _admit(self, key, now: float, level: int, text: str, burst: int) -> bool:
+        """The rate limiter's verdict on one more line of ``key``, after
+        writing the summaries of the intervals that have ended."""
+        self._write_summaries(self.log_limiter.expire(now))
+        return self.log_limiter.admit(key, now, level, text, burst)
 
     def _write_summaries(self, summaries) -> None:
         for level, line in summaries:
@@ -300,14 +304,12 @@ class Link:
         late = row is not None and row.phase == "callback" and self.phase == Phase.NETWORK
         quiet = False
         if (unsupported or late) and self.log_level >= 1:
-            limiter = self.log_limiter
-            self._write_summaries(limiter.expire(now))
             if unsupported:
                 key, text = ("unsupported", protocol), _unsupported_line(protocol)
             else:
                 key = ("late", protocol)
                 text = f"rcvd {protocol_name(protocol)} packet in phase {self.phase.value}"
-            quiet = not limiter.admit(key, now, 1, text, DEBUG_LOG_BURST)
+            quiet = not self._admit(key, now, 1, text, DEBUG_LOG_BURST)
         if quiet:
             pass
         elif handler is not None:
@@ -317,12 +319,10 @@ class Link:
                 # protocol and code per interval (more is a flood: stray
                 # Acks, unknown codes, Echo-Requests at line speed); the
                 # rest, and what we answer to them, are counted.
-                limiter = self.log_limiter
-                self._write_summaries(limiter.expire(now))
                 key = ("dump", protocol, payload[0] if payload else None)
-                if limiter.admit(key, now, level, "", DUMP_BURST):
+                if self._admit(key, now, level, "", DUMP_BURST):
                     line = _packet_line("rcvd", handler, payload)
-                    limiter.remember(key, line)
+                    self.log_limiter.remember(key, line)
                     self._write(line, level)
                 else:
                     quiet = True
