@@ -122,6 +122,15 @@ def saw(r, who: str, rx: str) -> re.Match:
     return (r.pppd_saw if who == "pppd" else r.userppp_saw)(rx)
 
 
+def stop_pppd_with_ipcp_up(s) -> None:
+    """SIGTERM pppd once IPCP is up at both ends, so the exits are those of
+    a link that reached the network (pppd 5, userppp 0); stopping it right
+    after authentication races IPCP, and userppp then rightly exits 10."""
+    s.vm.wait_log(r"^remote IP address 10\.0\.0\.2$", 30)
+    s.userppp.wait_log(r"^remote IP address 10\.0\.0\.1$", 30)
+    s.vm.kill_pppd("TERM")
+
+
 def other(who: str) -> str:
     return "userppp" if who == "pppd" else "pppd"
 
@@ -161,7 +170,7 @@ def test_authentication(case: Case, run_pair, tmp_path):
         ends = {"pppd": s.vm, "userppp": s.userppp}
         ends[server].wait_log(logs.server_ok.format(name=name), 40)
         ends[client].wait_log(logs.client_ok, 20)
-        s.vm.kill_pppd("TERM")
+        stop_pppd_with_ipcp_up(s)
     r = run_pair(pppd_opts, userppp_args, files, during=during, timeout=60)
 
     saw(r, server, CLIENT_PACKET[case.method].format(name=name))
@@ -219,7 +228,7 @@ def test_auth_method_falls_back_after_nak(server, first, then, refuse, run_pair,
 
     def during(s):
         (s.vm if server == "pppd" else s.userppp).wait_log(r"^sent \[CHAP Success", 40)
-        s.vm.kill_pppd("TERM")
+        stop_pppd_with_ipcp_up(s)
     r = run_pair(pppd_opts, userppp_args + ["chap-secrets", str(secrets)],
                  {"/etc/ppp/chap-secrets": f"alice {SERVER} {SECRET} *\n"},
                  during=during, timeout=60)
@@ -248,7 +257,7 @@ def test_mutual_authentication_chap_md5_and_mschap_v2(run_pair, tmp_path):
     def during(s):
         s.vm.wait_log(r"^CHAP authentication succeeded$", 40)
         s.userppp.wait_log(r"^CHAP authentication succeeded$", 20)
-        s.vm.kill_pppd("TERM")
+        stop_pppd_with_ipcp_up(s)
     r = run_pair(["require-chap", "name", "isp"] + PPPD_NET,
                  ["local", "require-mschap-v2", "name", "alice", "chap-secrets", str(secrets)],
                  {"/etc/ppp/chap-secrets": both}, during=during, timeout=60)
