@@ -24,11 +24,14 @@ from ..exitcodes import ExitCode
 from ..hdlc import PROTO_LCP, Deframer, Framer
 from ..link import Link, Phase, SetFraming, Transmit
 
-READ_SIZE = 65536
-#: the tty layer hands a reader at most its line discipline's buffer (N_TTY:
+#: one batch of line input for the Deframer and the data path, at most.  The
+#: tty layer hands a reader at most its line discipline's buffer (N_TTY:
 #: 4096 bytes) a read; a read that filled it is followed at once by another
-#: (the rest is waiting in the tty's flip buffers), up to READ_SIZE bytes in
-#: one batch for the Deframer and the data path
+#: (the rest is waiting in the tty's flip buffers), up to READ_SIZE bytes.
+#: Reads land in one buffer kept by the pump; the batch is copied out of it
+#: once, under glibc's mmap threshold (userppp/io/heap.py: 32 KiB), so
+#: neither the read nor the copy is an mmap and munmap per wake-up.
+READ_SIZE = 32768 - 1024
 TTY_READ_CHUNK = 4096
 
 # Protocols whose frames go to the data path (when one is plugged in) instead
@@ -108,38 +111,32 @@ class LinePump:
         self._level = 0.0
         self._level_at = loop.time()
         self._pace_timer: Optional[asyncio.TimerHandle] = None
+        self._read_view = memoryview(bytearray(READ_SIZE))
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._readable)
 
     def _readable(self) -> None:
-        fd, read = self.fd, os.read
+        fd, readv, view = self.fd, os.readv, self._read_view
         try:
-            data = read(fd, READ_SIZE)
+            size = readv(fd, [view])
         except BlockingIOError:
             return
         except OSError as error:
             # EIO: the other end of a pty went away, the usual "hangup".
             self._hangup(error.strerror)
             return
-        if not data:
+        if not size:
             self._hangup("end of file")
             return
-        if len(data) >= TTY_READ_CHUNK:
-            # more is waiting behind the line discipline's buffer: one batch
-            chunks, size, last = [data], len(data), len(data)
-            while last >= TTY_READ_CHUNK and size < READ_SIZE:
-                try:
-                    more = read(fd, READ_SIZE - size)
-                except OSError:
-                    break           # EAGAIN; a hangup shows on the next read
-                if not more:
-                    break
-                chunks.append(more)
-                last = len(more)
-                size += last
-            if len(chunks) > 1:
-                data = b"".join(chunks)
-        self.on_data(data)
+        last = size
+        # more is waiting behind the line discipline's buffer: one batch
+        while last >= TTY_READ_CHUNK and size < READ_SIZE:
+            try:
+                last = readv(fd, [view[size:]])
+            except OSError:
+                break               # EAGAIN; a hangup shows on the next read
+            size += last
+        self.on_data(bytes(view[:size]))
 
     def _hangup(self, why: str) -> None:
         if not self.closed:
@@ -319,6 +316,7 @@ class LinkDriver:
         self.on_line_drain: Optional[Callable[[], None]] = None
         self.done: Optional[asyncio.Future] = None
         self.timer: Optional[asyncio.TimerHandle] = None
+        self._timer_deadline: Optional[float] = None     # the link's, for timer
         self.start_timer: Optional[asyncio.TimerHandle] = None
         self.pump: Optional[LinePump] = None
 
@@ -533,12 +531,15 @@ class LinkDriver:
             # pppd's np_up: a network protocol (IPCP) came up
             self.network_up.set_result(None)
         if self.timer is not None:
+            if deadline == self._timer_deadline:
+                return              # armed for it already (the usual case: data)
             self.timer.cancel()
             self.timer = None
         if deadline is not None:
             loop = asyncio.get_running_loop()
             delay = max(0.0, deadline - now)
             self.timer = loop.call_later(delay, self._on_timer)
+            self._timer_deadline = deadline
 
     def _finish(self) -> None:
         if self.done is not None and not self.done.done():

@@ -222,6 +222,10 @@ class TunDevice:
         self.local: Optional[str] = None
         self.remote: Optional[str] = None
         self.stats = TunStats()
+        # every read lands here first: a fresh READ_SIZE buffer per packet
+        # would be mmapped and unmapped each time (userppp/io/heap.py fixes
+        # glibc's mmap threshold at 32 KiB), 16 us a packet
+        self._read_buffer = bytearray(READ_SIZE)
         self._added = False                     # we added local/remote
         self._our_default: Optional[list] = None   # args of the route we added
         self._replaced: list = []                  # routes we took away
@@ -359,12 +363,14 @@ class TunDevice:
         """Packets waiting in the TUN, at most ``max_packets``; stops at
         EAGAIN (returns [] if none is waiting)."""
         packets = []
-        append, fd, read = packets.append, self.fd, os.read
-        # os.read: one copy into a bytes object the size of the packet
-        # (readv into a buffer and bytes() of a slice made two)
+        append, fd, readv = packets.append, self.fd, os.readv
+        buffer = [self._read_buffer]
+        view = memoryview(self._read_buffer)
+        # into the one buffer, then a copy the packet's size: cheaper than
+        # os.read(fd, READ_SIZE), whose 64 KiB block is mmapped (see above)
         try:
             for _ in range(max_packets):
-                append(read(fd, READ_SIZE))
+                append(bytes(view[:readv(fd, buffer)]))
         except BlockingIOError:
             pass
         except OSError as exc:
