@@ -37,6 +37,7 @@ before anything past the bound is produced.
 Batch forms: ``compress_many(items)`` and ``receive_many(frames)`` take and
 give lists of (protocol, payload) (or None for dropped ones).
 """
+import collections
 import zlib
 from dataclasses import dataclass
 
@@ -361,7 +362,10 @@ def _deflate_handles(protocol):
 
 def _pfc(protocol):
     # protocol field compression inside the compressed data
-    return bytes((protocol,)) if protocol <= 0xFF else protocol.to_bytes(2, "big")
+    return _PFC_SHORT[protocol] if protocol <= 0xFF else protocol.to_bytes(2, "big")
+
+
+_PFC_SHORT = [bytes((protocol,)) for protocol in range(256)]
 
 
 class DeflateCompressor(Compressor):
@@ -398,7 +402,11 @@ class DeflateCompressor(Compressor):
     def _reset(self):
         self.seqno = 0
         self._z = self._stream(None)
-        self._history = bytearray()
+        # the octets of the packets handled, as the chunks they came in
+        # (protocol field, payload: no copy of either), the last window's
+        # worth at least; joined only for a try after a run
+        self._history = collections.deque()
+        self._history_size = 0
         self._window = 1 << self.bits
         self._failed = 0          # incompressible packets in a row
         self._skip = 0            # packets still to send without a try
@@ -410,31 +418,37 @@ class DeflateCompressor(Compressor):
                 zlib.Z_DEFAULT_STRATEGY)
         return zlib.compressobj(*args, zdict) if zdict else zlib.compressobj(*args)
 
-    def _remember(self, data):
+    def _remember(self, protocol_field, payload):
         history = self._history
-        history += data
-        if len(history) > 2 * self._window:
-            del history[:-self._window]
+        history.append(protocol_field)
+        history.append(payload)
+        size = self._history_size + len(protocol_field) + len(payload)
+        window = self._window
+        while size - len(history[0]) >= window:
+            size -= len(history.popleft())
+        self._history_size = size
 
     def _compress(self, protocol, payload):
         if not _deflate_handles(protocol):
             return False
         seq = self.seqno
         self.seqno = (seq + 1) & 0xFFFF
-        data = _pfc(protocol) + payload
+        field = _pfc(protocol)
+        if type(payload) is not bytes:
+            payload = bytes(payload)            # kept in the history
         if self._skip:
             # sent as it is: the peer's decompressor puts it in its history
             self._skip -= 1
             self._stale = True
-            self._remember(data)
+            self._remember(field, payload)
             self.stats["untried"] += 1
             return None
         if self._stale:
-            self._z = self._stream(bytes(self._history[-self._window:]))
+            self._z = self._stream(b"".join(self._history)[-self._window:])
             self._stale = False
-        self._remember(data)
+        self._remember(field, payload)
         z = self._z
-        out = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+        out = z.compress(field + payload) + z.flush(zlib.Z_SYNC_FLUSH)
         # the sync flush always ends with an empty stored block's LEN/NLEN
         n = len(out) - 4
         if n + 2 < len(payload):
