@@ -44,7 +44,10 @@ ping
     serialisation time of the echo request and reply frames plus twice the
     emulated latency; then under a bulk TCP upload A -> B (the request waits
     behind the upload's frames): median and max, in frame times.  CPU% of
-    each userppp with the link up and the line idle.
+    each userppp with the link up and the line idle.  Beside it, the rig's
+    own round trip (``run_line_floor``): frames of the same size through
+    the same emulator and ptys, echoed by a bare reader; idle minus that is
+    what userppp (and the kernel's ICMP) adds.
 ber
     The default configuration's upload at a bit error rate of ``--ber``
     (1e-5) on the emulated line: goodput, the bad-FCS count each end logged
@@ -422,11 +425,68 @@ def run_ping(tmp, baud, seconds, latency=0.0, count=10, interval=0.4) -> dict:
         load = pair.upload(payload, timeout=size / model["goodput"] * 4 + 60, during=during)
     finally:
         pair.close()
-    frame = echo_frame_bytes(PING_SIZE, cfg) * BITS / baud
+    frame_bytes = echo_frame_bytes(PING_SIZE, cfg)
+    frame = frame_bytes * BITS / baud
     ideal = 2 * frame + 2 * latency
     data_frame = theory(cfg, baud)["wire_per_frame"] * BITS / baud
+    floor = run_line_floor(baud, round(frame_bytes), latency, count=2 * count,
+                           interval=interval)
     return {"idle": idle, "ideal": ideal, "loaded": load["during"], "frame_time": data_frame,
-            "idle_cpu": idle_cpu, "load_rate": load["rate"]}
+            "idle_cpu": idle_cpu, "load_rate": load["rate"], "floor": floor}
+
+
+#: the far end of the rig floor: a frame of argv[2] bytes read from the pty
+#: argv[1] is written back as soon as its last byte is in
+LINE_ECHO = r"""
+import os, sys, tty
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
+tty.setraw(fd)
+size = int(sys.argv[2])
+print("ready", flush=True)
+while True:
+    got = b""
+    while len(got) < size:
+        data = os.read(fd, 4096)
+        if not data:
+            sys.exit(0)
+        got += data
+    os.write(fd, got)
+"""
+
+
+def run_line_floor(baud, frame_bytes, latency=0.0, count=20, interval=0.2) -> dict:
+    """The rig's own round trip: frames of the echo frames' size through the
+    same line emulator and ptys, echoed by a bare reader (no PPP, no TUN,
+    no kernel IP), at ping's pace.  What is left of an idle ping after
+    this is userppp's (both ends, both ways) and the kernel's ICMP."""
+    import subprocess
+    import tty
+    line = LineEmulatorProcess(baud, latency=latency).start()
+    echo = fd = None
+    try:
+        echo = subprocess.Popen([sys.executable, "-c", LINE_ECHO, line.paths[1],
+                                 str(frame_bytes)], stdout=subprocess.PIPE, text=True)
+        echo.stdout.readline()
+        fd = os.open(line.paths[0], os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(fd)
+        frame = b"\x7e" * frame_bytes
+        rtts = []
+        for _ in range(count):
+            time.sleep(interval)
+            start = time.monotonic()
+            os.write(fd, frame)
+            got = 0
+            while got < frame_bytes:
+                got += len(os.read(fd, 4096))
+            rtts.append(time.monotonic() - start)
+        return {"rtts": rtts}
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if echo is not None:
+            echo.kill()
+            echo.wait()
+        line.stop()
 
 
 def _ping(ns, count, interval, wait=10) -> dict:
@@ -803,7 +863,8 @@ def main(argv=None) -> int:
     if "ping" in sections:
         print(f"Ping A -> B (-s {PING_SIZE}), {args.latency_ms:g} ms one-way latency added; "
               "idle, then under a bulk TCP upload A -> B")
-        hdr = (f"{'baud':>8}{'ideal ms':>10}{'idle ms':>10}{'of ideal':>10}"
+        hdr = (f"{'baud':>8}{'ideal ms':>10}{'rig ms':>8}{'idle ms':>10}{'of ideal':>10}"
+               f"{'userppp ms':>12}"
                f"{'loaded med':>12}{'loaded max':>12}{'in frames':>11}{'lost':>6}"
                f"{'idle CPU% A':>13}{'B':>7}{'emu':>6}")
         print(hdr)
@@ -818,15 +879,20 @@ def main(argv=None) -> int:
             loaded = r["loaded"]["rtts"]
             lmed, lmax = median(loaded), max(loaded) if loaded else float("nan")
             lost = r["loaded"]["sent"] - r["loaded"]["received"]
-            print(f"{baud:>8}{r['ideal'] * 1000:>10.2f}{idle * 1000:>10.2f}"
-                  f"{100 * idle / r['ideal']:>9.0f}%{lmed * 1000:>12.1f}{lmax * 1000:>12.1f}"
+            rig = median(r["floor"]["rtts"])
+            print(f"{baud:>8}{r['ideal'] * 1000:>10.2f}{rig * 1000:>8.2f}{idle * 1000:>10.2f}"
+                  f"{100 * idle / r['ideal']:>9.0f}%{(idle - rig) * 1000:>12.2f}"
+                  f"{lmed * 1000:>12.1f}{lmax * 1000:>12.1f}"
                   f"{(lmed - idle) / r['frame_time']:>11.2f}{lost:>6}"
                   f"{r['idle_cpu'][0]:>12.2f}%{r['idle_cpu'][1]:>6.2f}%"
                   f"{r['idle_cpu'][2]:>5.1f}%", flush=True)
             results["ping"].append({"baud": baud, **_plain(r)})
         print("ideal: the echo request and reply frames' serialisation time plus twice "
-              "the added latency; in frames: (loaded median - idle median) in full "
-              "data frames' times; idle CPU: 5 s with the link up and nothing sent\n")
+              "the added latency; rig: the same frames through the same emulator and "
+              "ptys, echoed by a bare reader (no PPP, no TUN), medians; userppp: idle - rig, "
+              "what the two userppp processes and the kernel's ICMP add; in frames: "
+              "(loaded median - idle median) in full data frames' times; idle CPU: 5 s "
+              "with the link up and nothing sent\n")
 
     if "ber" in sections:
         print(f"Bit errors: BER {args.ber:g} on the line both ways, "

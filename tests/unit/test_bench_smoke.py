@@ -30,3 +30,20 @@ def test_bench_runs(bench):
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     # every bench prints rates or ratios against its baseline
     assert any(word in result.stdout for word in ("/s", " x ", "ratio")), result.stdout[-2000:]
+
+
+def test_bench_link_rig_floor_is_paced():
+    """bench_link's rig floor (no root needed: the emulator and an echo on
+    its ptys): every round trip takes at least the two frames' time on the
+    emulated line, and all of them come back."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import bench_link
+    finally:
+        sys.path.remove(os.path.join(ROOT, "bench"))
+    baud, size = 115200, 100
+    floor = bench_link.run_line_floor(baud, size, count=4, interval=0.02)
+    rtts = floor["rtts"]
+    assert len(rtts) == 4
+    assert min(rtts) >= 2 * size * 10 / baud * 0.98, rtts
+    assert max(rtts) < 1.0, rtts
