@@ -43,6 +43,7 @@ from . import __version__
 from .exitcodes import ExitCode
 from .protocols.authpolicy import AuthConfigError, AuthPolicy
 from .io import callback, heap, signals
+from .io.files import replace_file
 from .io.driver import LinkDriver
 from .io.lock import DeviceLock, LockError
 from .io.modemline import ConnectResult, hangup_line, run_connect
@@ -615,17 +616,7 @@ class PidFile:
 
     def _write(self, pid: int) -> None:
         # whole or not at all: a reader never sees an empty file
-        temporary = f"{self.path}.{os.getpid()}.tmp"
-        try:
-            with open(temporary, "w") as f:
-                f.write(f"{pid}\n")
-            os.replace(temporary, self.path)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
+        replace_file(self.path, f"{pid}\n")
 
     def remove(self) -> None:
         if os.getpid() == self.owner:

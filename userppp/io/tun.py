@@ -51,11 +51,11 @@ import os
 import socket
 import stat
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
 from ..config.options import Option, OptionError, flag, integer, text
+from .files import replace_file
 
 DEFAULT_NAME = "ppp0"
 DEFAULT_MTU = 1500
@@ -544,21 +544,9 @@ def write_resolv_conf(path: str, dns1: Optional[str], dns2: Optional[str] = None
         except OSError as exc:
             raise TunError(f"cannot write {path}: {exc.strerror}") from None
         return
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, temp = tempfile.mkstemp(prefix=".resolv.", dir=directory)
+        replace_file(path, "".join(lines), 0o644)
     except OSError as exc:
-        raise TunError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write("".join(lines))
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except OSError as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
         raise TunError(f"cannot write {path}: {exc.strerror}") from None
 
 
