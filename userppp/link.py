@@ -281,6 +281,45 @@ class Link:
         self._finish("Connection terminated.")
         self._settle()
 
+    def _log_received(self, protocol: int, payload: bytes, handler, unsupported: bool,
+                      late: bool, now: float) -> bool:
+        """Dump a received frame as pppd does; True when the rate limiter
+        held it back (then what we answer to it is not logged either).
+
+        Frames of a protocol we do not run, and of a callback-phase
+        protocol (CBCP) once the Network phase has begun, are dumped at
+        debug with what we answer (a Protocol-Reject, a repeated CBCP
+        Response) DEBUG_LOG_BURST times per interval per protocol (a peer
+        can send them as fast as the line goes).  Every other packet is
+        dumped up to DUMP_BURST times per interval per protocol and code
+        (more is a flood: stray Acks, unknown codes, Echo-Requests at line
+        speed).  What is held back is counted and summed up by one line."""
+        if (unsupported or late) and self.log_level >= 1:
+            if unsupported:
+                key, text = ("unsupported", protocol), _unsupported_line(protocol)
+            else:
+                key = ("late", protocol)
+                text = f"rcvd {protocol_name(protocol)} packet in phase {self.phase.value}"
+            if not self._admit(key, now, 1, text, DEBUG_LOG_BURST):
+                return True
+        if handler is not None:
+            level = handler.log_level(payload)
+            if level <= self.log_level:
+                key = ("dump", protocol, payload[0] if payload else None)
+                if not self._admit(key, now, level, "", DUMP_BURST):
+                    return True
+                line = _packet_line("rcvd", handler, payload)
+                self.log_limiter.remember(key, line)
+                self._write(line, level)
+        elif self.log_level >= 1:
+            printer = PRINTERS.get(protocol)
+            if printer is not None:
+                self._write(f"rcvd [{printer(payload)}]", 1)
+            else:
+                self._write(f"rcvd [proto=0x{protocol:x}]{hex_bytes(payload[:_UNKNOWN_DUMP])}"
+                            + (" ..." if len(payload) > _UNKNOWN_DUMP else ""), 1)
+        return False
+
     def receive(self, protocol: int, payload: bytes, now: float) -> None:
         """One good frame from the deframer."""
         self.now = now
@@ -295,44 +334,8 @@ class Link:
         row = self.rows.get(protocol)
         unsupported = handler is None or protocol in self.rejected_protocols or \
             (row is not None and not self.enabled[protocol])
-        # Frames of a protocol we do not run, and of a callback-phase
-        # protocol (CBCP) once the Network phase has begun, are dumped at
-        # debug with what we answer (a Protocol-Reject, a repeated CBCP
-        # Response) DEBUG_LOG_BURST times per interval per protocol (a peer
-        # can send them as fast as the line goes): the others are counted
-        # and summed up by one line.
         late = row is not None and row.phase == "callback" and self.phase == Phase.NETWORK
-        quiet = False
-        if (unsupported or late) and self.log_level >= 1:
-            if unsupported:
-                key, text = ("unsupported", protocol), _unsupported_line(protocol)
-            else:
-                key = ("late", protocol)
-                text = f"rcvd {protocol_name(protocol)} packet in phase {self.phase.value}"
-            quiet = not self._admit(key, now, 1, text, DEBUG_LOG_BURST)
-        if quiet:
-            pass
-        elif handler is not None:
-            level = handler.log_level(payload)
-            if level <= self.log_level:
-                # Every packet is dumped as pppd does, up to DUMP_BURST of one
-                # protocol and code per interval (more is a flood: stray
-                # Acks, unknown codes, Echo-Requests at line speed); the
-                # rest, and what we answer to them, are counted.
-                key = ("dump", protocol, payload[0] if payload else None)
-                if self._admit(key, now, level, "", DUMP_BURST):
-                    line = _packet_line("rcvd", handler, payload)
-                    self.log_limiter.remember(key, line)
-                    self._write(line, level)
-                else:
-                    quiet = True
-        elif self.log_level >= 1:
-            printer = PRINTERS.get(protocol)
-            if printer is not None:
-                self._write(f"rcvd [{printer(payload)}]", 1)
-            else:
-                self._write(f"rcvd [proto=0x{protocol:x}]{hex_bytes(payload[:_UNKNOWN_DUMP])}"
-                            + (" ..." if len(payload) > _UNKNOWN_DUMP else ""), 1)
+        quiet = self._log_received(protocol, payload, handler, unsupported, late, now)
         if protocol != PPP_LCP and not self.lcp.fsm.is_opened:
             self._discard("Discarded non-LCP packet when LCP not open")
             return
