@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import struct
+import time
 
 import pytest
 
@@ -28,9 +29,16 @@ def test_pppd_boots_and_sends_lcp_confreq(pppd_vm):
     vm = pppd_vm(["noauth"])
     vm.wait_log(r"^sent \[LCP ConfReq id=0x1 <asyncmap 0x0> <magic 0x[0-9a-f]+> <pcomp> <accomp>\]",
                 timeout=60)
-    # the same ConfReq crossed the bridge to the host pty
-    frames = Deframer().feed(vm.wire_bytes("pppd>host"))
-    assert any(f.protocol == LCP and f.code == CONF_REQ for f in frames), vm.wire
+    # the same ConfReq crossed the bridge to the host pty (the log line
+    # comes on the VM's console, a channel of its own: the frame on the
+    # data port may reach the host a little after it)
+    deadline = time.monotonic() + 15
+    while True:
+        frames = Deframer().feed(vm.wire_bytes("pppd>host"))
+        if any(f.protocol == LCP and f.code == CONF_REQ for f in frames):
+            break
+        assert time.monotonic() < deadline, vm.wire
+        time.sleep(0.1)
     vm.kill_pppd("TERM")
     vm.wait_log(r"Terminating on signal 15", timeout=20)
     assert isinstance(vm.wait_exit(timeout=30), int)
