@@ -70,10 +70,12 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import tty
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -459,8 +461,6 @@ def run_line_floor(baud, frame_bytes, latency=0.0, count=20, interval=0.2) -> di
     same line emulator and ptys, echoed by a bare reader (no PPP, no TUN,
     no kernel IP), at ping's pace.  What is left of an idle ping after
     this is userppp's (both ends, both ways) and the kernel's ICMP."""
-    import subprocess
-    import tty
     line = LineEmulatorProcess(baud, latency=latency).start()
     echo = fd = None
     try:
@@ -640,7 +640,6 @@ class PppdPair:
     side to the peer's with busybox nc, checked with sha256sum."""
 
     def __init__(self, baud: int, cfg: dict, payload: bytes, *, timeout: float = 900):
-        import tty
         sys.path.insert(0, os.path.join(REPO, "tools"))
         import pppvm
         if cfg["vj"] or cfg["ccp"]:

@@ -225,7 +225,7 @@ class TunDevice:
         # every read lands here first: a fresh READ_SIZE buffer per packet
         # would be mmapped and unmapped each time (userppp/io/heap.py fixes
         # glibc's mmap threshold at 32 KiB), 16 us a packet
-        self._read_buffer = bytearray(READ_SIZE)
+        self._read_view = memoryview(bytearray(READ_SIZE))
         self._added = False                     # we added local/remote
         self._our_default: Optional[list] = None   # args of the route we added
         self._replaced: list = []                  # routes we took away
@@ -363,9 +363,8 @@ class TunDevice:
         """Packets waiting in the TUN, at most ``max_packets``; stops at
         EAGAIN (returns [] if none is waiting)."""
         packets = []
-        append, fd, readv = packets.append, self.fd, os.readv
-        buffer = [self._read_buffer]
-        view = memoryview(self._read_buffer)
+        append, fd, readv, view = packets.append, self.fd, os.readv, self._read_view
+        buffer = [view]
         # into the one buffer, then a copy the packet's size: cheaper than
         # os.read(fd, READ_SIZE), whose 64 KiB block is mmapped (see above)
         try:
