@@ -3,6 +3,7 @@
 
     python3 bench/bench_datapath.py [--quick] [--time SECONDS] [--speed BPS]
                                     [--option WORD ...] [--skip-processes | --tcp-only]
+                                    [--no-floor]
 
 Needs root (network namespaces, TUN devices) and the built C core.
 
@@ -11,19 +12,25 @@ In one run:
 1. **raw pty ceiling**: two Python processes blasting bytes through a bare
    pty pair (two ptys joined by a relay process, tests/e2e/ptyrelay.py's
    NullModem on its own interpreter): Mbit/s one way, the relay's CPU%.
-2. **userppp pair**: two userppp processes on the same kind of pty pair
+2. **rig floor**: bench/tunfwd.c (compiled with gcc) at both ends instead
+   of userppp, each in its namespace with its TUN: the least any userspace
+   link does (a 2-octet length and the packet; no FCS, escaping, VJ or
+   negotiation; the TUN read until empty, one line write a batch), so no PPP
+   implementation carries more over these ptys on this machine.  TCP each
+   way, as below; userppp's goodput is also printed as a share of it.
+3. **userppp pair**: two userppp processes on the same kind of pty pair
    (the same relay), each in its own network namespace with its TUN (``ip
    netns``); TCP goodput each way in Mbit/s (a Python sink counts what
    arrives), CPU% of each userppp and of the relay, and the goodput as a
    share of the ceiling.
-3. **64-byte packets/s through the whole data path**: UDP datagrams of 64
+4. **64-byte packets/s through the whole data path**: UDP datagrams of 64
    IP bytes sent as fast as a Python sender can into A's TUN; the receiver in
    B counts what arrives: A's TUN read -> NAT/VJ/CCP -> Framer -> line write,
    then B's line read -> Deframer -> TUN write; and the same back (B -> A).
    CPU% of both processes says which side was the limit.
-4. **NAT translations/s** in the C core through the Python API (bench_nat's
+5. **NAT translations/s** in the C core through the Python API (bench_nat's
    traffic, by import): 64-byte established flows each way, new flows.
-5. **per-packet cost of the data path**, in-process: DataPath.from_tun and
+6. **per-packet cost of the data path**, in-process: DataPath.from_tun and
    from_link on batches of 64 packets (plain, with the NAT), and the whole
    in-memory chain from_tun -> Framer.encode_many -> Deframer.feed ->
    from_link, in microseconds a packet.
@@ -207,37 +214,15 @@ def tun_tx(ns, name="ppp0") -> tuple:
     return tx["packets"], tx["dropped"]
 
 
-class PppPair:
-    def __init__(self, tmp: str, speed: int, options=()):
-        self.made, self.ppps = [], []
-        self.relay = Relay()
-        try:
-            self.a = NetNamespace("uppbA")
-            self.made.append(self.a)
-            self.b = NetNamespace("uppbB")
-            self.made.append(self.b)
-            self.pa = Userppp(self.a, self.relay.paths[0], [f"{A_IP}:{B_IP}", *options],
-                              os.path.join(tmp, "a.log"), speed=speed or None)
-            self.ppps.append(self.pa)
-            self.pb = Userppp(self.b, self.relay.paths[1], ["noipdefault", *options],
-                              os.path.join(tmp, "b.log"), speed=speed or None)
-            self.ppps.append(self.pb)
-            self.pa.wait_up(60)
-            self.pb.wait_up(60)
-        except BaseException:
-            self.close()
-            raise
+class _Pair:
+    """Two link ends over one Relay, in namespaces a and b; ``pids``: the
+    processes whose CPU the figures give (A's end, B's end, the relay)."""
 
-    def close(self):
-        for p in self.ppps:
-            p.stop()
-        self.relay.close()
-        for ns in self.made:
-            ns.close()
+    a = b = relay = None
+    pids: tuple = ()
 
     def _cpu(self):
-        return (cpu_seconds(self.pa.pid), cpu_seconds(self.pb.pid),
-                cpu_seconds(self.relay.pid), time.monotonic())
+        return (*map(cpu_seconds, self.pids), time.monotonic())
 
     def _cpu_share(self, before):
         after = self._cpu()
@@ -270,6 +255,78 @@ class PppPair:
         pps = got["packets"] / got["seconds"] if got["seconds"] else 0.0
         return {"pps": pps, "offered": sent / seconds, "cpu": cpu,
                 "tun": _delta(tun_tx(sender), tun0)}
+
+
+class PppPair(_Pair):
+    """Two userppp processes, each in its namespace with its TUN."""
+
+    def __init__(self, tmp: str, speed: int, options=()):
+        self.made, self.ppps = [], []
+        self.relay = Relay()
+        try:
+            self.a = NetNamespace("uppbA")
+            self.made.append(self.a)
+            self.b = NetNamespace("uppbB")
+            self.made.append(self.b)
+            self.pa = Userppp(self.a, self.relay.paths[0], [f"{A_IP}:{B_IP}", *options],
+                              os.path.join(tmp, "a.log"), speed=speed or None)
+            self.ppps.append(self.pa)
+            self.pb = Userppp(self.b, self.relay.paths[1], ["noipdefault", *options],
+                              os.path.join(tmp, "b.log"), speed=speed or None)
+            self.ppps.append(self.pb)
+            self.pa.wait_up(60)
+            self.pb.wait_up(60)
+            self.pids = (self.pa.pid, self.pb.pid, self.relay.pid)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        for p in self.ppps:
+            p.stop()
+        self.relay.close()
+        for ns in self.made:
+            ns.close()
+
+class ForwarderPair(_Pair):
+    """The rig floor: bench/tunfwd.c at both ends instead of userppp (the
+    least a userspace link does: 2-octet length and packet, no PPP)."""
+
+    def __init__(self, tmp: str):
+        self.made, self.procs = [], []
+        binary = os.path.join(tmp, "tunfwd")
+        subprocess.run(["gcc", "-O2", "-o", binary, os.path.join(HERE, "tunfwd.c")],
+                       check=True)
+        self.relay = Relay()
+        try:
+            self.a = NetNamespace("uppfA")
+            self.made.append(self.a)
+            self.b = NetNamespace("uppfB")
+            self.made.append(self.b)
+            for ns, path, local, peer in ((self.a, self.relay.paths[0], A_IP, B_IP),
+                                          (self.b, self.relay.paths[1], B_IP, A_IP)):
+                proc = ns.popen([binary, "ppp0", path], stdout=subprocess.PIPE, text=True)
+                self.procs.append(proc)
+                if proc.stdout.readline().strip() != "ready":
+                    raise RuntimeError("tunfwd did not start")
+                ns.ip("addr", "add", local, "peer", peer, "dev", "ppp0")
+                ns.ip("link", "set", "ppp0", "mtu", "1500", "up")
+            self.pids = (self.procs[0].pid, self.procs[1].pid, self.relay.pid)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        for proc in self.procs:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        self.relay.close()
+        for ns in self.made:
+            ns.close()
 
 
 def _delta(after, before):
@@ -354,6 +411,84 @@ def datapath_costs(seconds: float) -> dict:
     return costs
 
 
+def loop_costs(seconds: float, count: int = 32) -> dict:
+    """The per-packet loop through real file descriptors (SOCK_SEQPACKET
+    pairs standing in for the two TUNs; they keep packet boundaries), with
+    VJ, 1500-byte TCP segments, batches of ``count``: the Python loop the
+    daemon runs when a stage needs Python (TunDevice.read_batch,
+    DataPath.from_tun, Framer.encode_many; Deframer.feed,
+    DataPath.from_link, TunDevice.write_batch) against the plain case in
+    the C core (Framer.frames_from_fd, Deframer.feed_to_fd).  Microseconds
+    a packet, TUN read to TUN write; both in this process."""
+    import socket
+
+    import bench_vj
+    from userppp.core import vj_backend
+    from userppp.datapath import DataPath
+    from userppp.hdlc import Deframer, Framer
+    from userppp.io.tun import TunDevice
+
+    flow = bench_vj.bulk_flow(count, 1448, conns=2)
+    vjb = vj_backend("c")
+
+    def sockets():
+        pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for end in pair:
+            end.setblocking(False)
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        return pair
+
+    (a_tun, a_host), (b_tun, b_host) = sockets(), sockets()
+
+    def tun_on(sock):
+        tun = TunDevice.__new__(TunDevice)       # the read/write half only
+        tun.fd, tun.name, tun.stats = sock.fileno(), "bench", type("S", (), {
+            "read_packets": 0, "read_bytes": 0, "written_packets": 0,
+            "written_bytes": 0, "write_errors": 0})()
+        tun._read_view = memoryview(bytearray(65536))
+        return tun
+
+    def run(plain: bool):
+        a, b = DataPath(), DataPath()
+        for dp in (a, b):
+            dp.network_up()
+        a.set_vj(vjb.VjCompressor(16, True), None)
+        b.set_vj(None, vjb.VjDecompressor(16, 1500))
+        framer, deframer = Framer(accm=0), Deframer(accm=0)
+        ta, tb = tun_on(a_tun), tun_on(b_tun)
+        st_tx, st_rx = framer.path_stats(), deframer.path_stats()
+
+        def once():
+            for packet in flow:
+                a_host.send(packet)
+            if plain:
+                wire = framer.frames_from_fd(ta.fd, count, a.mtu, a.vj_tx, st_tx)
+                while st_tx.fd_packets < count:
+                    wire += framer.frames_from_fd(ta.fd, count, a.mtu, a.vj_tx, st_tx)
+                st_tx.fd_packets = 0
+                assert deframer.feed_to_fd(wire, b.vj_rx, b.mru, tb.fd, st_rx) == []
+            else:
+                wire = framer.encode_many(a.from_tun(ta.read_batch(count), 1.0))
+                tb.write_batch(b.from_link([(f.protocol, f.payload)
+                                            for f in deframer.feed(wire)], 1.0))
+            got = 0
+            while True:
+                try:
+                    b_host.recv(70000)
+                    got += 1
+                except BlockingIOError:
+                    break
+            assert got == count, got
+            return count
+        return 1e6 / _timed(once, seconds)
+    try:
+        python_us, c_us = run(False), run(True)
+    finally:
+        for sock in (a_tun, a_host, b_tun, b_host):
+            sock.close()
+    return {"python": python_us, "c": c_us}
+
+
 def _drops(r) -> str:
     packets, dropped = r["tun"]
     return f"{dropped}/{packets + dropped}"
@@ -372,7 +507,9 @@ def main():
     ap.add_argument("--skip-processes", action="store_true",
                     help="only the in-process figures (no namespaces, no root)")
     ap.add_argument("--tcp-only", action="store_true",
-                    help="only the raw pty ceiling and the two TCP figures")
+                    help="only the raw pty ceiling, the rig floor and the TCP figures")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the rig floor (bench/tunfwd.c at both ends)")
     args = ap.parse_args()
     secs = 1.0 if args.quick else args.time
     print(f"bench_datapath: {secs:.1f} s per figure, userppp speed "
@@ -389,6 +526,14 @@ def main():
             ceiling = raw_pty_ceiling(secs)
             import tempfile
             with tempfile.TemporaryDirectory() as tmp:
+                floor = None
+                if not args.no_floor:
+                    fwd = ForwarderPair(tmp)
+                    try:
+                        floor = (fwd.tcp(fwd.a, fwd.b, B_IP, secs),
+                                 fwd.tcp(fwd.b, fwd.a, A_IP, secs))
+                    finally:
+                        fwd.close()
                 pair = PppPair(tmp, args.speed, args.option)
                 try:
                     ab = pair.tcp(pair.a, pair.b, B_IP, secs)
@@ -405,10 +550,18 @@ def main():
             print("-" * len(hdr))
             print(f"{'raw pty, Python blaster':<34}{ceiling['mbps']:>9.1f} Mb/s{'100%':>12}"
                   f"{'':>9}{'':>9}{ceiling['relay_cpu']:>7.0f}%")
-            for name, r in (("userppp TCP A -> B", ab), ("userppp TCP B -> A", ba)):
+            rows = [("userppp TCP A -> B", ab), ("userppp TCP B -> A", ba)]
+            if floor is not None:
+                rows[:0] = [("rig floor (tunfwd) TCP A -> B", floor[0]),
+                            ("rig floor (tunfwd) TCP B -> A", floor[1])]
+            for name, r in rows:
                 print(f"{name:<34}{r['mbps']:>9.1f} Mb/s{100 * r['mbps'] / ceiling['mbps']:>11.0f}%"
                       f"{r['cpu'][0]:>8.0f}%{r['cpu'][1]:>8.0f}%{r['cpu'][2]:>7.0f}%"
                       f"{_drops(r):>16}")
+            if floor is not None:
+                print(f"userppp / rig floor: A -> B {100 * ab['mbps'] / floor[0]['mbps']:.0f}%, "
+                      f"B -> A {100 * ba['mbps'] / floor[1]['mbps']:.0f}%  (rig floor: "
+                      f"bench/tunfwd.c, 2-octet length + packet, no PPP)")
             for name, r in (() if args.tcp_only else
                             (("64-byte UDP A -> B", u_ab), ("64-byte UDP B -> A", u_ba))):
                 print(f"{name:<34}{r['pps']:>9,.0f} p/s{'':>12}"
@@ -430,6 +583,13 @@ def main():
     print("Data path per packet, in-process (batches of 64 packets of 64 bytes)")
     for name, us in costs.items():
         print(f"  {name:<34}{us:>8.2f} us/packet")
+    print()
+    loop = loop_costs(min(secs, 2.0))
+    print("TUN read -> VJ -> frames -> deframe -> VJ -> TUN write, per packet, through "
+          "socket pairs for the TUNs (32 TCP segments of 1500 bytes a batch)")
+    print(f"  {'Python loop (a stage needs Python)':<40}{loop['python']:>8.2f} us/packet")
+    print(f"  {'C core loop (the plain case)':<40}{loop['c']:>8.2f} us/packet"
+          f"   ({loop['python'] / loop['c']:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@
  * no macros with arguments, no attributes, constants as enums.
  *
  * Conventions: pure C99, no Python.h, no malloc, caller-owned state structs,
- * negative return values are errors (UPP_ERR_*).
+ * negative return values are errors (UPP_ERR_*); no I/O, except that the
+ * data path's loop (path.c) reads and writes a file descriptor it is given.
  */
 #ifndef UPP_H
 #define UPP_H
@@ -461,6 +462,49 @@ uint32_t upp_nat_expire(upp_nat *n, uint64_t now_ms);
  * them, touching each byte once, no translation. */
 size_t upp_nat_copy_batch(uint8_t *out, const uint8_t *data,
                           const uint32_t *offsets, const uint32_t *lens, size_t count);
+/* UPP_CDEF_END */
+
+/* UPP_CDEF_BEGIN path  (the data path's per-packet loop for the plain case) */
+/* Counters of upp_deliver_frames and upp_tun_to_frames (added to, never
+ * reset). */
+typedef struct upp_path_stats {
+    uint64_t frames;            /* data frames taken (rx) or made (tx) */
+    uint64_t wire_bytes;        /* their information fields' octets */
+    uint64_t packets;           /* IP packets for the fd (rx) or the line (tx) */
+    uint64_t bytes;             /* their octets */
+    uint64_t fd_packets;        /* packets the fd took (rx) or gave (tx) */
+    uint64_t fd_bytes;
+    uint64_t fd_errors;         /* rx: writes the fd refused (EINVAL, EAGAIN, ...) */
+    uint64_t fd_empty;          /* tx: reads that found the fd empty (EAGAIN) */
+    uint64_t too_big;           /* over the MRU (rx) or the MTU (tx) */
+    uint64_t not_ip;            /* tx: empty or not IPv4; rx: empty IP frames */
+    uint64_t vj_error;          /* rx: VJ frames the decompressor dropped */
+    uint64_t vj_not_negotiated; /* rx: VJ frames without a decompressor */
+    uint64_t ccp_not_up;        /* rx: compressed datagrams (0x00FD) without CCP */
+    int32_t fd_errno;           /* the errno that ended the fd (EBADF, EBADFD, EIO), or 0 */
+} upp_path_stats;
+
+/* Deliver frames decoded by upp_decode (rec: protocol, start, end in out,
+ * three uint32 each): each IP frame (0x21), or VJ frame (0x2D, 0x2F) through
+ * vj (NULL: VJ not negotiated, counted), becomes one write() of its IP packet
+ * to fd (a TUN device); 0x00FD is counted in ccp_not_up.  Stops at the first
+ * frame of any other protocol (the caller hands it and the rest to the
+ * Link), or when the fd fails for good (fd_errno).  scratch (cap >= mru)
+ * holds a decompressed packet.  Returns the number of frames taken. */
+size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t *out,
+                          const uint32_t *rec, size_t nrec, uint8_t *scratch,
+                          size_t scratch_cap, upp_path_stats *st);
+/* Read up to max_packets packets from fd (non-blocking: until EAGAIN) and
+ * frame them back to back into out: each IPv4 packet of at most mtu octets
+ * through vj (NULL: sent as 0x21), then e (the first frame opens with a flag
+ * when flags say so); others counted and dropped.  Reads only while out has
+ * room for a frame of mtu octets.  scratch (cap >= 65536) receives a packet.
+ * Returns the octets written to out, or a negative error; an fd error other
+ * than EAGAIN/EINTR ends the batch with fd_errno set. */
+ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_comp *vj,
+                            const upp_enc *e, unsigned flags, uint8_t *scratch,
+                            size_t scratch_cap, uint8_t *out, size_t cap,
+                            upp_path_stats *st);
 /* UPP_CDEF_END */
 
 #endif /* UPP_H */

@@ -211,23 +211,28 @@ class CHdlcDecoder:
         d = self._d
         return {key: getattr(d, key) for key in self.STAT_KEYS}
 
+    def _decode(self, src, n):
+        """One upp_decode over src[0:n] into the output area and records:
+        (octets consumed, records made)."""
+        outlen, nrec = self._outlen, self._nrec
+        outlen[0] = 0
+        nrec[0] = 0
+        r = self._lib.upp_decode(self._d, src, n, self._out, self._outcap, outlen,
+                                 self._rec, self.MAX_REC, nrec)
+        if r < 0:
+            _raise(r, "HdlcDecoder.feed")
+        return r, nrec[0]
+
     def feed(self, data, factory=tuple):
-        ffi, lib, d = self._ffi, self._lib, self._d
+        ffi = self._ffi
         src = ffi.from_buffer(self._u8, data)
         n = len(src)
         pos = 0
         frames = []
-        outlen, nrec = self._outlen, self._nrec
-        out, outp, outcap, rec = self._out, self._outp, self._outcap, self._rec
+        outlen, outp, rec = self._outlen, self._outp, self._rec
         while True:
-            outlen[0] = 0
-            nrec[0] = 0
-            r = lib.upp_decode(d, src + pos, n - pos, out, outcap, outlen,
-                               rec, self.MAX_REC, nrec)
-            if r < 0:
-                _raise(r, "HdlcDecoder.feed")
+            r, k = self._decode(src + pos, n - pos)
             pos += r
-            k = nrec[0]
             if k:
                 blob = ffi.unpack(outp, outlen[0])
                 it = iter(ffi.unpack(rec, 3 * k))
@@ -249,18 +254,25 @@ def c_set_impl(level):
     return _load()[1].upp_set_impl(level)
 
 
-def backend(name=None):
-    """The implementation namespace: "c", "ref", or None for the default
-    (the C core unless USERPPP_PURE=1)."""
+def _select(name, ref_module, c_choice):
+    """``name`` "c", "ref" or None (the default: the C core unless
+    USERPPP_PURE=1) -> the twin module userppp.ref.<ref_module> or
+    ``c_choice`` (the C core is loaded first)."""
     if name is None:
         name = "ref" if PURE else "c"
     if name == "ref":
-        from userppp.ref import hdlc as ref_hdlc
-        return ref_hdlc
+        import importlib
+        return importlib.import_module(f"userppp.ref.{ref_module}")
     if name == "c":
         _load()
-        return _C_BACKEND
+        return c_choice
     raise ValueError(f"unknown backend {name!r} (expected 'c' or 'ref')")
+
+
+def backend(name=None):
+    """The implementation namespace: "c", "ref", or None for the default
+    (the C core unless USERPPP_PURE=1)."""
+    return _select(name, "hdlc", _C_BACKEND)
 
 
 _C_BACKEND = types.SimpleNamespace(
@@ -447,17 +459,10 @@ class CBsdState:
 
 def bsd_state_class(name=None):
     """BsdState of the "c" or "ref" backend (None: the default backend)."""
-    if name is None:
-        name = "ref" if PURE else "c"
-    if name == "ref":
-        from userppp.ref.bsdcomp import BsdState as RefBsdState
-        return RefBsdState
-    if name == "c":
-        _load()
-        return CBsdState
-    raise ValueError(f"unknown backend {name!r} (expected 'c' or 'ref')")
+    return _select(name, "bsdcomp", _C_BSD_BACKEND).BsdState
 
 
+_C_BSD_BACKEND = types.SimpleNamespace(name="c", BsdState=CBsdState)
 BsdState = bsd_state_class()
 
 
@@ -649,15 +654,7 @@ _C_VJ_BACKEND = types.SimpleNamespace(
 def vj_backend(name=None):
     """The VJ implementation namespace: "c", "ref", or None for the default
     (the C core unless USERPPP_PURE=1)."""
-    if name is None:
-        name = "ref" if PURE else "c"
-    if name == "ref":
-        from userppp.ref import vj as ref_vj
-        return ref_vj
-    if name == "c":
-        _load()
-        return _C_VJ_BACKEND
-    raise ValueError(f"unknown backend {name!r} (expected 'c' or 'ref')")
+    return _select(name, "vj", _C_VJ_BACKEND)
 
 
 # ---- Internet checksum and NAT (cext/csum.c, cext/nat.c; twin userppp/ref/nat.py) ----
@@ -838,12 +835,93 @@ _C_NAT_BACKEND = types.SimpleNamespace(
 def nat_backend(name=None):
     """The checksum/NAT implementation namespace: "c", "ref", or None for the
     default (the C core unless USERPPP_PURE=1)."""
-    if name is None:
-        name = "ref" if PURE else "c"
-    if name == "ref":
-        from userppp.ref import nat as ref_nat
-        return ref_nat
-    if name == "c":
-        _load()
-        return _C_NAT_BACKEND
-    raise ValueError(f"unknown backend {name!r} (expected 'c' or 'ref')")
+    return _select(name, "nat", _C_NAT_BACKEND)
+
+
+# ---- the data path's loop (cext/path.c; twin userppp/ref/path.py) ----------------
+
+#: as userppp/ref/path.py (the twin's docstring says what they are)
+FEED_PIECE = 16384
+TX_CAP = 31744        # frames per call: under the 32 KiB mmap threshold (io/heap.py)
+_path_buffers = None
+
+
+def _path_scratch():
+    """(rx scratch for one decompressed packet, tx scratch for a read packet
+    and its VJ form, tx output): one set for the process (one event loop)."""
+    global _path_buffers
+    if _path_buffers is None:
+        ffi, _ = _load()
+        _path_buffers = (ffi.new("uint8_t[]", 65536), ffi.new("uint8_t[]", 2 * 65536),
+                         ffi.new("uint8_t[]", TX_CAP))
+    return _path_buffers
+
+
+def c_path_stats():
+    """A zeroed upp_path_stats (attributes as userppp.ref.path.PathStats)."""
+    return _load()[0].new("upp_path_stats *")
+
+
+def _frame_pair(protocol, payload):
+    return protocol, payload
+
+
+def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair):
+    """upp_decode and upp_deliver_frames over ``data``: see
+    userppp.ref.path.feed_to_fd.  ``decoder`` a CHdlcDecoder, ``vj`` a
+    CVjDecompressor or None."""
+    ffi, lib = _load()
+    d = decoder._d
+    src = ffi.from_buffer(decoder._u8, data)
+    n = len(src)
+    scratch = _path_scratch()[0]
+    vjd = ffi.NULL if vj is None else vj._d
+    out, rec, outlen = decoder._out, decoder._rec, decoder._outlen
+    pos = 0
+    while pos < n:
+        end = min(pos + FEED_PIECE, n)
+        while pos < end:
+            # one call takes the whole piece (its frames fit the output area)
+            errors = d.bad_fcs + d.aborts + d.runts + d.oversize
+            r, k = decoder._decode(src + pos, end - pos)
+            if r == 0 and not k:
+                raise RuntimeError("feed_to_fd: no progress (bug)")
+            pos += r
+            if vj is not None and d.bad_fcs + d.aborts + d.runts + d.oversize != errors:
+                lib.upp_vj_toss(vjd)
+            if not k:
+                continue
+            taken = lib.upp_deliver_frames(vjd, mru, fd, out, rec, k, scratch, 65536, st)
+            if taken < k or st.fd_errno:
+                blob = ffi.unpack(decoder._outp, outlen[0])
+                it = iter(ffi.unpack(rec + 3 * taken, 3 * (k - taken)))
+                rest = [factory(p, blob[s:e]) for p, s, e in zip(it, it, it)]
+                return rest + decoder.feed(memoryview(data)[pos:], factory) if pos < n else rest
+    return []
+
+
+def c_tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st, cap=TX_CAP):
+    """upp_tun_to_frames: see userppp.ref.path.tun_to_frames.  ``encoder`` a
+    CHdlcEncoder, ``vj`` a CVjCompressor or None."""
+    ffi, lib = _load()
+    _, scratch, out = _path_scratch()
+    if not 0 < cap <= TX_CAP:
+        raise ValueError("tun_to_frames: cap out of range")
+    r = lib.upp_tun_to_frames(fd, max_packets, mtu, ffi.NULL if vj is None else vj._c,
+                              encoder._e, 1 if open_flag else 0, scratch, 2 * 65536,
+                              out, cap, st)
+    if r < 0:
+        _raise(r, "tun_to_frames")
+    return ffi.buffer(out, r)[:]
+
+
+_C_PATH_BACKEND = types.SimpleNamespace(
+    name="c", PathStats=c_path_stats, feed_to_fd=c_feed_to_fd,
+    tun_to_frames=c_tun_to_frames, FEED_PIECE=FEED_PIECE, TX_CAP=TX_CAP,
+)
+
+
+def path_backend(name=None):
+    """The data path loop's implementation namespace: "c", "ref", or None for
+    the default (the C core unless USERPPP_PURE=1)."""
+    return _select(name, "path", _C_PATH_BACKEND)

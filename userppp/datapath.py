@@ -120,6 +120,54 @@ class DataPath:
         if self.vj_rx is not None:
             self.vj_rx.toss()
 
+    # -- the plain case, in the C core --------------------------------------------
+    def plain(self) -> bool:
+        """Up, and no stage but VJ (no NAT, no CCP either way): the caller
+        may run the packet loop in the C core instead (Framer.frames_from_fd,
+        Deframer.feed_to_fd) and give its counters to count_plain_*."""
+        return (self.up and self.nat is None and self.ccp_tx is None
+                and self.ccp_rx is None)
+
+    def count_plain_rx(self, st, now: float) -> int:
+        """Add a PathStats of Deframer.feed_to_fd to ours and zero it;
+        returns the packets it wrote."""
+        stats, drops = self.stats, self.drops
+        written = st.packets
+        stats["frames_in"] += st.frames
+        stats["wire_bytes_in"] += st.wire_bytes
+        stats["packets_in"] += written
+        stats["bytes_in"] += st.bytes
+        for reason in ("too_big", "vj_error", "vj_not_negotiated", "ccp_not_up"):
+            count = getattr(st, reason)
+            if count:
+                drops[reason] += count
+                setattr(st, reason, 0)
+        if st.not_ip:
+            drops["malformed"] += st.not_ip
+            st.not_ip = 0
+        if written:
+            self.last_activity = now
+        st.frames = st.wire_bytes = st.packets = st.bytes = 0
+        return written
+
+    def count_plain_tx(self, st, now: float) -> int:
+        """Add a PathStats of Framer.frames_from_fd to ours and zero it;
+        returns the packets it framed."""
+        stats, drops = self.stats, self.drops
+        sent = st.packets
+        stats["packets_out"] += sent
+        stats["bytes_out"] += st.bytes
+        stats["frames_out"] += st.frames
+        stats["wire_bytes_out"] += st.wire_bytes
+        if st.too_big or st.not_ip:
+            drops["too_big"] += st.too_big
+            drops["not_ip"] += st.not_ip
+            st.too_big = st.not_ip = 0
+        if sent:
+            self.last_activity = now
+        st.frames = st.wire_bytes = st.packets = st.bytes = 0
+        return sent
+
     def bytes_each_way(self) -> tuple:
         """(sent, received) IP bytes, for pppd's "Sent N bytes, received M bytes."."""
         return self.stats["bytes_out"], self.stats["bytes_in"]

@@ -153,7 +153,9 @@ class Framer:
 
     def __init__(self, accm=0xFFFFFFFF, escape=b"", fcs=16, acfc=False, pfc=False,
                  *, flag_time=1.0, backend=None):
-        self._impl = core.backend(backend).HdlcEncoder()
+        impl = core.backend(backend)
+        self._impl = impl.HdlcEncoder()
+        self._path = core.path_backend(impl.name)
         self._accm = _check_accm(accm)
         self._escape = _check_escape(escape)
         self._fcs = _check_fcs(fcs)
@@ -205,13 +207,34 @@ class Framer:
             return b""
         return self._impl.encode_many(frames, self._open_flag(now))
 
+    def frames_from_fd(self, fd, max_packets, mtu, vj, stats, now=None):
+        """The data path's plain case (no NAT, no CCP) in one call: up to
+        ``max_packets`` IP packets read from ``fd`` (a TUN device, until it
+        is empty), those over ``mtu`` or not IPv4 dropped, VJ-compressed by
+        ``vj`` (a VjCompressor of this backend, or None) and framed; the
+        frames concatenated (at most the backend's TX_CAP octets).
+        ``stats``: a PathStats of this backend, added to."""
+        path = self._path
+        last = self._last
+        data = path.tun_to_frames(self._impl, fd, max_packets, mtu, vj,
+                                  self._open_flag(now), stats)
+        if not data:
+            self._last = last       # nothing sent: the line's idle time goes on
+        return data
+
+    def path_stats(self):
+        """A zeroed PathStats for frames_from_fd (and Deframer.feed_to_fd)."""
+        return self._path.PathStats()
+
 
 class Deframer:
     """Async HDLC byte stream -> PPP packets (see the module docstring)."""
 
     def __init__(self, accm=0xFFFFFFFF, fcs=16, mru=1500, receive_all=False, *,
                  backend=None):
-        self._impl = core.backend(backend).HdlcDecoder()
+        impl = core.backend(backend)
+        self._impl = impl.HdlcDecoder()
+        self._path = core.path_backend(impl.name)
         self._accm = _check_accm(accm)
         self._fcs = _check_fcs(fcs)
         self._mru = _check_mru(mru)
@@ -248,3 +271,17 @@ class Deframer:
     def feed(self, data):
         """All complete good frames in data (bytes-like, any chunk size)."""
         return self._impl.feed(data, Frame)
+
+    def feed_to_fd(self, data, vj, mru, fd, stats):
+        """The data path's plain case (no NAT, no CCP) in one call: the
+        frames in ``data`` deframed, and those of IP (and VJ, through ``vj``,
+        a VjDecompressor of this backend, or None) written to ``fd`` (a TUN
+        device) as IP packets of at most ``mru`` octets, up to the first
+        frame of another protocol; that one and all after it are returned
+        (Frames, in order) for the Link and the usual path.  A line error
+        tosses ``vj`` first.  ``stats``: a PathStats, added to."""
+        return self._path.feed_to_fd(self._impl, data, vj, mru, fd, stats, Frame)
+
+    def path_stats(self):
+        """A zeroed PathStats for feed_to_fd."""
+        return self._path.PathStats()

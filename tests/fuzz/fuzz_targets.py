@@ -33,6 +33,7 @@ for _p in (os.path.dirname(_HERE), os.path.join(os.path.dirname(_HERE), "pair"))
         sys.path.insert(0, _p)
 
 from fuzz_common import HandlerPair, records  # noqa: E402
+from seqpacket import drain, tun_pair  # noqa: E402
 
 from userppp import chat as chat_mod  # noqa: E402
 from userppp import compress, nat as nat_mod, vj  # noqa: E402
@@ -42,7 +43,8 @@ from userppp.config.parser import ConfigError, EarlyExit, OptionParser  # noqa: 
 from userppp.config.secrets import SecretEntry, Secrets, SecretsError, parse_secrets  # noqa: E402
 from userppp.events import CallbackRequested, CompressionUp, NetworkUp  # noqa: E402
 from userppp.fsm import State  # noqa: E402
-from userppp.hdlc import Deframer  # noqa: E402
+from userppp.core import path_backend  # noqa: E402
+from userppp.hdlc import Deframer, Framer  # noqa: E402
 from userppp.protocols import cbcp, ccp, ipcp, lcp  # noqa: E402
 from userppp.wire import encode_control  # noqa: E402
 
@@ -97,6 +99,77 @@ def deframer(data: bytes) -> None:
         assert [(f.protocol, f.payload) for f in fw] == \
             [(f.protocol, f.payload) for f in frames_c], "chunking changed the frames"
         assert whole.stats == c.stats
+
+
+# ---------------------------------------------------------------------------
+# the data path's loop (cext/path.c) against its twin, a socket pair for the TUN
+
+_path_sockets: dict = {}
+
+
+def _path_tun(name: str):
+    """A stand-in TUN (tests/seqpacket.py) per backend, kept across inputs."""
+    if name not in _path_sockets:
+        _path_sockets[name] = tun_pair()
+    return _path_sockets[name]
+
+
+def path_target(data: bytes) -> None:
+    """cfg byte: bit0 FCS-32, bits1-2 ACCM, bits3-5 MRU, bit6 VJ, bit7 the
+    transmit side; a byte seeding the chunking (receive) or the VJ slots
+    and batch size (transmit); then the wire bytes (receive: fed to
+    Deframer.feed_to_fd in chunks) or records, each a packet the TUN gives
+    (transmit: Framer.frames_from_fd)."""
+    if len(data) < 2:
+        return
+    cfg, seed, rest = data[0], data[1], data[2:]
+    mru = (1500, 296, 64, 1000, 40, 576, 1006, 128)[(cfg >> 3) & 7]
+    accm = _ACCMS[(cfg >> 1) & 3]
+    fcs = 32 if cfg & 1 else 16
+    results = []
+    for name in ("c", "ref"):
+        path = path_backend(name)
+        ours, host = _path_tun(name)
+        stats = path.PathStats()
+        if cfg & 0x80:
+            framer = Framer(accm=accm, fcs=fcs, backend=name)
+            comp = vj.VjCompressor(1 + (seed & 15), bool(seed & 16), backend=name) \
+                if cfg & 0x40 else None
+            sent = 0
+            for _, body, _ in records(rest, 0, wide=True):
+                if body:
+                    host.send(body)
+                    sent += 1
+            out = []
+            while stats.fd_packets < sent:
+                out.append(framer.frames_from_fd(ours.fileno(), 1 + (seed >> 5) * 9, mru,
+                                                 comp, stats, now=0.0))
+            assert drain(ours) == []
+            results.append((out, _path_stats(stats), comp.stats() if comp else None))
+            assert all(len(chunk) <= path.TX_CAP for chunk in out)
+            continue
+        deframer = Deframer(accm=accm, fcs=fcs, mru=mru, backend=name)
+        decomp = vj.VjDecompressor(1 + (seed & 15), max(mru, 40), backend=name) \
+            if cfg & 0x40 else None
+        rng = random.Random(seed)
+        leftovers = []
+        i = 0
+        while i < len(rest):
+            j = i + (rng.randrange(1, 64) if seed else len(rest))
+            left = deframer.feed_to_fd(rest[i:j], decomp, mru, ours.fileno(), stats)
+            leftovers.append([(f.protocol, f.payload) for f in left])
+            i = j
+        written = drain(host)
+        assert len(written) == stats.fd_packets <= len(rest) // 3
+        assert all(len(p) <= mru for p in written)
+        results.append((leftovers, written, _path_stats(stats), deframer.stats,
+                        decomp.stats() if decomp else None))
+    assert results[0] == results[1], "path: C and twin differ"
+
+
+def _path_stats(st) -> dict:
+    from userppp.ref.path import stats_dict
+    return stats_dict(st)
 
 
 # ---------------------------------------------------------------------------
@@ -528,6 +601,7 @@ def chat_target(data: bytes) -> None:
 
 TARGETS = {
     "deframer": deframer,
+    "path": path_target,
     "lcp": lcp_target,
     "pap": pap_target,
     "chap": chap_target,

@@ -281,6 +281,26 @@ def deframer_corpus():
     return out
 
 
+def path_corpus():
+    """Receive: the flow's frames (IP, VJ) with an LCP frame among them;
+    transmit: the packets as records."""
+    from userppp import vj as vj_mod
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "unit"))
+    from test_vj_props import build_flow
+    flow = build_flow(2, [(0, "data", 60, 2), (1, "ack", 7, 1), (0, "echo", 40, 1)])
+    out = []
+    for cfg in (1, 2 << 1):
+        f = Framer(**({"fcs": 32} if cfg & 1 else {"accm": 0} if cfg else {}))
+        plain = b"".join(f.encode(0x21, p) for p in flow)
+        out.append(bytes([cfg, 0]) + plain + f.encode(0xC021, SEED_LCP[0]) + plain[:50])
+        frames = vj_mod.VjCompressor(16, True).compress_many(flow)
+        vjwire = b"".join(f.encode(p, payload) for p, payload in frames)
+        out.append(bytes([cfg | 0x40, 15]) + vjwire + b"\x7e\x21\x01\x02\x7e" + vjwire)
+        out.append(bytes([cfg | 0x80 | 0x40, 0x2F])
+                   + b"".join(record(0, p, wide=True) for p in flow))
+    return out
+
+
 def options_corpus():
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "unit"))
     from test_options_tables import OPTIONS_CALLBACK
@@ -353,6 +373,7 @@ def main():
     counts["deflate"] = write("deflate", decomp_corpus("deflate"))
     counts["nat"] = write("nat", nat_corpus())
     counts["deframer"] = write("deframer", deframer_corpus())
+    counts["path"] = write("path", path_corpus())
     counts["options"] = write("options", options_corpus())
     counts["secrets"] = write("secrets", secrets_corpus())
     counts["chat"] = write("chat", chat_corpus())

@@ -29,7 +29,7 @@ import fuzz_mutate  # noqa: E402
 
 # The names of fuzz_targets.TARGETS, known without importing it: atheris
 # must instrument userppp as it is first imported.
-TARGET_NAMES = ("deframer", "lcp", "pap", "chap", "ipcp", "ccp", "cbcp", "vj", "bsd",
+TARGET_NAMES = ("deframer", "path", "lcp", "pap", "chap", "ipcp", "ccp", "cbcp", "vj", "bsd",
                 "deflate", "nat", "options", "secrets", "chat")
 
 
@@ -48,6 +48,7 @@ def run_atheris(name, runs, seconds, grow, extra):
         import userppp.ref.bsdcomp  # noqa: F401
         import userppp.ref.hdlc  # noqa: F401
         import userppp.ref.nat  # noqa: F401
+        import userppp.ref.path  # noqa: F401
         import userppp.ref.vj  # noqa: F401
     target = fuzz_targets.TARGETS[name]
     known = {}

@@ -159,7 +159,7 @@ def test_script_info_from_settings():
 
 def test_default_txqueuelen_follows_the_line_speed():
     from userppp.io.tun import default_txqueuelen
-    assert default_txqueuelen(0) == 100           # no speed: nothing paced
+    assert default_txqueuelen(0) == 500           # no speed: nothing paced
     assert default_txqueuelen(38400) == 2         # never below one sent + one waiting
     assert default_txqueuelen(115200) == 2
     assert default_txqueuelen(4_000_000) == 13    # 50 ms of 1500-byte packets

@@ -426,6 +426,11 @@ class LinkDriver:
             capture.line_sent(data, now)
         return self.pump.write(data, control=False)
 
+    def send_data(self, data: bytes) -> bool:
+        """Queue frames already made (Framer.frames_from_fd) for the line;
+        False if the queue refused them."""
+        return self.pump is not None and self.pump.write(data, control=False)
+
     def _line_drained(self) -> None:
         if self.on_line_drain is not None:
             self.on_line_drain()
@@ -439,15 +444,15 @@ class LinkDriver:
         capture = self.capture
         if capture is not None:
             capture.line_received(data, now)
-        if datapath is not None:
-            errors = _deframer_errors(self.deframer.stats)
-            frames = self.deframer.feed(data)
-            if _deframer_errors(self.deframer.stats) != errors:
-                line_error = getattr(datapath, "line_error", None)
-                if line_error is not None:
-                    line_error()
-        else:
-            frames = self.deframer.feed(data)
+        frames = None
+        if datapath is not None and self.started and self.link.phase == Phase.NETWORK:
+            receive_line = getattr(datapath, "receive_line", None)
+            if receive_line is not None:
+                # the plain case: the data frames go into the TUN in the C
+                # core; what comes back is for the Link and the usual path
+                frames = receive_line(self.deframer, data)
+        if frames is None:
+            frames = self._deframe(data)
         if not frames:
             return
         if capture is not None:
@@ -473,6 +478,20 @@ class LinkDriver:
             if batch:
                 datapath.receive_batch(batch)
         self._after_input()
+
+    def _deframe(self, data: bytes) -> list:
+        """The frames in a line read; a frame the Deframer dropped is a
+        line error for the data path (VJ resynchronises)."""
+        datapath = self.datapath
+        if datapath is None:
+            return self.deframer.feed(data)
+        errors = _deframer_errors(self.deframer.stats)
+        frames = self.deframer.feed(data)
+        if _deframer_errors(self.deframer.stats) != errors:
+            line_error = getattr(datapath, "line_error", None)
+            if line_error is not None:
+                line_error()
+        return frames
 
     def _split_while_negotiating(self, data: bytes) -> bool:
         """Until LCP is open, a frame (the peer's Configure-Ack) may change

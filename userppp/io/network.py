@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 from typing import Callable, Optional
 
@@ -144,6 +145,9 @@ class Network:
         # nat-server: the dial-in peer (the link) is the NAT's inside
         self.nat_server = bool(getattr(settings, "nat_server", False))
         self.nat_enabled = bool(getattr(settings, "nat", False)) or self.nat_server
+        # the plain case's counters (Framer.frames_from_fd, Deframer.feed_to_fd):
+        # made with the driver's framing backend, folded into the data path's
+        self._plain_tx = self._plain_rx = None
         self.demand_local: Optional[str] = None     # the TUN's addresses under demand
         self.demand_remote: Optional[str] = None
         self._demand_old_local = self._demand_new_local = 0
@@ -544,6 +548,33 @@ class Network:
             self._arm_nat_timer()
 
     # -- link -> TUN (the driver calls these) ------------------------------------------
+    def receive_line(self, deframer, data) -> Optional[list]:
+        """A line read in the plain case (DataPath.plain, the TUN up, no
+        capture): deframed and its data frames written into the TUN in one
+        call into the C core, up to the first frame for the Link; returns
+        that frame and the rest (Frames, in order, for the driver's usual
+        path).  None when the case is not plain: the driver deframes the
+        read itself."""
+        tun, driver = self.tun, self.driver
+        if tun is None or driver is None or driver.capture is not None \
+                or not self.datapath.plain():
+            return None
+        st = self._plain_rx
+        if st is None:
+            st = self._plain_rx = deframer.path_stats()
+        datapath = self.datapath
+        rest = deframer.feed_to_fd(data, datapath.vj_rx, datapath.mru, tun.fd, st)
+        tun_stats = tun.stats
+        tun_stats.written_packets += st.fd_packets
+        tun_stats.written_bytes += st.fd_bytes
+        tun_stats.write_errors += st.fd_errors
+        st.fd_packets = st.fd_bytes = st.fd_errors = 0
+        datapath.count_plain_rx(st, self.clock())
+        if st.fd_errno:
+            error, st.fd_errno = st.fd_errno, 0
+            self._tun_lost(TunError(f"write TUN {tun.name}: {os.strerror(error)}"))
+        return rest
+
     def receive_batch(self, frames) -> None:
         datapath = self.datapath
         packets = datapath.from_link(frames, self.clock())
@@ -670,12 +701,19 @@ class Network:
             return
         taken = 0
         frame_size = self.mtu + FRAME_OVERHEAD
+        plain = datapath.plain() and driver.capture is None
         while taken < MAX_BATCH:
             room = driver.send_room()
             if room <= 0:
                 self._stop_reading()        # on_line_drain starts us again
                 return
             want = min(MAX_BATCH - taken, room // frame_size + 1)
+            if plain:
+                read, empty = self._send_plain(driver, tun, want)
+                taken += read
+                if empty or self.tun is None:
+                    return                  # the TUN is empty for now (or gone)
+                continue
             packets = tun.read_batch(want)
             if not packets:
                 return
@@ -690,6 +728,30 @@ class Network:
                 return                      # the TUN is empty for now
         if not driver.can_send():
             self._stop_reading()
+
+
+    def _send_plain(self, driver, tun, want: int) -> tuple:
+        """The plain case of a TUN read (see receive_line): up to ``want``
+        packets framed in the C core and queued for the line in one write;
+        returns (packets read, whether the TUN was found empty)."""
+        st = self._plain_tx
+        if st is None:
+            st = self._plain_tx = driver.framer.path_stats()
+        datapath = self.datapath
+        data = driver.framer.frames_from_fd(tun.fd, want, datapath.mtu, datapath.vj_tx, st,
+                                            driver.clock())
+        read, empty = st.fd_packets, st.fd_empty
+        tun_stats = tun.stats
+        tun_stats.read_packets += read
+        tun_stats.read_bytes += st.fd_bytes
+        st.fd_packets = st.fd_bytes = st.fd_empty = 0
+        datapath.count_plain_tx(st, self.clock())
+        if data:
+            driver.send_data(data)
+        if st.fd_errno:
+            error, st.fd_errno = st.fd_errno, 0
+            self._tun_lost(TunError(f"read TUN {tun.name}: {os.strerror(error)}"))
+        return read, bool(empty)
 
 
 def _known(address: Optional[str]) -> Optional[str]:

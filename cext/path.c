@@ -1,0 +1,164 @@
+/*
+ * path.c - the data path's per-packet loop for the plain case: IP and VJ
+ * between the TUN device and HDLC frames, no NAT, no CCP.
+ *
+ * The rest of the core is sans-I/O; these two functions are not: they
+ * read and write a file descriptor the caller owns (the TUN device), so
+ * that a batch of packets costs one call from Python instead of a Python
+ * loop doing a system call and a few objects per packet.  Everything else
+ * they do is the core's own functions (upp_vj_*, upp_encode).  The Python
+ * twins are userppp/ref/path.py; userppp/io/network.py uses these only
+ * when no stage needs Python (no NAT, no CCP, no capture).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <unistd.h>
+
+#include "upp.h"
+
+enum {
+    PROTO_IP = 0x21,
+    PROTO_VJC_COMP = 0x2D,
+    PROTO_VJC_UNCOMP = 0x2F,
+    PROTO_COMP = 0xFD
+};
+
+/* errors after which the fd is no use: closed, or the device deleted */
+static int fd_gone(int err)
+{
+    return err == EBADF || err == EBADFD || err == EIO || err == ENXIO;
+}
+
+/* one packet to fd; 0, or -1 when the fd is gone (st->fd_errno set) */
+static int put_packet(int fd, const uint8_t *pkt, size_t len, upp_path_stats *st)
+{
+    ssize_t n;
+
+    st->packets++;
+    st->bytes += len;
+    do
+        n = write(fd, pkt, len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (fd_gone(errno)) {
+            st->fd_errno = errno;
+            return -1;
+        }
+        st->fd_errors++;
+        return 0;
+    }
+    st->fd_packets++;
+    st->fd_bytes += len;
+    return 0;
+}
+
+size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t *out,
+                          const uint32_t *rec, size_t nrec, uint8_t *scratch,
+                          size_t scratch_cap, upp_path_stats *st)
+{
+    size_t i;
+
+    for (i = 0; i < nrec; i++) {
+        unsigned proto = rec[3 * i];
+        const uint8_t *payload = out + rec[3 * i + 1];
+        size_t len = rec[3 * i + 2] - rec[3 * i + 1];
+        ptrdiff_t n;
+
+        if (proto != PROTO_IP && proto != PROTO_VJC_COMP && proto != PROTO_VJC_UNCOMP
+            && proto != PROTO_COMP)
+            break;                      /* the Link's: stop here */
+        st->frames++;
+        st->wire_bytes += len;
+        if (proto == PROTO_COMP) {
+            st->ccp_not_up++;
+            continue;
+        }
+        if (proto == PROTO_IP) {
+            if (vj != NULL)
+                vj->ip++;               /* as upp_vj_uncompress_many counts it */
+            if (len == 0) {
+                st->not_ip++;           /* an empty frame carries no packet */
+                continue;
+            }
+        } else if (vj == NULL) {
+            st->vj_not_negotiated++;
+            continue;
+        } else {
+            n = upp_vj_uncompress(vj, proto, payload, len, scratch, scratch_cap);
+            if (n <= 0) {
+                st->vj_error++;
+                continue;
+            }
+            payload = scratch;
+            len = (size_t)n;
+        }
+        if (len > mru) {
+            st->too_big++;
+            continue;
+        }
+        if (put_packet(fd, payload, len, st) < 0)
+            return i + 1;
+    }
+    return i;
+}
+
+ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_comp *vj,
+                            const upp_enc *e, unsigned flags, uint8_t *scratch,
+                            size_t scratch_cap, uint8_t *out, size_t cap,
+                            upp_path_stats *st)
+{
+    size_t used = 0, taken = 0, frame_room = upp_enc_bound(mtu);
+    /* VJ output is never longer than its input: one more mtu of room */
+    uint8_t *vjout = scratch_cap >= 65536 + (size_t)mtu ? scratch + 65536 : NULL;
+
+    if (scratch_cap < 65536 || (vj != NULL && vjout == NULL))
+        return UPP_ERR_ARG;
+    while (taken < max_packets && cap - used >= frame_room) {
+        ssize_t n = read(fd, scratch, 65536);
+        const uint8_t *payload = scratch;
+        size_t len;
+        unsigned proto = PROTO_IP;
+        ptrdiff_t r;
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                st->fd_empty++;
+            else
+                st->fd_errno = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        taken++;
+        len = (size_t)n;
+        st->fd_packets++;
+        st->fd_bytes += len;
+        if (len > mtu) {
+            st->too_big++;
+            continue;
+        }
+        if (scratch[0] >> 4 != 4) {
+            st->not_ip++;
+            continue;
+        }
+        st->packets++;
+        st->bytes += len;
+        if (vj != NULL) {
+            r = upp_vj_compress(vj, scratch, len, vjout, mtu, &proto);
+            if (r < 0)
+                return r;
+            payload = vjout;
+            len = (size_t)r;
+        }
+        r = upp_encode(e, proto, payload, len, flags, out + used, cap - used);
+        if (r < 0)
+            return r;
+        flags &= ~(unsigned)UPP_ENC_OPEN_FLAG;   /* later frames share the flag */
+        used += (size_t)r;
+        st->frames++;
+        st->wire_bytes += len;
+    }
+    return (ptrdiff_t)used;
+}

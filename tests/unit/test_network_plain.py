@@ -1,0 +1,154 @@
+"""userppp.io.network's plain case: with no NAT, no CCP and no capture the
+per-packet loop runs in the C core (Framer.frames_from_fd,
+Deframer.feed_to_fd) on the TUN's file descriptor; with any of them the
+Python path runs.  The TUN is a SOCK_SEQPACKET pair (tests/seqpacket.py),
+the driver a stand-in with the real Framer and Deframer; the real thing
+is in tests/e2e/test_network.py."""
+
+from __future__ import annotations
+
+import os
+import types
+
+import pytest
+
+from seqpacket import drain, tun_pair
+from test_vj_props import build_flow
+from userppp.hdlc import Deframer, Framer
+from userppp.io.network import Network
+from userppp.io.tun import TunStats
+from userppp.vj import VjCompressor, VjDecompressor
+
+
+class SocketTun:
+    """The read/write half of a TunDevice on one end of a socket pair."""
+
+    name = "ppp0"
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.stats = TunStats()
+        self.read_batches = 0
+
+    def read_batch(self, most):
+        self.read_batches += 1
+        return drain(self.sock)[:most]
+
+    def write_batch(self, packets):
+        for packet in packets:
+            self.sock.send(packet)
+        return len(packets)
+
+    def close(self):
+        pass
+
+
+class Driver:
+    """What the Network uses of a LinkDriver."""
+
+    def __init__(self):
+        self.framer, self.deframer = Framer(accm=0), Deframer(accm=0)
+        self.capture = None
+        self.sent = b""
+        self.batches = []
+        self.terminated = None
+
+    def clock(self):
+        return 5.0
+
+    def send_room(self):
+        return 1 << 20
+
+    def can_send(self):
+        return True
+
+    def send_data(self, data):
+        self.sent += data
+        return True
+
+    def send_batch(self, frames):
+        self.batches += frames
+        return True
+
+    def terminate(self, signum, reason, exit_code):
+        self.terminated = (reason, exit_code)
+
+
+@pytest.fixture
+def net():
+    ours, host = tun_pair()
+    network = Network(types.SimpleNamespace(), lambda level, text: None, clock=lambda: 5.0)
+    network.tun, network.driver = SocketTun(ours), Driver()
+    network.ipcp = object()
+    network.datapath.network_up(mtu=1500, mru=1500)
+    network.host = host
+    yield network
+    ours.close()
+    host.close()
+
+
+FLOW = build_flow(3, [(0, "data", 900, 4), (1, "ack", 3, 2), (2, "echo", 60, 3)])
+
+
+def test_tun_to_line_in_the_c_core_with_vj(net):
+    net.datapath.set_vj(VjCompressor(16, True), None)
+    for packet in FLOW:
+        net.host.send(packet)
+    net._tun_readable()
+    assert net.tun.read_batches == 0                 # not the Python path
+    frames = net.driver.deframer.feed(net.driver.sent)
+    assert VjDecompressor(16, 1500).decompress_many(frames) == FLOW
+    stats = net.datapath.stats
+    assert stats["packets_out"] == net.tun.stats.read_packets == len(FLOW)
+    assert stats["bytes_out"] == net.tun.stats.read_bytes == sum(map(len, FLOW))
+    assert stats["frames_out"] == len(frames)
+    assert net.datapath.last_activity == 5.0
+
+
+def test_line_to_tun_in_the_c_core_hands_back_the_links_frames(net):
+    net.datapath.set_vj(None, VjDecompressor(16, 1500))
+    framer = Framer(accm=0)
+    frames = VjCompressor(16, True).compress_many(FLOW)
+    echo = (0xC021, b"\x09\x07\x00\x08\x01\x02\x03\x04")
+    wire = framer.encode_many(frames[:5]) + framer.encode_many([echo] + frames[5:])
+    rest = net.receive_line(net.driver.deframer, wire)
+    # the packets before the Echo-Request are in the TUN; it and the rest come back
+    assert drain(net.host) == FLOW[:5]
+    assert [(f.protocol, f.payload) for f in rest] == [echo] + frames[5:]
+    assert net.datapath.stats["packets_in"] == net.tun.stats.written_packets == 5
+    assert net.receive_line(net.driver.deframer, framer.encode_many(frames[5:])) is not None
+
+
+@pytest.mark.parametrize("stage", ["ccp", "nat", "capture", "down"])
+def test_any_python_stage_takes_the_python_path(net, stage):
+    if stage == "ccp":
+        net.datapath.set_ccp(object(), None)
+    elif stage == "nat":
+        net.datapath.nat = object()
+    elif stage == "capture":
+        net.driver.capture = object()
+    else:
+        net.datapath.network_down()
+    assert net.receive_line(net.driver.deframer, b"\x7e") is None
+    if stage in ("capture", "down"):
+        net.host.send(FLOW[0])
+        net._tun_readable()
+        assert net.driver.sent == b""
+        assert net.tun.read_batches == (1 if stage == "capture" else 0)
+
+
+def test_a_tun_gone_ends_the_link(net, tmp_path):
+    """A write that fails for good (EBADF: here an fd open read-only) is
+    the TUN deleted under us: logged, the link closed with exit 1."""
+    (tmp_path / "ro").write_bytes(b"")
+    fd = os.open(tmp_path / "ro", os.O_RDONLY)
+    try:
+        net.tun.fd = fd
+        rest = net.receive_line(net.driver.deframer, Framer(accm=0).encode_many(
+            [(0x21, p) for p in FLOW[:2]]))
+    finally:
+        os.close(fd)
+    assert net.tun is None
+    assert net.driver.terminated[0] == "TUN device removed"
+    assert [f.payload for f in rest] == FLOW[1:2]

@@ -1,0 +1,186 @@
+"""Pure-Python twin of cext/path.c: the data path's per-packet loop for the
+plain case (IP and VJ between a TUN file descriptor and HDLC frames; no
+NAT, no CCP).
+
+Same interface as the C wrappers in :mod:`userppp.core`:
+
+* ``PathStats()``: the counters (``upp_path_stats``), added to, never reset.
+* ``feed_to_fd(decoder, data, vj, mru, fd, st, factory=tuple)``: deframe
+  ``data`` with ``decoder`` (an ``HdlcDecoder`` of this backend) in pieces of
+  ``FEED_PIECE`` octets; a piece in which the decoder dropped a frame tosses
+  ``vj`` first (RFC 1144 4.3); its data frames go to ``fd`` as IP packets
+  (:func:`deliver_frames`) up to the first frame of another protocol, and
+  that frame and every later one in ``data`` are returned, made with
+  ``factory(protocol, payload)`` (default: pairs), for the caller to give the Link and the
+  slow path, in order.  Also returned when ``fd`` failed for good
+  (``st.fd_errno``).
+* ``tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st) ->
+  bytes``: up to ``max_packets`` packets read from ``fd`` (until EAGAIN),
+  checked (size, IPv4), VJ-compressed (``vj`` a ``VjCompressor`` of this
+  backend, or None) and framed back to back by ``encoder`` (an
+  ``HdlcEncoder``); reads only while the output has room for a frame of
+  ``mtu`` octets under ``cap``.
+"""
+
+import errno
+import os
+
+PROTO_IP = 0x21
+PROTO_VJC_COMP = 0x2D
+PROTO_VJC_UNCOMP = 0x2F
+PROTO_COMP = 0xFD
+DATA_PROTOCOLS = frozenset({PROTO_IP, PROTO_VJC_COMP, PROTO_VJC_UNCOMP, PROTO_COMP})
+
+#: octets of line data deframed at a time (a line error tosses VJ before the
+#: piece's frames are delivered)
+FEED_PIECE = 16384
+#: octets of frames tun_to_frames may produce in one call (the C wrapper's
+#: output buffer, under the 32 KiB mmap threshold of userppp/io/heap.py)
+TX_CAP = 31744
+READ_SIZE = 65536
+HDLC_HDR_MAX = 4          # address, control, two protocol octets
+
+STAT_KEYS = ("frames", "wire_bytes", "packets", "bytes", "fd_packets", "fd_bytes",
+             "fd_errors", "fd_empty", "too_big", "not_ip", "vj_error", "vj_not_negotiated",
+             "ccp_not_up", "fd_errno")
+
+_GONE = frozenset({errno.EBADF, errno.EBADFD, errno.EIO, errno.ENXIO})
+_LINE_ERRORS = ("bad_fcs", "aborts", "runts", "oversize")
+
+
+class PathStats:
+    __slots__ = STAT_KEYS
+
+    def __init__(self):
+        for key in STAT_KEYS:
+            setattr(self, key, 0)
+
+
+def stats_dict(st) -> dict:
+    """The counters of ``st`` (either backend's) as a dict."""
+    return {key: getattr(st, key) for key in STAT_KEYS}
+
+
+def enc_bound(length: int) -> int:
+    """upp_enc_bound: the most octets a frame of ``length`` octets takes."""
+    return 1 + 2 * (HDLC_HDR_MAX + length + 4) + 1 + 32
+
+
+def _put_packet(fd, packet, st) -> bool:
+    st.packets += 1
+    st.bytes += len(packet)
+    while True:
+        try:
+            os.write(fd, packet)
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            if exc.errno in _GONE:
+                st.fd_errno = exc.errno
+                return False
+            st.fd_errors += 1
+            return True
+        break
+    st.fd_packets += 1
+    st.fd_bytes += len(packet)
+    return True
+
+
+def deliver_frames(vj, mru, fd, frames, st) -> int:
+    """Twin of upp_deliver_frames over ``[(protocol, payload), ...]``;
+    returns how many frames were taken."""
+    for i, (protocol, payload) in enumerate(frames):
+        if protocol not in DATA_PROTOCOLS:
+            return i
+        st.frames += 1
+        st.wire_bytes += len(payload)
+        if protocol == PROTO_COMP:
+            st.ccp_not_up += 1
+            continue
+        if protocol == PROTO_IP:
+            if vj is not None:
+                vj.decompress_many([(PROTO_IP, b"")])      # counted as the C core does
+            if not payload:
+                st.not_ip += 1
+                continue
+            packet = bytes(payload)
+        elif vj is None:
+            st.vj_not_negotiated += 1
+            continue
+        else:
+            packet = vj.decompress(protocol, payload)
+            if not packet:
+                st.vj_error += 1
+                continue
+        if len(packet) > mru:
+            st.too_big += 1
+            continue
+        if not _put_packet(fd, packet, st):
+            return i + 1
+    return len(frames)
+
+
+def _line_errors(decoder) -> int:
+    stats = decoder.stats()
+    return sum(stats[key] for key in _LINE_ERRORS)
+
+
+def frame_pair(protocol, payload) -> tuple:
+    """The default ``factory``: a (protocol, payload) pair."""
+    return protocol, payload
+
+
+def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair) -> list:
+    data = bytes(data)
+    pos, n = 0, len(data)
+    while pos < n:
+        piece = data[pos:pos + FEED_PIECE]
+        pos += len(piece)
+        errors = _line_errors(decoder)
+        frames = decoder.feed(piece, frame_pair)
+        if vj is not None and _line_errors(decoder) != errors:
+            vj.toss()
+        taken = deliver_frames(vj, mru, fd, frames, st)
+        if taken < len(frames) or st.fd_errno:
+            rest = [factory(p, payload) for p, payload in frames[taken:]]
+            return rest + decoder.feed(data[pos:], factory)
+    return []
+
+
+def tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st,
+                  cap=TX_CAP) -> bytes:
+    out = []
+    used = taken = 0
+    room = enc_bound(mtu)
+    while taken < max_packets and cap - used >= room:
+        try:
+            packet = os.read(fd, READ_SIZE)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            st.fd_empty += 1
+            break
+        except OSError as exc:
+            st.fd_errno = exc.errno
+            break
+        if not packet:
+            break
+        taken += 1
+        st.fd_packets += 1
+        st.fd_bytes += len(packet)
+        if len(packet) > mtu:
+            st.too_big += 1
+            continue
+        if packet[0] >> 4 != 4:
+            st.not_ip += 1
+            continue
+        st.packets += 1
+        st.bytes += len(packet)
+        protocol, payload = vj.compress(packet) if vj is not None else (PROTO_IP, packet)
+        frame = encoder.encode(protocol, payload, open_flag)
+        open_flag = False
+        out.append(frame)
+        used += len(frame)
+        st.frames += 1
+        st.wire_bytes += len(payload)
+    return b"".join(out)
