@@ -23,10 +23,12 @@ enum {
     PROTO_COMP = 0xFD
 };
 
-/* errors after which the fd is no use: closed, or the device deleted */
+/* write errors after which the fd is no use: closed, or the device
+ * deleted (as TunDevice.write_batch has them; EIO, a TUN that is down, is
+ * only a packet refused) */
 static int fd_gone(int err)
 {
-    return err == EBADF || err == EBADFD || err == EIO || err == ENXIO;
+    return err == EBADF || err == EBADFD;
 }
 
 /* one packet to fd; 0, or -1 when the fd is gone (st->fd_errno set) */
@@ -111,8 +113,8 @@ ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_com
     /* VJ output is never longer than its input: one more mtu of room */
     uint8_t *vjout = scratch_cap >= 65536 + (size_t)mtu ? scratch + 65536 : NULL;
 
-    if (scratch_cap < 65536 || (vj != NULL && vjout == NULL))
-        return UPP_ERR_ARG;
+    if (scratch_cap < 65536 || (vj != NULL && vjout == NULL) || cap < frame_room)
+        return UPP_ERR_ARG;        /* no room for one frame: the caller frames it */
     while (taken < max_packets && cap - used >= frame_room) {
         ssize_t n = read(fd, scratch, 65536);
         const uint8_t *payload = scratch;
@@ -129,8 +131,10 @@ ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_com
                 st->fd_errno = errno;
             break;
         }
-        if (n == 0)
+        if (n == 0) {
+            st->fd_empty++;         /* nothing more (a TUN never gives 0) */
             break;
+        }
         taken++;
         len = (size_t)n;
         st->fd_packets++;

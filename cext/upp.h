@@ -475,13 +475,13 @@ typedef struct upp_path_stats {
     uint64_t fd_packets;        /* packets the fd took (rx) or gave (tx) */
     uint64_t fd_bytes;
     uint64_t fd_errors;         /* rx: writes the fd refused (EINVAL, EAGAIN, ...) */
-    uint64_t fd_empty;          /* tx: reads that found the fd empty (EAGAIN) */
+    uint64_t fd_empty;          /* tx: reads that found the fd empty (EAGAIN, or 0) */
     uint64_t too_big;           /* over the MRU (rx) or the MTU (tx) */
     uint64_t not_ip;            /* tx: empty or not IPv4; rx: empty IP frames */
     uint64_t vj_error;          /* rx: VJ frames the decompressor dropped */
     uint64_t vj_not_negotiated; /* rx: VJ frames without a decompressor */
     uint64_t ccp_not_up;        /* rx: compressed datagrams (0x00FD) without CCP */
-    int32_t fd_errno;           /* the errno that ended the fd (EBADF, EBADFD, EIO), or 0 */
+    int32_t fd_errno;           /* rx: EBADF or EBADFD; tx: any read error; else 0 */
 } upp_path_stats;
 
 /* Deliver frames decoded by upp_decode (rec: protocol, start, end in out,
@@ -499,8 +499,9 @@ size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t
  * through vj (NULL: sent as 0x21), then e (the first frame opens with a flag
  * when flags say so); others counted and dropped.  Reads only while out has
  * room for a frame of mtu octets.  scratch (cap >= 65536) receives a packet.
- * Returns the octets written to out, or a negative error; an fd error other
- * than EAGAIN/EINTR ends the batch with fd_errno set. */
+ * Returns the octets written to out, or a negative error (UPP_ERR_ARG: cap
+ * has no room for one frame of mtu octets); an fd error other than
+ * EAGAIN/EINTR ends the batch with fd_errno set. */
 ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_comp *vj,
                             const upp_enc *e, unsigned flags, uint8_t *scratch,
                             size_t scratch_cap, uint8_t *out, size_t cap,

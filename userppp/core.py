@@ -896,7 +896,12 @@ def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair):
                 blob = ffi.unpack(decoder._outp, outlen[0])
                 it = iter(ffi.unpack(rec + 3 * taken, 3 * (k - taken)))
                 rest = [factory(p, blob[s:e]) for p, s, e in zip(it, it, it)]
-                return rest + decoder.feed(memoryview(data)[pos:], factory) if pos < n else rest
+                if pos < n:
+                    errors = d.bad_fcs + d.aborts + d.runts + d.oversize
+                    rest += decoder.feed(memoryview(data)[pos:], factory)
+                    if vj is not None and d.bad_fcs + d.aborts + d.runts + d.oversize != errors:
+                        lib.upp_vj_toss(vjd)    # before the caller decompresses the rest
+                return rest
     return []
 
 
@@ -918,6 +923,7 @@ def c_tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st, cap=TX_CAP
 _C_PATH_BACKEND = types.SimpleNamespace(
     name="c", PathStats=c_path_stats, feed_to_fd=c_feed_to_fd,
     tun_to_frames=c_tun_to_frames, FEED_PIECE=FEED_PIECE, TX_CAP=TX_CAP,
+    TX_MAX_MTU=(TX_CAP - 2 - 32) // 2 - 4 - 4,     # as userppp/ref/path.py
 )
 
 

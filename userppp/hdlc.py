@@ -226,6 +226,12 @@ class Framer:
         """A zeroed PathStats for frames_from_fd (and Deframer.feed_to_fd)."""
         return self._path.PathStats()
 
+    @property
+    def fd_max_mtu(self):
+        """The largest mtu frames_from_fd takes (its worst-case frame fits
+        one batch); above it, frame with encode_many."""
+        return self._path.TX_MAX_MTU
+
 
 class Deframer:
     """Async HDLC byte stream -> PPP packets (see the module docstring)."""

@@ -345,3 +345,30 @@ def test_namespace_helpers_veth_and_cleanup():
     assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                       text=True).stdout
     assert holder.poll() is not None
+
+
+def test_plain_loop_on_a_tun_that_is_down_drops_and_goes_on(netns):
+    """The data path's loop in the C core (Deframer.feed_to_fd) writing to a
+    real TUN that is set down (``ip link set ppp0 down``: the kernel says
+    EIO): the packets are counted as refused, the fd is not taken for gone,
+    and once the device is up again packets reach the stack."""
+    result = netns.python_json(code("""
+        from userppp.hdlc import Deframer, Framer
+        tun = TunDevice.open("ppp0", mtu=1500)
+        tun.configure("10.9.0.1", "10.9.0.2")
+        ip("link", "set", "ppp0", "down")
+        packet = bytes(dpkt.ip.IP(src=socket.inet_aton("10.9.0.2"),
+                                  dst=socket.inet_aton("10.9.0.1"), p=17,
+                                  data=dpkt.udp.UDP(sport=1, dport=9, data=b"x")))
+        wire = Framer(accm=0).encode_many([(0x21, packet)] * 3)
+        deframer = Deframer(accm=0)
+        stats = deframer.path_stats()
+        rest = deframer.feed_to_fd(wire, None, 1500, tun.fd, stats)
+        down = {"errors": stats.fd_errors, "errno": stats.fd_errno, "rest": len(rest)}
+        ip("link", "set", "ppp0", "up")
+        deframer.feed_to_fd(wire, None, 1500, tun.fd, stats)
+        print(json.dumps({"down": down, "written": stats.fd_packets,
+                          "errors": stats.fd_errors, "errno": stats.fd_errno}))
+    """))
+    assert result["down"] == {"errors": 3, "errno": 0, "rest": 0}
+    assert result["written"] == 3 and result["errors"] == 3 and result["errno"] == 0

@@ -440,13 +440,26 @@ def _decomp_compare(kind, data, backends):
     mru = _MRUS[data[1] & 7]
     decs = [compress.make_decompressor(kind, bits, mru=mru, **({"backend": b} if b else {}))
             for b in backends]
+    # the batch form (DataPath's call) over the same frames, run by run
+    batch = compress.make_decompressor(kind, bits, mru=mru,
+                                       **({"backend": backends[0]} if backends[0] else {}))
+    run, run_outs = [], []
+
+    def check_batch():
+        assert batch.receive_many(run) == run_outs, f"{kind}: receive_many differs"
+        assert batch.stats == decs[0].stats, (batch.stats, decs[0].stats)
+        run.clear()
+        run_outs.clear()
     for op, body, quarters in records(data, 2, wide=True):
         if body is None:
-            for d in decs:
+            check_batch()
+            for d in decs + [batch]:
                 d.reset()
             continue
         protocol = compress.PROTO_COMP if op & 1 == 0 else (0x21 + (op >> 1) * 2) & 0xFFFF
         outs = [d.receive(protocol, bytes(body)) for d in decs]
+        run.append((protocol, bytes(body)))
+        run_outs.append(outs[0])
         for d, out in zip(decs, outs):
             if out is not None:
                 assert len(out[1]) <= mru or protocol != compress.PROTO_COMP, \
@@ -456,6 +469,7 @@ def _decomp_compare(kind, data, backends):
             assert out == outs[0], f"{kind} C and twin differ: {outs}"
             assert d.last_error == first.last_error
             assert d.stats == first.stats, (d.stats, first.stats)
+    check_batch()
 
 
 def bsd_target(data: bytes) -> None:

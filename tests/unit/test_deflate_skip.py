@@ -8,7 +8,7 @@ import os
 import random
 import zlib
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from userppp.compress import PROTO_COMP, DeflateCompressor, make_decompressor
 
@@ -96,10 +96,14 @@ def test_runs_of_any_length_round_trip(bits, runs, seed):
 
 @SETTINGS
 @given(st.integers(9, 15), st.integers(0, 2 ** 32 - 1), st.integers(1, 40))
+# a damaged frame that inflated without an error left the stream inside a
+# block; the next uncompressed frame's stored block raised zlib.error out of
+# receive_many (hypothesis, session 5): now a code error, waiting for a reset
+@example(13, 1351, 10)
 def test_receive_many_is_receive_of_each(bits, seed, batch):
-    """The batch form (a run of uncompressed frames fed to inflate in one
-    call) gives what frame-by-frame receive gives, lost and damaged frames
-    and other protocols included, and leaves the same state."""
+    """The batch form gives what frame-by-frame receive gives, lost and
+    damaged frames and other protocols included, and leaves the same state;
+    neither raises."""
     rng = random.Random(seed)
     c = DeflateCompressor(bits)
     frames = []

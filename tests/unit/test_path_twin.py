@@ -183,3 +183,52 @@ def test_feed_to_fd_stops_when_the_fd_is_gone(tmp_path):
             os.close(fd)
         assert stats.fd_errno == 9 and stats.fd_packets == 0
         assert rest == [(0x21, ip)]
+
+
+def test_tun_to_frames_takes_mtus_up_to_its_batch_and_refuses_larger():
+    """The largest mtu whose worst-case frame fits one batch is framed; a
+    larger one is refused (the caller frames it in Python), never a batch
+    that reads nothing."""
+    for name in BACKENDS:
+        path = path_backend(name)
+        big = bytes([0x45]) + bytes(path.TX_MAX_MTU - 1)
+        ours, host = tun_pair()
+        with ours, host:
+            host.send(big)
+            stats = path.PathStats()
+            out = path.tun_to_frames(encoder(name, accm=0), ours.fileno(), 8,
+                                     path.TX_MAX_MTU, None, True, stats)
+            assert stats.frames == 1 and len(out) <= path.TX_CAP
+            assert decoder(name, 0, 16, path.TX_MAX_MTU).feed(
+                out, lambda p, payload: payload) == [big]
+            try:
+                path.tun_to_frames(encoder(name), ours.fileno(), 8, path.TX_MAX_MTU + 1,
+                                   None, True, stats)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"{name}: mtu over TX_MAX_MTU taken")
+
+
+def test_a_line_error_after_the_handed_back_frames_still_tosses_vj():
+    """RFC 1144 4.3: a frame lost anywhere in a read makes VJ wait for an
+    uncompressed packet, also in the part of a long read handed back to
+    Python after a frame for the Link."""
+    flow = build_flow(1, [(0, "data", 399, 6)] * 20)
+    frames = vj_backend("c").VjCompressor(16, True).compress_many(flow)
+    enc = encoder("c")
+    wire = (enc.encode(0xC021, b"\x09\x01\x00\x08\x01\x02\x03\x04", True)
+            + b"".join(enc.encode(p, payload, False) for p, payload in frames)
+            + b"\x7e\x21\x41\x42\x43\x7e"                        # a frame with a bad FCS
+            + b"".join(enc.encode(p, payload, False) for p, payload in frames[-3:]))
+    assert len(wire) > 2 * path_backend("c").FEED_PIECE
+    for name in BACKENDS:
+        ours, host = tun_pair()
+        with ours, host:
+            vjd = vj_backend(name).VjDecompressor(16, 1500)
+            dec = decoder(name)
+            rest = path_backend(name).feed_to_fd(dec, wire, vjd, 1500, ours.fileno(),
+                                                 path_backend(name).PathStats())
+            assert rest[0][0] == 0xC021 and len(rest) == 1 + len(frames) + 3
+            assert dec.stats()["bad_fcs"] == 1
+            assert vjd.stats()["tosses"] == 1, name

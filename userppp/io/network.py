@@ -701,7 +701,8 @@ class Network:
             return
         taken = 0
         frame_size = self.mtu + FRAME_OVERHEAD
-        plain = datapath.plain() and driver.capture is None
+        plain = datapath.plain() and driver.capture is None \
+            and datapath.mtu <= driver.framer.fd_max_mtu
         while taken < MAX_BATCH:
             room = driver.send_room()
             if room <= 0:
@@ -711,7 +712,7 @@ class Network:
             if plain:
                 read, empty = self._send_plain(driver, tun, want)
                 taken += read
-                if empty or self.tun is None:
+                if empty or not read or self.tun is None:
                     return                  # the TUN is empty for now (or gone)
                 continue
             packets = tun.read_batch(want)

@@ -15,7 +15,8 @@ Same interface as the C wrappers in :mod:`userppp.core`:
   slow path, in order.  Also returned when ``fd`` failed for good
   (``st.fd_errno``).
 * ``tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st) ->
-  bytes``: up to ``max_packets`` packets read from ``fd`` (until EAGAIN),
+  bytes``: up to ``max_packets`` packets read from ``fd`` (until EAGAIN;
+  ``mtu`` at most ``TX_MAX_MTU``, whose worst-case frame fits ``TX_CAP``),
   checked (size, IPv4), VJ-compressed (``vj`` a ``VjCompressor`` of this
   backend, or None) and framed back to back by ``encoder`` (an
   ``HdlcEncoder``); reads only while the output has room for a frame of
@@ -44,7 +45,9 @@ STAT_KEYS = ("frames", "wire_bytes", "packets", "bytes", "fd_packets", "fd_bytes
              "fd_errors", "fd_empty", "too_big", "not_ip", "vj_error", "vj_not_negotiated",
              "ccp_not_up", "fd_errno")
 
-_GONE = frozenset({errno.EBADF, errno.EBADFD, errno.EIO, errno.ENXIO})
+#: write errors that end the fd (as TunDevice.write_batch has them; EIO, a
+#: TUN that is down, is only a packet refused)
+_GONE = frozenset({errno.EBADF, errno.EBADFD})
 _LINE_ERRORS = ("bad_fcs", "aborts", "runts", "oversize")
 
 
@@ -64,6 +67,12 @@ def stats_dict(st) -> dict:
 def enc_bound(length: int) -> int:
     """upp_enc_bound: the most octets a frame of ``length`` octets takes."""
     return 1 + 2 * (HDLC_HDR_MAX + length + 4) + 1 + 32
+
+
+#: the largest mtu tun_to_frames takes (a worst-case frame fits TX_CAP);
+#: above it the caller uses the Python path
+TX_MAX_MTU = (TX_CAP - 2 - 32) // 2 - HDLC_HDR_MAX - 4
+assert enc_bound(TX_MAX_MTU) <= TX_CAP < enc_bound(TX_MAX_MTU + 1)
 
 
 def _put_packet(fd, packet, st) -> bool:
@@ -143,7 +152,12 @@ def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair) -> list:
         taken = deliver_frames(vj, mru, fd, frames, st)
         if taken < len(frames) or st.fd_errno:
             rest = [factory(p, payload) for p, payload in frames[taken:]]
-            return rest + decoder.feed(data[pos:], factory)
+            if pos < n:
+                errors = _line_errors(decoder)
+                rest += decoder.feed(data[pos:], factory)
+                if vj is not None and _line_errors(decoder) != errors:
+                    vj.toss()       # before the caller decompresses the rest
+            return rest
     return []
 
 
@@ -152,6 +166,8 @@ def tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st,
     out = []
     used = taken = 0
     room = enc_bound(mtu)
+    if cap < room:
+        raise ValueError("tun_to_frames: no room for one frame of mtu octets")
     while taken < max_packets and cap - used >= room:
         try:
             packet = os.read(fd, READ_SIZE)
@@ -164,6 +180,7 @@ def tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st,
             st.fd_errno = exc.errno
             break
         if not packet:
+            st.fd_empty += 1         # nothing more (a TUN never gives 0)
             break
         taken += 1
         st.fd_packets += 1
