@@ -713,6 +713,25 @@ class _Bridge(threading.Thread):
                 pass
 
 
+def _split_log(console: str, peer: bool) -> str:
+    """The main pppd's lines of the console (or the peer's, prefix removed).
+    pppd writes a log line and its newline in two writes, so the peer's
+    echo can land between them: "local  IP address 10.0.0.1PEER| local  IP
+    address 10.0.0.2" is a line of each (the main one's newline follows as
+    an empty line)."""
+    out = []
+    for line in console.splitlines():
+        head, *peers = line.split("PEER| ")
+        if peers:
+            if peer:
+                out.extend(peers)
+            elif head and not _KERNEL_LINE.match(head):
+                out.append(head)
+        elif not peer and not _KERNEL_LINE.match(line):
+            out.append(line)
+    return "\n".join(out) + ("\n" if out else "")
+
+
 class PppdVM:
     """pppd in a VM.  Use as a context manager:
 
@@ -927,14 +946,7 @@ class PppdVM:
 
     def log_text(self, peer: bool = False) -> str:
         """pppd's log (or the peer pppd's, prefix removed)."""
-        out = []
-        for line in self._read_console().splitlines():
-            if line.startswith("PEER| "):
-                if peer:
-                    out.append(line[6:])
-            elif not peer and not _KERNEL_LINE.match(line):
-                out.append(line)
-        return "\n".join(out) + ("\n" if out else "")
+        return _split_log(self._read_console(), peer)
 
     def wait_log(self, pattern: str | re.Pattern, timeout: float = 30.0,
                  peer: bool = False) -> re.Match:
