@@ -1,6 +1,8 @@
 /*
  * path.c - the data path's per-packet loop for the plain case: IP and VJ
- * between the TUN device and HDLC frames, no NAT, no CCP.
+ * between the TUN device and HDLC frames, no NAT; CCP off, or Deflate
+ * while it sends and receives packets as they are (the loop keeps what its
+ * history needs: upp_path_hist).
  *
  * The rest of the core is sans-I/O; these two functions are not: they
  * read and write a file descriptor the caller owns (the TUN device), so
@@ -8,10 +10,12 @@
  * loop doing a system call and a few objects per packet.  Everything else
  * they do is the core's own functions (upp_vj_*, upp_encode).  The Python
  * twins are userppp/ref/path.py; userppp/io/network.py uses these only
- * when no stage needs Python (no NAT, no CCP, no capture).
+ * when no stage needs Python (no NAT, no capture, CCP off or Deflate
+ * sending and receiving packets as they are).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "upp.h"
@@ -54,9 +58,32 @@ static int put_packet(int fd, const uint8_t *pkt, size_t len, upp_path_stats *st
     return 0;
 }
 
+/* one frame's protocol (one octet) and information field as a stored
+ * block (RFC 1951 3.2.4: BTYPE 00, LEN, NLEN), appended to h; 0 when h
+ * has no room (or the frame needs more than one block) */
+static int learn_frame(upp_path_hist *h, unsigned proto, const uint8_t *payload, size_t len)
+{
+    size_t n = len + 1;
+    uint8_t *p;
+
+    if (n > 0xFFFF || (size_t)(h->cap - h->len) < n + 5)
+        return 0;
+    p = h->buf + h->len;
+    p[0] = 0;
+    p[1] = (uint8_t)(n & 0xFF);
+    p[2] = (uint8_t)(n >> 8);
+    p[3] = (uint8_t)(~n & 0xFF);
+    p[4] = (uint8_t)((~n >> 8) & 0xFF);
+    p[5] = (uint8_t)proto;
+    memcpy(p + 6, payload, len);
+    h->len += (uint32_t)(n + 5);
+    h->count++;
+    return 1;
+}
+
 size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t *out,
                           const uint32_t *rec, size_t nrec, uint8_t *scratch,
-                          size_t scratch_cap, upp_path_stats *st)
+                          size_t scratch_cap, upp_path_hist *hist, upp_path_stats *st)
 {
     size_t i;
 
@@ -69,6 +96,12 @@ size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t
         if (proto != PROTO_IP && proto != PROTO_VJC_COMP && proto != PROTO_VJC_UNCOMP
             && proto != PROTO_COMP)
             break;                      /* the Link's: stop here */
+        if (hist != NULL) {
+            if (proto == PROTO_COMP)
+                break;                  /* the decompressor's */
+            if (hist->learn && !learn_frame(hist, proto, payload, len))
+                break;                  /* no room: the caller takes it */
+        }
         st->frames++;
         st->wire_bytes += len;
         if (proto == PROTO_COMP) {
@@ -107,15 +140,18 @@ size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t
 ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_comp *vj,
                             const upp_enc *e, unsigned flags, uint8_t *scratch,
                             size_t scratch_cap, uint8_t *out, size_t cap,
-                            upp_path_stats *st)
+                            upp_path_hist *hist, upp_path_stats *st)
 {
     size_t used = 0, taken = 0, frame_room = upp_enc_bound(mtu);
+    size_t hist_room = (size_t)mtu + 1;
     /* VJ output is never longer than its input: one more mtu of room */
     uint8_t *vjout = scratch_cap >= 65536 + (size_t)mtu ? scratch + 65536 : NULL;
 
-    if (scratch_cap < 65536 || (vj != NULL && vjout == NULL) || cap < frame_room)
+    if (scratch_cap < 65536 || (vj != NULL && vjout == NULL) || cap < frame_room
+        || (hist != NULL && hist->cap < hist->len + hist_room))
         return UPP_ERR_ARG;        /* no room for one frame: the caller frames it */
-    while (taken < max_packets && cap - used >= frame_room) {
+    while (taken < max_packets && cap - used >= frame_room
+           && (hist == NULL || hist->cap - hist->len >= hist_room)) {
         ssize_t n = read(fd, scratch, 65536);
         const uint8_t *payload = scratch;
         size_t len;
@@ -161,6 +197,12 @@ ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_com
             return r;
         flags &= ~(unsigned)UPP_ENC_OPEN_FLAG;   /* later frames share the flag */
         used += (size_t)r;
+        if (hist != NULL) {
+            hist->buf[hist->len] = (uint8_t)proto;
+            memcpy(hist->buf + hist->len + 1, payload, len);
+            hist->len += (uint32_t)(len + 1);
+            hist->count++;
+        }
         st->frames++;
         st->wire_bytes += len;
     }

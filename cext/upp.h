@@ -484,28 +484,49 @@ typedef struct upp_path_stats {
     int32_t fd_errno;           /* rx: EBADF or EBADFD; tx: any read error; else 0 */
 } upp_path_stats;
 
+/* The octets a Deflate history needs from the loop when CCP runs Deflate and
+ * the packets go uncompressed (userppp.compress: incompressible runs on
+ * transmit, incomp on receive).  The caller owns buf (cap octets) and
+ * empties it (len, count) after each call. */
+typedef struct upp_path_hist {
+    uint8_t *buf;
+    uint32_t cap;
+    uint32_t len;               /* octets in buf */
+    uint32_t count;             /* packets in buf */
+    int32_t learn;              /* rx: 0 when the decompressor waits for a reset */
+} upp_path_hist;
+
 /* Deliver frames decoded by upp_decode (rec: protocol, start, end in out,
  * three uint32 each): each IP frame (0x21), or VJ frame (0x2D, 0x2F) through
  * vj (NULL: VJ not negotiated, counted), becomes one write() of its IP packet
  * to fd (a TUN device); 0x00FD is counted in ccp_not_up.  Stops at the first
  * frame of any other protocol (the caller hands it and the rest to the
- * Link), or when the fd fails for good (fd_errno).  scratch (cap >= mru)
- * holds a decompressed packet.  Returns the number of frames taken. */
+ * Link), or when the fd fails for good (fd_errno).  With hist (CCP runs
+ * Deflate), 0x00FD stops the loop as well (the caller decompresses it), and
+ * while hist->learn each IP or VJ frame is first appended to hist as one
+ * RFC 1951 stored block (no BFINAL) of its protocol field (one octet) and
+ * information field, what the decompressor's incomp adds to its window; a
+ * frame without room in hist stops the loop.  scratch (cap >= mru) holds a
+ * decompressed packet.  Returns the number of frames taken. */
 size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t *out,
                           const uint32_t *rec, size_t nrec, uint8_t *scratch,
-                          size_t scratch_cap, upp_path_stats *st);
+                          size_t scratch_cap, upp_path_hist *hist, upp_path_stats *st);
 /* Read up to max_packets packets from fd (non-blocking: until EAGAIN) and
  * frame them back to back into out: each IPv4 packet of at most mtu octets
  * through vj (NULL: sent as 0x21), then e (the first frame opens with a flag
  * when flags say so); others counted and dropped.  Reads only while out has
- * room for a frame of mtu octets.  scratch (cap >= 65536) receives a packet.
- * Returns the octets written to out, or a negative error (UPP_ERR_ARG: cap
- * has no room for one frame of mtu octets); an fd error other than
- * EAGAIN/EINTR ends the batch with fd_errno set. */
+ * room for a frame of mtu octets (and hist, if given, for 1 + mtu octets).
+ * With hist (CCP runs Deflate and sends these packets as they are), each
+ * framed packet's protocol field (one octet) and information field are
+ * appended to hist for the compressor's history.  scratch (cap >= 65536)
+ * receives a packet.  Returns the octets written to out, or a negative
+ * error (UPP_ERR_ARG: cap has no room for one frame of mtu octets, or hist
+ * none for one packet); an fd error other than EAGAIN/EINTR ends the batch
+ * with fd_errno set. */
 ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_comp *vj,
                             const upp_enc *e, unsigned flags, uint8_t *scratch,
                             size_t scratch_cap, uint8_t *out, size_t cap,
-                            upp_path_stats *st);
+                            upp_path_hist *hist, upp_path_stats *st);
 /* UPP_CDEF_END */
 
 #endif /* UPP_H */

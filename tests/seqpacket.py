@@ -15,11 +15,12 @@ def tun_pair():
     return ours, host
 
 
-def drain(sock) -> list:
-    """Every packet waiting on ``sock``."""
+def drain(sock, most=None) -> list:
+    """Every packet waiting on ``sock`` (at most ``most``)."""
     packets = []
-    while True:
+    while most is None or len(packets) < most:
         try:
             packets.append(sock.recv(70000))
         except BlockingIOError:
-            return packets
+            break
+    return packets

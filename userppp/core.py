@@ -840,21 +840,32 @@ def nat_backend(name=None):
 
 # ---- the data path's loop (cext/path.c; twin userppp/ref/path.py) ----------------
 
-#: as userppp/ref/path.py (the twin's docstring says what they are)
-FEED_PIECE = 16384
-TX_CAP = 31744        # frames per call: under the 32 KiB mmap threshold (io/heap.py)
+# the twin's limits, which the C loop keeps too (its docstring says what they are)
+from .ref.path import FEED_PIECE, HIST_CAP, TX_CAP, TX_MAX_MTU  # noqa: E402
+
 _path_buffers = None
 
 
 def _path_scratch():
     """(rx scratch for one decompressed packet, tx scratch for a read packet
-    and its VJ form, tx output): one set for the process (one event loop)."""
+    and its VJ form, tx output, the Deflate history kept): one set for the
+    process (one event loop)."""
     global _path_buffers
     if _path_buffers is None:
         ffi, _ = _load()
+        hist = ffi.new("upp_path_hist *")
+        hist_buf = ffi.new("uint8_t[]", HIST_CAP)
+        hist.buf, hist.cap = hist_buf, HIST_CAP
         _path_buffers = (ffi.new("uint8_t[]", 65536), ffi.new("uint8_t[]", 2 * 65536),
-                         ffi.new("uint8_t[]", TX_CAP))
+                         ffi.new("uint8_t[]", TX_CAP), hist, hist_buf)
     return _path_buffers
+
+
+def _hist_take(ffi, hist) -> tuple:
+    """(octets, count) kept in an upp_path_hist, emptied."""
+    out = (ffi.buffer(hist.buf, hist.len)[:], hist.count)
+    hist.len = hist.count = 0
+    return out
 
 
 def c_path_stats():
@@ -866,15 +877,21 @@ def _frame_pair(protocol, payload):
     return protocol, payload
 
 
-def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair):
+def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair, ccp=None):
     """upp_decode and upp_deliver_frames over ``data``: see
     userppp.ref.path.feed_to_fd.  ``decoder`` a CHdlcDecoder, ``vj`` a
-    CVjDecompressor or None."""
+    CVjDecompressor or None, ``ccp`` a DeflateDecompressor or None."""
     ffi, lib = _load()
     d = decoder._d
     src = ffi.from_buffer(decoder._u8, data)
     n = len(src)
-    scratch = _path_scratch()[0]
+    buffers = _path_scratch()
+    scratch = buffers[0]
+    hist = ffi.NULL
+    if ccp is not None:
+        hist = buffers[3]
+        hist.len = hist.count = 0
+        hist.learn = not ccp.needs_reset
     vjd = ffi.NULL if vj is None else vj._d
     out, rec, outlen = decoder._out, decoder._rec, decoder._outlen
     pos = 0
@@ -891,7 +908,11 @@ def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair):
                 lib.upp_vj_toss(vjd)
             if not k:
                 continue
-            taken = lib.upp_deliver_frames(vjd, mru, fd, out, rec, k, scratch, 65536, st)
+            taken = lib.upp_deliver_frames(vjd, mru, fd, out, rec, k, scratch, 65536, hist, st)
+            if ccp is not None:
+                if hist.count:
+                    ccp.learn(*_hist_take(ffi, hist))
+                hist.learn = not ccp.needs_reset
             if taken < k or st.fd_errno:
                 blob = ffi.unpack(decoder._outp, outlen[0])
                 it = iter(ffi.unpack(rec + 3 * taken, 3 * (k - taken)))
@@ -905,25 +926,32 @@ def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair):
     return []
 
 
-def c_tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st, cap=TX_CAP):
+def c_tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st, cap=TX_CAP, ccp=None):
     """upp_tun_to_frames: see userppp.ref.path.tun_to_frames.  ``encoder`` a
-    CHdlcEncoder, ``vj`` a CVjCompressor or None."""
+    CHdlcEncoder, ``vj`` a CVjCompressor or None, ``ccp`` a
+    DeflateCompressor in an incompressible run or None."""
     ffi, lib = _load()
-    _, scratch, out = _path_scratch()
+    _, scratch, out, hist, _ = _path_scratch()
     if not 0 < cap <= TX_CAP:
         raise ValueError("tun_to_frames: cap out of range")
+    if ccp is None:
+        hist = ffi.NULL
+    else:
+        hist.len = hist.count = 0
     r = lib.upp_tun_to_frames(fd, max_packets, mtu, ffi.NULL if vj is None else vj._c,
                               encoder._e, 1 if open_flag else 0, scratch, 2 * 65536,
-                              out, cap, st)
+                              out, cap, hist, st)
     if r < 0:
         _raise(r, "tun_to_frames")
+    if ccp is not None and hist.count:
+        ccp.untried(*_hist_take(ffi, hist))
     return ffi.buffer(out, r)[:]
 
 
 _C_PATH_BACKEND = types.SimpleNamespace(
     name="c", PathStats=c_path_stats, feed_to_fd=c_feed_to_fd,
     tun_to_frames=c_tun_to_frames, FEED_PIECE=FEED_PIECE, TX_CAP=TX_CAP,
-    TX_MAX_MTU=(TX_CAP - 2 - 32) // 2 - 4 - 4,     # as userppp/ref/path.py
+    TX_MAX_MTU=TX_MAX_MTU,
 )
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
-from userppp.compress import Compressor, Decompressor
+from userppp.compress import (Compressor, Decompressor, DeflateCompressor,
+                              DeflateDecompressor)
 
 PPP_IP = 0x0021
 PPP_VJC_COMP = 0x002D
@@ -121,12 +122,32 @@ class DataPath:
             self.vj_rx.toss()
 
     # -- the plain case, in the C core --------------------------------------------
-    def plain(self) -> bool:
-        """Up, and no stage but VJ (no NAT, no CCP either way): the caller
-        may run the packet loop in the C core instead (Framer.frames_from_fd,
-        Deframer.feed_to_fd) and give its counters to count_plain_*."""
-        return (self.up and self.nat is None and self.ccp_tx is None
-                and self.ccp_rx is None)
+    def plain_rx(self) -> bool:
+        """Up, and no stage on the receive side but VJ and Deflate (no NAT;
+        CCP off, or a DeflateDecompressor, which the loop gives the
+        uncompressed frames and hands the compressed ones back): the
+        caller may run the packet loop in the C core instead
+        (Deframer.feed_to_fd, ``ccp_rx`` its ccp) and give its counters to
+        count_plain_rx."""
+        return (self.up and self.nat is None
+                and (self.ccp_rx is None or type(self.ccp_rx) is DeflateDecompressor))
+
+    def plain_tx(self) -> bool:
+        """As plain_rx for the transmit side (Framer.frames_from_fd,
+        count_plain_tx): CCP off, or Deflate in an incompressible run (read
+        at most ``ccp_tx.untried_left`` packets, ``ccp_tx`` the loop's
+        ccp)."""
+        return (self.up and self.nat is None
+                and (self.ccp_tx is None or (type(self.ccp_tx) is DeflateCompressor
+                                             and self.ccp_tx.untried_left > 0)))
+
+    def deflate_try_before_run(self) -> bool:
+        """The transmit side would be plain but for a Deflate try whose
+        failure starts an incompressible run: the caller reads that packet
+        alone, so that the run's packets are the C loop's."""
+        ccp = self.ccp_tx
+        return (self.up and self.nat is None and type(ccp) is DeflateCompressor
+                and ccp.untried_left == 0 and ccp.run_after_failed_try)
 
     def count_plain_rx(self, st, now: float) -> int:
         """Add a PathStats of Deframer.feed_to_fd to ours and zero it;

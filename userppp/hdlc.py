@@ -207,17 +207,19 @@ class Framer:
             return b""
         return self._impl.encode_many(frames, self._open_flag(now))
 
-    def frames_from_fd(self, fd, max_packets, mtu, vj, stats, now=None):
-        """The data path's plain case (no NAT, no CCP) in one call: up to
-        ``max_packets`` IP packets read from ``fd`` (a TUN device, until it
-        is empty), those over ``mtu`` or not IPv4 dropped, VJ-compressed by
-        ``vj`` (a VjCompressor of this backend, or None) and framed; the
-        frames concatenated (at most the backend's TX_CAP octets).
-        ``stats``: a PathStats of this backend, added to."""
+    def frames_from_fd(self, fd, max_packets, mtu, vj, stats, now=None, ccp=None):
+        """The data path's plain case (no NAT; no CCP, or ``ccp`` a
+        DeflateCompressor in an incompressible run, given the packets'
+        octets for its history) in one call: up to ``max_packets`` IP
+        packets read from ``fd`` (a TUN device, until it is empty), those
+        over ``mtu`` or not IPv4 dropped, VJ-compressed by ``vj`` (a
+        VjCompressor of this backend, or None) and framed; the frames
+        concatenated (at most the backend's TX_CAP octets).  ``stats``: a
+        PathStats of this backend, added to."""
         path = self._path
         last = self._last
         data = path.tun_to_frames(self._impl, fd, max_packets, mtu, vj,
-                                  self._open_flag(now), stats)
+                                  self._open_flag(now), stats, path.TX_CAP, ccp)
         if not data:
             self._last = last       # nothing sent: the line's idle time goes on
         return data
@@ -278,15 +280,17 @@ class Deframer:
         """All complete good frames in data (bytes-like, any chunk size)."""
         return self._impl.feed(data, Frame)
 
-    def feed_to_fd(self, data, vj, mru, fd, stats):
-        """The data path's plain case (no NAT, no CCP) in one call: the
-        frames in ``data`` deframed, and those of IP (and VJ, through ``vj``,
-        a VjDecompressor of this backend, or None) written to ``fd`` (a TUN
-        device) as IP packets of at most ``mru`` octets, up to the first
-        frame of another protocol; that one and all after it are returned
-        (Frames, in order) for the Link and the usual path.  A line error
-        tosses ``vj`` first.  ``stats``: a PathStats, added to."""
-        return self._path.feed_to_fd(self._impl, data, vj, mru, fd, stats, Frame)
+    def feed_to_fd(self, data, vj, mru, fd, stats, ccp=None):
+        """The data path's plain case (no NAT; no CCP, or ``ccp`` a
+        DeflateDecompressor, which learns the uncompressed frames) in one
+        call: the frames in ``data`` deframed, and those of IP (and VJ,
+        through ``vj``, a VjDecompressor of this backend, or None) written
+        to ``fd`` (a TUN device) as IP packets of at most ``mru`` octets, up
+        to the first frame of another protocol (or, with ``ccp``, a
+        compressed one); that one and all after it are returned (Frames, in
+        order) for the Link and the usual path.  A line error tosses ``vj``
+        first.  ``stats``: a PathStats, added to."""
+        return self._path.feed_to_fd(self._impl, data, vj, mru, fd, stats, Frame, ccp)
 
     def path_stats(self):
         """A zeroed PathStats for feed_to_fd."""

@@ -557,13 +557,28 @@ class NoisyModem(NullModem):
                 os.write(self.masters[1 - index], bytes(data))
 
 
+def _mixed_file(path, size, block=96 * 1024):
+    """Blocks of text and of random octets in turn: Deflate compresses the
+    one, and sends the other as it is in incompressible runs (the C core's
+    loop on both sides), then compresses again."""
+    text, noise = path.with_suffix(".text"), path.with_suffix(".noise")
+    _text_file(text, size)
+    _random_file(noise, size)
+    t, r = text.read_bytes(), noise.read_bytes()
+    data = b"".join((t if i // block % 2 else r)[i:i + block] for i in range(0, size, block))
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
 @pytest.mark.slow
-def test_deflate_recovers_from_lost_frames_with_reset_requests(tmp_path):
+@pytest.mark.parametrize("kind", ["text", "mixed"])
+def test_deflate_recovers_from_lost_frames_with_reset_requests(tmp_path, kind):
     """Frames lost on the line: B's decompressor is out of sequence, sends
     CCP Reset-Request; A resets its compressor and acks; B resets too and
-    the transfer (TCP retransmitting) completes intact."""
+    the transfer (TCP retransmitting) completes intact.  ``mixed``: random
+    blocks among the text, so frames are lost in incompressible runs too."""
     payload = tmp_path / "payload"
-    digest = _text_file(payload, 2 * MB)
+    digest = (_text_file if kind == "text" else _mixed_file)(payload, 2 * MB)
     options = ["deflate", "15", "nobsdcomp", "novj"]
     with NoisyModem() as cable, NetNamespace() as na, NetNamespace() as nb:
         a = End(na, cable.paths[0], f"{A_ADDR}:{B_ADDR}", tmp_path / "a.log", options)

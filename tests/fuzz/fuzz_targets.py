@@ -25,7 +25,6 @@ import shutil
 import struct
 import sys
 import tempfile
-import zlib
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 for _p in (os.path.dirname(_HERE), os.path.join(os.path.dirname(_HERE), "pair")):
@@ -41,7 +40,7 @@ from userppp.config import general  # noqa: E402
 from userppp.config.options import Settings  # noqa: E402
 from userppp.config.parser import ConfigError, EarlyExit, OptionParser  # noqa: E402
 from userppp.config.secrets import SecretEntry, Secrets, SecretsError, parse_secrets  # noqa: E402
-from userppp.events import CallbackRequested, CompressionUp, NetworkUp  # noqa: E402
+from userppp.events import CallbackRequested, NetworkUp  # noqa: E402
 from userppp.fsm import State  # noqa: E402
 from userppp.core import path_backend  # noqa: E402
 from userppp.hdlc import Deframer, Framer  # noqa: E402
@@ -114,12 +113,30 @@ def _path_tun(name: str):
     return _path_sockets[name]
 
 
+def _deflate_pair(path_name: str, bits: int, seed: int, state: dict):
+    """The Deflate compressor and decompressor the ``path`` target's loop
+    serves (bit 7 of its seed byte); the compressor in an incompressible
+    run.  One pair per backend, kept in ``state`` for the comparison."""
+    comp = compress.DeflateCompressor(bits)
+    for i in range(comp.SKIP_AFTER):
+        comp.compress(0x21, random.Random(seed + i).randbytes(200))
+    state[path_name] = comp, compress.DeflateDecompressor(bits, 1500)
+    return state[path_name]
+
+
+def _deflate_state(comp, decomp):
+    return (comp.stats, comp.seqno, b"".join(comp._history), decomp.stats, decomp.seqno,
+            decomp.needs_reset)
+
+
 def path_target(data: bytes) -> None:
     """cfg byte: bit0 FCS-32, bits1-2 ACCM, bits3-5 MRU, bit6 VJ, bit7 the
     transmit side; a byte seeding the chunking (receive) or the VJ slots
-    and batch size (transmit); then the wire bytes (receive: fed to
-    Deframer.feed_to_fd in chunks) or records, each a packet the TUN gives
-    (transmit: Framer.frames_from_fd)."""
+    and batch size (transmit), its bit 7 Deflate (the loop keeps the
+    history: a compressor in a run, a decompressor learning; the frames
+    handed back go to its receive_many); then the wire bytes (receive: fed
+    to Deframer.feed_to_fd in chunks) or records, each a packet the TUN
+    gives (transmit: Framer.frames_from_fd)."""
     if len(data) < 2:
         return
     cfg, seed, rest = data[0], data[1], data[2:]
@@ -127,10 +144,14 @@ def path_target(data: bytes) -> None:
     accm = _ACCMS[(cfg >> 1) & 3]
     fcs = 32 if cfg & 1 else 16
     results = []
+    deflate = {}
     for name in ("c", "ref"):
         path = path_backend(name)
         ours, host = _path_tun(name)
         stats = path.PathStats()
+        ccp_tx = ccp_rx = None
+        if seed & 0x80:
+            ccp_tx, ccp_rx = _deflate_pair(name, 9 + (seed & 3) + (cfg & 3), seed, deflate)
         if cfg & 0x80:
             framer = Framer(accm=accm, fcs=fcs, backend=name)
             comp = vj.VjCompressor(1 + (seed & 15), bool(seed & 16), backend=name) \
@@ -142,10 +163,11 @@ def path_target(data: bytes) -> None:
                     sent += 1
             out = []
             while stats.fd_packets < sent:
-                out.append(framer.frames_from_fd(ours.fileno(), 1 + (seed >> 5) * 9, mru,
-                                                 comp, stats, now=0.0))
+                out.append(framer.frames_from_fd(ours.fileno(), 1 + ((seed >> 5) & 3) * 9, mru,
+                                                 comp, stats, now=0.0, ccp=ccp_tx))
             assert drain(ours) == []
-            results.append((out, _path_stats(stats), comp.stats() if comp else None))
+            results.append((out, _path_stats(stats), comp.stats() if comp else None,
+                            _deflate_state(ccp_tx, ccp_rx) if ccp_tx else None))
             assert all(len(chunk) <= path.TX_CAP for chunk in out)
             continue
         deframer = Deframer(accm=accm, fcs=fcs, mru=mru, backend=name)
@@ -156,14 +178,18 @@ def path_target(data: bytes) -> None:
         i = 0
         while i < len(rest):
             j = i + (rng.randrange(1, 64) if seed else len(rest))
-            left = deframer.feed_to_fd(rest[i:j], decomp, mru, ours.fileno(), stats)
+            left = deframer.feed_to_fd(rest[i:j], decomp, mru, ours.fileno(), stats, ccp_rx)
             leftovers.append([(f.protocol, f.payload) for f in left])
+            if ccp_rx is not None:
+                ccp_rx.receive_many([(f.protocol, f.payload) for f in left
+                                     if f.protocol in (0x21, 0x2D, 0x2F, 0xFD)])
             i = j
         written = drain(host)
         assert len(written) == stats.fd_packets <= len(rest) // 3
         assert all(len(p) <= mru for p in written)
         results.append((leftovers, written, _path_stats(stats), deframer.stats,
-                        decomp.stats() if decomp else None))
+                        decomp.stats() if decomp else None,
+                        _deflate_state(ccp_tx, ccp_rx) if ccp_tx else None))
     assert results[0] == results[1], "path: C and twin differ"
 
 

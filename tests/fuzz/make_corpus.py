@@ -200,14 +200,15 @@ def vj_corpus():
     out = []
     for slots, cslot in ((16, True), (4, False)):
         comp = vj.VjCompressor(slots, cslot, backend="ref")
-        entry = bytearray([slots - 1, 0])
+        recs = []
         for p in tcp_stream():
             proto, payload = comp.compress(p)
-            entry += record({0x2D: 0, 0x2F: 1, 0x21: 2}[proto], payload, wide=True)
-        out.append(bytes(entry))
-        # the same with a toss in the middle (a lost frame)
-        mid = len(entry) // 2
-        out.append(bytes(entry))
+            recs.append(({0x2D: 0, 0x2F: 1, 0x21: 2}[proto], payload))
+        out.append(bytes([slots - 1, 0]) + b"".join(record(op, b, wide=True) for op, b in recs))
+        # the same with a toss in the middle (a lost frame: op bit 0x80)
+        mid = len(recs) // 2
+        recs[mid] = (recs[mid][0] | 0x80, recs[mid][1])
+        out.append(bytes([slots - 1, 0]) + b"".join(record(op, b, wide=True) for op, b in recs))
     # RFC 1144 3.2.3: a compressed header with only the connection change bit
     out.append(bytes([15, 0]) + record(1, tcp_stream(1)[0][:40], wide=True)
                + record(0, H("4000" + "0000"), wide=True))
@@ -298,6 +299,16 @@ def path_corpus():
         out.append(bytes([cfg | 0x40, 15]) + vjwire + b"\x7e\x21\x01\x02\x7e" + vjwire)
         out.append(bytes([cfg | 0x80 | 0x40, 0x2F])
                    + b"".join(record(0, p, wide=True) for p in flow))
+        # Deflate (seed bit 7): a peer's frames, compressed or sent as they
+        # are, for the learning decompressor; random packets for a run
+        seed = 0x80 | 0x0B
+        comp = compress.DeflateCompressor(9 + (seed & 3) + (cfg & 3))
+        mixed = [p if i % 2 else p[:20] + random.Random(i).randbytes(60)
+                 for i, p in enumerate(flow[:8])]
+        out.append(bytes([cfg, seed]) + b"".join(
+            f.encode(*comp.compress(0x21, p)) for p in mixed))
+        out.append(bytes([cfg | 0x80, seed]) + b"".join(
+            record(0, p, wide=True) for p in mixed))
     return out
 
 

@@ -17,6 +17,8 @@ by the last test.
 """
 from __future__ import annotations
 
+import contextlib
+import random
 import re
 import time
 
@@ -40,18 +42,27 @@ def wire_bytes(wire, direction):
     return sum(len(d) for _, lab, d in wire if lab == direction)
 
 
-def run_ccp(pppd_vm, method, arch, *, strict=True):
-    opts, label, option_text = METHODS[method]
-    t0 = time.monotonic()
-    to_vm, from_vm = text_payload(60 * 1024, 11), text_payload(60 * 1024, 12)
+@contextlib.contextmanager
+def ccp_session(pppd_vm, method, from_vm, arch="amd64"):
+    """pppd in the VM (serving ``from_vm`` as /www/from-vm.bin) and userppp,
+    both offering only ``method`` at 15; yields the Session once IPCP is
+    up and both logs say the method is enabled."""
+    opts, label, _ = METHODS[method]
     pppd = ["noauth", "noipv6", f"{SERVER}:{CLIENT}", *opts]
     ours = ["noauth", "local", "noipdefault", *opts, "--tun", "ppp0"]
-    result = {}
     with vm_and_userppp(pppd_vm, pppd, ours, {"/www/from-vm.bin": from_vm}, arch=arch) as s:
         s.up.wait_log(r"^remote IP address", 60)
         s.wait_tun(CLIENT)
         s.vm.wait_log(rf"^{re.escape(label)} compression enabled$", 20)
         s.up.wait_log(rf"^{re.escape(label)} compression enabled$", 20)
+        yield s
+
+
+def run_ccp(pppd_vm, method, arch, *, strict=True):
+    t0 = time.monotonic()
+    to_vm, from_vm = text_payload(60 * 1024, 11), text_payload(60 * 1024, 12)
+    result = {}
+    with ccp_session(pppd_vm, method, from_vm, arch) as s:
         try:
             s.ping_from_host(SERVER, count=20, size=1400, pattern=PATTERN)
             s.ping_from_vm(CLIENT, count=20, size=1400, interval=0.3)
@@ -104,6 +115,38 @@ def test_ccp_method_with_pppd(pppd_vm, method, arch):
 
 
 @pytest.mark.interop_timeout(180)
+def test_deflate_with_incompressible_data_then_compressible(pppd_vm):
+    """Random data by TCP each way under Deflate 15: what we send in an
+    incompressible run goes out as it is from the C core's loop, its octets
+    in our compressor's history (DeflateCompressor.untried), and the
+    kernel's ppp_deflate must take each such frame into its window
+    (inflateIncomp); what the kernel sends as it is we learn in the C
+    core's loop (DeflateDecompressor.learn).  Then pings with a repeated
+    pattern each way must go compressed again and decode on both sides:
+    neither side asks for a reset, both payloads' sha256 check."""
+    rng = random.Random(21)
+    to_vm, from_vm = rng.randbytes(160 * 1024), rng.randbytes(160 * 1024)
+    with ccp_session(pppd_vm, "deflate", from_vm) as s:
+        timing = s.tcp_both_ways(CLIENT, SERVER, to_vm, "/www/from-vm.bin", from_vm)
+        during = list(s.vm.wire)
+        s.ping_from_host(SERVER, count=10, size=1400, pattern=PATTERN)
+        s.ping_from_vm(CLIENT, count=10, size=1400, interval=0.3)
+        after = list(s.vm.wire)[len(during):]
+        pexit, uexit = end_by_pppd(s)
+        plog, ulog = s.vm.log_text(), s.up.log_text()
+    print(f"timing {timing}")
+    for direction in ("pppd>host", "host>pppd"):
+        # the random data went as it was (IP or VJ), the pings after it compressed
+        sent_as_is = frame_protocols(during, direction)
+        assert sum(sent_as_is.get(p, 0) for p in (0x21, 0x2D, 0x2F)) > 80, direction
+        assert frame_protocols(after, direction).get(PPP_COMP, 0) >= 10, direction
+    for log in (plog, ulog):
+        assert "CCP ResetReq" not in log, log
+    assert not re.search(r"decompression error|Lost compression sync", plog, re.I), plog
+    assert pexit == 5 and uexit is not None, plog
+
+
+@pytest.mark.interop_timeout(180)
 def test_bsdcomp_on_the_amd64_kernel_observed(pppd_vm):
     """BSD-Compress 15 against the 64-bit kernel: what happens, recorded.
 
@@ -115,16 +158,9 @@ def test_bsdcomp_on_the_amd64_kernel_observed(pppd_vm):
     still verifies.  The same userppp bytes decompress fine on the i386
     kernel (test_ccp_method_with_pppd[bsdcomp-i386]), which is why this is
     put down to the kernel (docs/interop.md)."""
-    opts, label, _ = METHODS["bsdcomp"]
     t0 = time.monotonic()
     to_vm, from_vm = text_payload(24 * 1024, 13), text_payload(24 * 1024, 14)
-    pppd = ["noauth", "noipv6", f"{SERVER}:{CLIENT}", *opts]
-    ours = ["noauth", "local", "noipdefault", *opts, "--tun", "ppp0"]
-    with vm_and_userppp(pppd_vm, pppd, ours, {"/www/from-vm.bin": from_vm}) as s:
-        s.up.wait_log(r"^remote IP address", 60)
-        s.wait_tun(CLIENT)
-        s.vm.wait_log(rf"^{re.escape(label)} compression enabled$", 20)
-        s.up.wait_log(rf"^{re.escape(label)} compression enabled$", 20)
+    with ccp_session(pppd_vm, "bsdcomp", from_vm) as s:
         # one packet from us, compressed: the kernel cannot decompress it
         s.ns.run(["ping", "-n", "-c", "1", "-W", "3", "-s", "1400", "-p", PATTERN, SERVER],
                  check=False, timeout=20)

@@ -1,7 +1,7 @@
-"""userppp.io.network's plain case: with no NAT, no CCP and no capture the
-per-packet loop runs in the C core (Framer.frames_from_fd,
-Deframer.feed_to_fd) on the TUN's file descriptor; with any of them the
-Python path runs.  The TUN is a SOCK_SEQPACKET pair (tests/seqpacket.py),
+"""userppp.io.network's plain case: with no NAT, no capture, and CCP off
+or Deflate sending packets as they are, the per-packet loop runs in the C
+core (Framer.frames_from_fd, Deframer.feed_to_fd) on the TUN's file
+descriptor; otherwise the Python path runs.  The TUN is a SOCK_SEQPACKET pair (tests/seqpacket.py),
 the driver a stand-in with the real Framer and Deframer; the real thing
 is in tests/e2e/test_network.py."""
 
@@ -13,7 +13,10 @@ import types
 import pytest
 
 from seqpacket import drain, tun_pair
+from test_path_deflate import ip_packet, noise
 from test_vj_props import build_flow
+from userppp.compress import (PROTO_COMP, BsdCompressor, BsdDecompressor, DeflateCompressor,
+                              DeflateDecompressor)
 from userppp.hdlc import Deframer, Framer
 from userppp.io.network import Network
 from userppp.io.tun import TunStats
@@ -30,10 +33,12 @@ class SocketTun:
         self.fd = sock.fileno()
         self.stats = TunStats()
         self.read_batches = 0
+        self.asked = []         # ``most`` of each read_batch
 
     def read_batch(self, most):
         self.read_batches += 1
-        return drain(self.sock)[:most]
+        self.asked.append(most)
+        return drain(self.sock, most)
 
     def write_batch(self, packets):
         for packet in packets:
@@ -52,6 +57,7 @@ class Driver:
         self.capture = None
         self.sent = b""
         self.batches = []
+        self.in_order = []      # what went to the line, framed or not, in order
         self.terminated = None
 
     def clock(self):
@@ -65,10 +71,12 @@ class Driver:
 
     def send_data(self, data):
         self.sent += data
+        self.in_order += [(f.protocol, f.payload) for f in self.deframer.feed(data)]
         return True
 
     def send_batch(self, frames):
         self.batches += frames
+        self.in_order += frames
         return True
 
     def terminate(self, signum, reason, exit_code):
@@ -128,7 +136,7 @@ def test_line_to_tun_in_the_c_core_hands_back_the_links_frames(net):
 @pytest.mark.parametrize("stage", ["ccp", "nat", "capture", "down"])
 def test_any_python_stage_takes_the_python_path(net, stage):
     if stage == "ccp":
-        net.datapath.set_ccp(object(), None)
+        net.datapath.set_ccp(BsdCompressor(12), BsdDecompressor(12))
     elif stage == "nat":
         net.datapath.nat = object()
     elif stage == "capture":
@@ -136,11 +144,11 @@ def test_any_python_stage_takes_the_python_path(net, stage):
     else:
         net.datapath.network_down()
     assert net.receive_line(net.driver.deframer, b"\x7e") is None
-    if stage in ("capture", "down"):
+    if stage in ("ccp", "capture", "down"):
         net.host.send(FLOW[0])
         net._tun_readable()
         assert net.driver.sent == b""
-        assert net.tun.read_batches == (1 if stage == "capture" else 0)
+        assert net.tun.read_batches == (0 if stage == "down" else 1)
 
 
 def test_a_tun_gone_ends_the_link(net, tmp_path):
@@ -168,3 +176,53 @@ def test_an_mtu_over_the_c_loops_batch_takes_the_python_path(net):
     net._tun_readable()
     assert net.tun.read_batches == 1
     assert net.driver.batches == [(0x21, big)] and net.driver.sent == b""
+
+
+def test_deflates_incompressible_runs_go_through_the_c_core_and_the_peer_follows(net):
+    """Deflate on, random data: after SKIP_AFTER failed tries the run's
+    packets are read and framed in the C core, each try is one packet read
+    in Python; a compressible packet after them is compressed again, and a
+    peer's decompressor fed everything in order decodes it."""
+    net.datapath.set_ccp(DeflateCompressor(15), None)
+    packets = [ip_packet(noise(i, 1000)) for i in range(240)]
+    for i in range(0, len(packets), 60):
+        for packet in packets[i:i + 60]:
+            net.host.send(packet)
+        net._tun_readable()
+    comp = net.datapath.ccp_tx
+    assert comp.stats["untried"] > 200
+    # the first read takes the first tries (and a run's start) in Python;
+    # after that each try is read alone, and the runs go in the C core
+    asked = net.tun.asked
+    assert asked[0] > 1 and asked[1:] == [1] * (len(asked) - 1), asked
+    assert len(asked) > 5
+    assert len(net.driver.sent) > 150 * 1000
+    text = ip_packet(b"compressible " * 80)
+    for _ in range(comp.untried_left + 1):           # a try comes after the run
+        net.host.send(text)
+    net._tun_readable()
+    frames = net.driver.in_order
+    assert frames[-1][0] == PROTO_COMP
+    peer = DeflateDecompressor(15)
+    out = [peer.receive(p, payload) for p, payload in frames]
+    assert [payload for _, payload in out] == packets + [text] * (len(frames) - len(packets))
+    assert peer.stats["errors"] == 0
+    stats = net.datapath.stats
+    assert stats["packets_out"] == stats["frames_out"] == comp.stats["packets"] == len(frames)
+
+
+def test_deflate_frames_from_the_line_learnt_in_the_c_core(net):
+    """Deflate on receive: the uncompressed frames go to the TUN in the C
+    core and into the decompressor's history; a compressed frame comes back
+    for the usual path, and decodes."""
+    net.datapath.set_ccp(None, DeflateDecompressor(15))
+    comp = DeflateCompressor(15)
+    packets = [ip_packet(noise(i, 700)) for i in range(3)] + [ip_packet(b"z" * 500)]
+    frames = [comp.compress(0x21, p) for p in packets]
+    assert [p for p, _ in frames] == [0x21] * 3 + [PROTO_COMP]
+    rest = net.receive_line(net.driver.deframer, Framer(accm=0).encode_many(frames))
+    assert drain(net.host) == packets[:3]
+    assert [(f.protocol, f.payload) for f in rest] == frames[3:]
+    ccp = net.datapath.ccp_rx
+    assert ccp.stats["incomp_packets"] == 3
+    assert ccp.receive(PROTO_COMP, rest[0].payload) == (0x21, packets[3])

@@ -549,21 +549,22 @@ class Network:
 
     # -- link -> TUN (the driver calls these) ------------------------------------------
     def receive_line(self, deframer, data) -> Optional[list]:
-        """A line read in the plain case (DataPath.plain, the TUN up, no
+        """A line read in the plain case (DataPath.plain_rx, the TUN up, no
         capture): deframed and its data frames written into the TUN in one
-        call into the C core, up to the first frame for the Link; returns
-        that frame and the rest (Frames, in order, for the driver's usual
-        path).  None when the case is not plain: the driver deframes the
-        read itself."""
+        call into the C core, up to the first frame for the Link (or, with
+        Deflate, a compressed one); returns that frame and the rest (Frames,
+        in order, for the driver's usual path).  None when the case is not
+        plain: the driver deframes the read itself."""
         tun, driver = self.tun, self.driver
         if tun is None or driver is None or driver.capture is not None \
-                or not self.datapath.plain():
+                or not self.datapath.plain_rx():
             return None
         st = self._plain_rx
         if st is None:
             st = self._plain_rx = deframer.path_stats()
         datapath = self.datapath
-        rest = deframer.feed_to_fd(data, datapath.vj_rx, datapath.mru, tun.fd, st)
+        rest = deframer.feed_to_fd(data, datapath.vj_rx, datapath.mru, tun.fd, st,
+                                   datapath.ccp_rx)
         tun_stats = tun.stats
         tun_stats.written_packets += st.fd_packets
         tun_stats.written_bytes += st.fd_bytes
@@ -701,20 +702,21 @@ class Network:
             return
         taken = 0
         frame_size = self.mtu + FRAME_OVERHEAD
-        plain = datapath.plain() and driver.capture is None \
-            and datapath.mtu <= driver.framer.fd_max_mtu
+        plain = driver.capture is None and datapath.mtu <= driver.framer.fd_max_mtu
         while taken < MAX_BATCH:
             room = driver.send_room()
             if room <= 0:
                 self._stop_reading()        # on_line_drain starts us again
                 return
             want = min(MAX_BATCH - taken, room // frame_size + 1)
-            if plain:
+            if plain and datapath.plain_tx():
                 read, empty = self._send_plain(driver, tun, want)
                 taken += read
                 if empty or not read or self.tun is None:
                     return                  # the TUN is empty for now (or gone)
                 continue
+            if plain and datapath.deflate_try_before_run():
+                want = 1    # Deflate tries this one alone: the run after it is the C core's
             packets = tun.read_batch(want)
             if not packets:
                 return
@@ -739,8 +741,11 @@ class Network:
         if st is None:
             st = self._plain_tx = driver.framer.path_stats()
         datapath = self.datapath
+        ccp = datapath.ccp_tx
+        if ccp is not None:
+            want = min(want, ccp.untried_left)      # Deflate's incompressible run
         data = driver.framer.frames_from_fd(tun.fd, want, datapath.mtu, datapath.vj_tx, st,
-                                            driver.clock())
+                                            driver.clock(), ccp)
         read, empty = st.fd_packets, st.fd_empty
         tun_stats = tun.stats
         tun_stats.read_packets += read

@@ -1,6 +1,6 @@
 """Pure-Python twin of cext/path.c: the data path's per-packet loop for the
 plain case (IP and VJ between a TUN file descriptor and HDLC frames; no
-NAT, no CCP).
+NAT; CCP off, or Deflate while it sends and receives packets as they are).
 
 Same interface as the C wrappers in :mod:`userppp.core`:
 
@@ -21,6 +21,22 @@ Same interface as the C wrappers in :mod:`userppp.core`:
   backend, or None) and framed back to back by ``encoder`` (an
   ``HdlcEncoder``); reads only while the output has room for a frame of
   ``mtu`` octets under ``cap``.
+
+Deflate (``ccp``, the last argument of both): the loop keeps what the
+method's history needs, and the caller's compressor or decompressor takes it
+once a batch, in one call:
+
+* receive: ``ccp`` a ``DeflateDecompressor``; a compressed frame (0x00FD)
+  ends the loop like a frame for the Link (the caller decompresses it), and
+  unless ``ccp.needs_reset`` each IP or VJ frame is kept as an RFC 1951
+  stored block, before VJ; after each piece, ``ccp.learn(blocks, count)``.
+* transmit: ``ccp`` a ``DeflateCompressor`` in an incompressible run (the
+  caller reads at most ``ccp.untried_left`` packets); each framed packet's
+  protocol octet and information field are kept, and
+  ``ccp.untried(octets, count)`` takes them.
+
+Both stop when the ``HIST_CAP`` octets of history have no room for the next
+packet: the caller takes the rest the usual way.
 """
 
 import errno
@@ -40,6 +56,9 @@ FEED_PIECE = 16384
 TX_CAP = 31744
 READ_SIZE = 65536
 HDLC_HDR_MAX = 4          # address, control, two protocol octets
+#: octets of Deflate history the loop keeps in one call (see above)
+HIST_CAP = 131072
+STORED_HDR = 5            # a stored block's BTYPE octet, LEN and NLEN
 
 STAT_KEYS = ("frames", "wire_bytes", "packets", "bytes", "fd_packets", "fd_bytes",
              "fd_errors", "fd_empty", "too_big", "not_ip", "vj_error", "vj_not_negotiated",
@@ -95,12 +114,54 @@ def _put_packet(fd, packet, st) -> bool:
     return True
 
 
-def deliver_frames(vj, mru, fd, frames, st) -> int:
+class Hist:
+    """Twin of upp_path_hist: the octets kept for a Deflate history."""
+    __slots__ = ("buf", "cap", "count", "learn")
+
+    def __init__(self, learn=True):
+        self.buf = bytearray()
+        self.cap = HIST_CAP
+        self.count = 0
+        self.learn = learn
+
+    def room(self) -> int:
+        return self.cap - len(self.buf)
+
+    def take(self) -> tuple:
+        """(octets, count), emptied."""
+        out = (bytes(self.buf), self.count)
+        self.buf.clear()
+        self.count = 0
+        return out
+
+
+def stored_block(protocol, payload) -> bytes:
+    """A frame's protocol octet and information field as one RFC 1951
+    stored block (no BFINAL)."""
+    n = len(payload) + 1
+    return bytes((0, n & 0xFF, n >> 8, ~n & 0xFF, (~n >> 8) & 0xFF, protocol)) + bytes(payload)
+
+
+def _learn_frame(hist, protocol, payload) -> bool:
+    n = len(payload) + 1
+    if n > 0xFFFF or hist.room() < n + STORED_HDR:
+        return False
+    hist.buf += stored_block(protocol, payload)
+    hist.count += 1
+    return True
+
+
+def deliver_frames(vj, mru, fd, frames, st, hist=None) -> int:
     """Twin of upp_deliver_frames over ``[(protocol, payload), ...]``;
     returns how many frames were taken."""
     for i, (protocol, payload) in enumerate(frames):
         if protocol not in DATA_PROTOCOLS:
             return i
+        if hist is not None:
+            if protocol == PROTO_COMP:
+                return i                    # the decompressor's
+            if hist.learn and not _learn_frame(hist, protocol, payload):
+                return i                    # no room: the caller takes it
         st.frames += 1
         st.wire_bytes += len(payload)
         if protocol == PROTO_COMP:
@@ -139,9 +200,17 @@ def frame_pair(protocol, payload) -> tuple:
     return protocol, payload
 
 
-def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair) -> list:
+def learn_hist(ccp, hist) -> None:
+    """The receive side's kept frames to the decompressor (``ccp.learn``)."""
+    if hist.count:
+        ccp.learn(*hist.take())
+    hist.learn = not ccp.needs_reset
+
+
+def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair, ccp=None) -> list:
     data = bytes(data)
     pos, n = 0, len(data)
+    hist = None if ccp is None else Hist(learn=not ccp.needs_reset)
     while pos < n:
         piece = data[pos:pos + FEED_PIECE]
         pos += len(piece)
@@ -149,7 +218,9 @@ def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair) -> list:
         frames = decoder.feed(piece, frame_pair)
         if vj is not None and _line_errors(decoder) != errors:
             vj.toss()
-        taken = deliver_frames(vj, mru, fd, frames, st)
+        taken = deliver_frames(vj, mru, fd, frames, st, hist)
+        if hist is not None:
+            learn_hist(ccp, hist)
         if taken < len(frames) or st.fd_errno:
             rest = [factory(p, payload) for p, payload in frames[taken:]]
             if pos < n:
@@ -162,13 +233,15 @@ def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair) -> list:
 
 
 def tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st,
-                  cap=TX_CAP) -> bytes:
+                  cap=TX_CAP, ccp=None) -> bytes:
     out = []
     used = taken = 0
     room = enc_bound(mtu)
-    if cap < room:
+    hist = None if ccp is None else Hist()
+    if cap < room or (hist is not None and hist.room() < mtu + 1):
         raise ValueError("tun_to_frames: no room for one frame of mtu octets")
-    while taken < max_packets and cap - used >= room:
+    while taken < max_packets and cap - used >= room \
+            and (hist is None or hist.room() >= mtu + 1):
         try:
             packet = os.read(fd, READ_SIZE)
         except InterruptedError:
@@ -200,4 +273,10 @@ def tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st,
         used += len(frame)
         st.frames += 1
         st.wire_bytes += len(payload)
+        if hist is not None:
+            hist.buf.append(protocol)
+            hist.buf += payload
+            hist.count += 1
+    if hist is not None and hist.count:
+        ccp.untried(*hist.take())
     return b"".join(out)
