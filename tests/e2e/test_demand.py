@@ -277,3 +277,66 @@ def test_demand_tun_deleted_while_waiting_ends_with_1(pair):
     client_ns.run(["ip", "link", "del", "ppp0"])
     assert client.process.wait(10) == 1, client.describe()
     assert "read TUN ppp0:" in client.text()
+
+
+UDP_ECHO = textwrap.dedent("""
+    import json, socket, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((sys.argv[1], int(sys.argv[2])))
+    print("ready", flush=True)
+    s.settimeout(30)
+    data, peer = s.recvfrom(2048)
+    s.sendto(data[::-1], peer)
+    print(json.dumps({"from": peer[0], "data": data.decode()}), flush=True)
+""")
+
+UDP_ASK = textwrap.dedent("""
+    import json, socket, sys, time
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 25:
+        try:
+            s.sendto(b"through the forward", (sys.argv[1], int(sys.argv[2])))
+            data, peer = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        except OSError:         # no route for a moment: the TUN renumbered
+            time.sleep(0.2)
+            continue
+        print(json.dumps({"from": peer[0], "data": data.decode()}))
+        break
+""")
+
+
+def test_demand_with_nat_server_a_forward_dials_and_reaches_the_peer(pair):
+    """``demand nat-server``: the dial-in end of the NAT is the peer we
+    call.  The TUN comes up first with the peers' shared address (the
+    nat-subnet's, 10.64.0.1) as its far end; a datagram from beyond it to a
+    forwarded port dials, waits in the demand queue, and once IPCP is up is
+    translated to the peer (which sees it from our negotiated address);
+    the reply comes back from the shared address."""
+    client_ns, server_ns, start = pair
+    start(server_ns, 1, SERVER_PERSIST, "server")
+    echo = server_ns.popen([sys.executable, "-c", UDP_ECHO, "0.0.0.0", "7000"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert echo.stdout.readline().strip() == "ready"
+        client = start(client_ns, 0, ["noipdefault", "demand", "nat-server",
+                                      "nat-forward", f"udp:7000:{SERVER_IP}:7000"], "client")
+        assert wait_for(lambda: tun_addresses(client_ns)), client.describe()
+        local, far = tun_addresses(client_ns)[0]
+        assert far == "10.64.0.1", tun_addresses(client_ns)
+        assert "Starting link" not in client.text()
+        done = client_ns.run([sys.executable, "-c", UDP_ASK, "10.64.0.1", "7000"],
+                             timeout=40, check=False)
+        assert '"data": "drawrof eht hguorht"' in done.stdout, (done.stdout, client.describe())
+        assert '"from": "10.64.0.1"' in done.stdout, done.stdout
+        seen = echo.communicate(timeout=10)[0]
+    finally:
+        if echo.poll() is None:
+            echo.kill()
+            echo.communicate()
+    assert f'"from": "{CLIENT_IP}"' in seen, seen
+    assert "Starting link" in client.text()
+    assert tun_addresses(client_ns) == [(CLIENT_IP, "10.64.0.1")], tun_addresses(client_ns)

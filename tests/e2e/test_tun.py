@@ -205,6 +205,26 @@ def test_change_addresses_later_as_demand_does(ns):
     assert result["routes"] == ["ppp0"]
 
 
+def test_new_local_address_with_the_same_peer_keeps_it(ns):
+    """nat-server under demand: the far end (the peers' shared address)
+    stays, our address changes.  The kernel makes the new address a
+    secondary of the old one; removing the old must not take the new with
+    it, nor the default route through the device."""
+    result = ns.python_json(code("""
+        tun = TunDevice.open("ppp0")
+        tun.configure("10.64.64.64", "10.64.0.1")
+        tun.add_default_route()
+        tun.set_addresses("10.9.0.1", "10.64.0.1")
+        after = [(a["local"], a["address"]) for a in
+                 ip("addr", "show", "dev", "ppp0")[0]["addr_info"] if a["family"] == "inet"]
+        routes = [r.get("dev") for r in ip("route", "show", "default")]
+        tun.close()
+        print(json.dumps({"after": after, "routes": routes}))
+    """))
+    assert result["after"] == [["10.9.0.1", "10.64.0.1"]]
+    assert result["routes"] == ["ppp0"]
+
+
 def test_persistent_tun_is_left_as_it_was(ns):
     ns.run(["ip", "tuntap", "add", "mode", "tun", "name", "keep0"])
     ns.run(["ip", "link", "set", "keep0", "mtu", "1280", "txqueuelen", "77"])

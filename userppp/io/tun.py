@@ -235,6 +235,7 @@ class TunDevice:
         self._replaced: list = []                  # routes we took away
         self._closed = False
         self._ipv6_was: Optional[bool] = None   # disable_ipv6 before we set it
+        self._promote_was: Optional[bool] = None    # promote_secondaries, likewise
 
     # -- opening -----------------------------------------------------------
     @classmethod
@@ -310,10 +311,19 @@ class TunDevice:
         # add the new pair before removing the old one: a device left with
         # no IPv4 address loses its routes (the default route among them)
         added = not self._had_address(local, remote)
+        if added and remote == self.remote and self._added:
+            # same peer, new local (nat-server under demand): the kernel
+            # makes the new address a secondary of the old, and deleting a
+            # primary deletes its secondaries unless they are promoted
+            self._promote_secondaries()
         if added:
             run_ip("addr", "add", local, "peer", f"{remote}/32", "dev", self.name)
         self._remove_address()
         self.local, self.remote, self._added = local, remote, added
+
+    def _promote_secondaries(self) -> None:
+        if self._promote_was is None:
+            self._promote_was = _set_conf("ipv4", self.name, "promote_secondaries", True)
 
     def set_mtu(self, mtu: int) -> None:
         run_ip("link", "set", "dev", self.name, "mtu", mtu)
@@ -459,6 +469,8 @@ class TunDevice:
             return
         if self._ipv6_was is not None:
             _set_disable_ipv6(self.name, self._ipv6_was)
+        if self._promote_was is not None:
+            _set_conf("ipv4", self.name, "promote_secondaries", self._promote_was)
         run_ip("link", "set", "dev", self.name, "mtu", state["mtu"],
                "txqueuelen", state["txqueuelen"],
                "up" if state["up"] else "down")
@@ -475,7 +487,13 @@ def _device_exists(name: str) -> bool:
 def _set_disable_ipv6(name: str, value: bool) -> Optional[bool]:
     """Set net.ipv6.conf.NAME.disable_ipv6; the previous value, or None
     where the kernel has no IPv6."""
-    path = f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"
+    return _set_conf("ipv6", name, "disable_ipv6", value)
+
+
+def _set_conf(family: str, name: str, key: str, value: bool) -> Optional[bool]:
+    """Set the flag net.FAMILY.conf.NAME.KEY; its previous value, or None
+    where the kernel has no such entry."""
+    path = f"/proc/sys/net/{family}/conf/{name}/{key}"
     try:
         with open(path, "r+") as handle:
             before = handle.read().strip() == "1"
