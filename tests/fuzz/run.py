@@ -2,8 +2,16 @@
 built-in mutator when atheris is missing (or with --no-atheris).
 
     python3 -m tests.fuzz.run TARGET --runs 10000000          # atheris
+    python3 -m tests.fuzz.run TARGET --runs 10000000 --work DIR   # resumable
     python3 -m tests.fuzz.run TARGET --seconds 300 --no-atheris
     python3 -m tests.fuzz.run all --seconds 60
+
+With --work DIR a long run can be stopped (SIGINT, SIGTERM) and started
+again with the same command: atheris works on DIR/corpus (seeded from the
+repository's corpus the first time), crashes land in DIR, and each stretch
+appends its inputs and libFuzzer's final cov/ft to DIR/ledger.tsv; --runs
+is the total over all stretches, so a new stretch runs what is left
+(``--status`` prints the ledger).
 
 atheris keeps new inputs in tests/fuzz/corpus/TARGET only with --grow (by
 default they go to a scratch directory, so the repository corpus stays
@@ -15,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +48,7 @@ def corpus_dir(name):
     return os.path.join(HERE, "corpus", name)
 
 
-def run_atheris(name, runs, seconds, grow, extra):
+def run_atheris(name, runs, seconds, grow, extra, corpus=None):
     import atheris
     with atheris.instrument_imports(include=["userppp"]):
         import fuzz_targets
@@ -66,17 +77,83 @@ def run_atheris(name, runs, seconds, grow, extra):
                 print(f"known finding: {text[:200]}", flush=True)
             known[text[:60]] = known.get(text[:60], 0) + 1
 
-    work = corpus_dir(name) if grow else tempfile.mkdtemp(prefix=f"fuzz-{name}-")
-    if not grow:
+    work = corpus or (corpus_dir(name) if grow else tempfile.mkdtemp(prefix=f"fuzz-{name}-"))
+    if not grow and not corpus:
         for f in os.listdir(corpus_dir(name)):
             shutil.copy(os.path.join(corpus_dir(name), f), work)
-    args = [sys.argv[0], work, f"-runs={runs}", "-print_final_stats=1", "-rss_limit_mb=1024",
-            "-max_len=4096"]
+    args = [sys.argv[0], work, "-print_final_stats=1", "-rss_limit_mb=1024", "-max_len=4096"]
+    if not any(a.startswith("-runs=") for a in extra):
+        args.append(f"-runs={runs}")
     if seconds:
         args.append(f"-max_total_time={int(seconds)}")
     args += extra
     atheris.Setup(args, fn)
     atheris.Fuzz()
+
+
+LEDGER = "ledger.tsv"
+_PROGRESS = re.compile(r"^#(\d+)\s+\w+.*?cov: (\d+) ft: (\d+)")
+
+
+def ledger_total(work) -> tuple:
+    """(inputs over the stretches in work/ledger.tsv, number of stretches)."""
+    path = os.path.join(work, LEDGER)
+    if not os.path.exists(path):
+        return 0, 0
+    with open(path) as f:
+        rows = [line.split("\t") for line in f if line.strip() and not line.startswith("#")]
+    return sum(int(row[2]) for row in rows), len(rows)
+
+
+def supervise(cmd, work, total, out=sys.stderr):
+    """Run one stretch of a resumable long run: ``cmd`` (a libFuzzer
+    process; its output echoed to ``out``) for what ``total`` leaves after
+    the ledger, then one ledger line: start, end, inputs, cov, ft, exit
+    status.  SIGINT/SIGTERM are passed on and the stretch still counted.
+    Returns the exit status (0 when nothing was left to run)."""
+    done, stretches = ledger_total(work)
+    left = total - done
+    if left <= 0:
+        print(f"done: {done} inputs over {stretches} stretches (ledger {work}/{LEDGER})",
+              file=out, flush=True)
+        return 0
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    child = subprocess.Popen(cmd + [f"-runs={left}"], cwd=work, stderr=subprocess.STDOUT,
+                             stdout=subprocess.PIPE, text=True, errors="replace")
+    forward = {sig: signal.signal(sig, lambda s, _f: child.send_signal(s))
+               for sig in (signal.SIGINT, signal.SIGTERM)}
+    inputs = cov = ft = 0
+    try:
+        for line in child.stdout:
+            out.write(line)
+            m = _PROGRESS.match(line)
+            if m:
+                inputs, cov, ft = (int(g) for g in m.groups())
+        status = child.wait()
+    finally:
+        for sig, handler in forward.items():
+            signal.signal(sig, handler)
+    path = os.path.join(work, LEDGER)
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        if new:
+            f.write("# start\tend\tinputs\tcov\tft\texit\n")
+        f.write(f"{started}\t{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t"
+                f"{inputs}\t{cov}\t{ft}\t{status}\n")
+    print(f"stretch: {inputs} inputs (cov {cov} ft {ft}, exit {status}); "
+          f"total {done + inputs} of {total}", file=out, flush=True)
+    return status
+
+
+def run_resumable(name, total, work, extra):
+    os.makedirs(work, exist_ok=True)
+    corpus = os.path.join(work, "corpus")
+    if not os.path.isdir(corpus):
+        shutil.copytree(corpus_dir(name), corpus)
+    cmd = [sys.executable, "-m", "tests.fuzz.run", name, "--corpus-dir", corpus, *extra]
+    env_root = os.path.dirname(os.path.dirname(HERE))
+    os.environ["PYTHONPATH"] = env_root + os.pathsep + os.environ.get("PYTHONPATH", "")
+    return supervise(cmd, work, total)
 
 
 def run_builtin(name, runs, seconds, memory_check, seed=0):
@@ -106,7 +183,19 @@ def main(argv=None):
     ap.add_argument("--no-atheris", action="store_true")
     ap.add_argument("--grow", action="store_true", help="atheris adds new inputs to the corpus")
     ap.add_argument("--memory", action="store_true", help="tracemalloc peak (built-in mutator)")
+    ap.add_argument("--work", metavar="DIR",
+                    help="a resumable long run (atheris): corpus, crashes and ledger in DIR")
+    ap.add_argument("--status", action="store_true", help="with --work: the ledger's total")
+    ap.add_argument("--corpus-dir", help=argparse.SUPPRESS)   # a --work stretch's corpus
     args, extra = ap.parse_known_args(argv)
+    if args.work:
+        if args.status:
+            done, stretches = ledger_total(args.work)
+            print(f"{args.target}: {done} inputs over {stretches} stretches")
+            return
+        if args.runs <= 0:
+            ap.error("--work needs --runs (the total)")
+        sys.exit(run_resumable(args.target, args.runs, os.path.abspath(args.work), extra))
     names = list(TARGET_NAMES) if args.target == "all" else [args.target]
     if any(n not in TARGET_NAMES for n in names):
         ap.error(f"unknown target (one of: {', '.join(TARGET_NAMES)}, all)")
@@ -118,7 +207,7 @@ def main(argv=None):
     if have_atheris and not args.no_atheris:
         if len(names) != 1:
             ap.error("atheris runs one target per process")
-        run_atheris(names[0], args.runs, args.seconds, args.grow, extra)
+        run_atheris(names[0], args.runs, args.seconds, args.grow, extra, args.corpus_dir)
         return
     failed = False
     for name in names:
