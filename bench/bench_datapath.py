@@ -216,10 +216,36 @@ def tun_tx(ns, name="ppp0") -> tuple:
 
 class _Pair:
     """Two link ends over one Relay, in namespaces a and b; ``pids``: the
-    processes whose CPU the figures give (A's end, B's end, the relay)."""
+    processes whose CPU the figures give (A's end, B's end, the relay).
+    A subclass starts its ends in ``_start`` and stops them in ``_stop``."""
 
     a = b = relay = None
     pids: tuple = ()
+
+    def _open(self, prefix: str) -> None:
+        self.made = []
+        self.relay = Relay()
+        try:
+            self.a = NetNamespace(prefix + "A")
+            self.made.append(self.a)
+            self.b = NetNamespace(prefix + "B")
+            self.made.append(self.b)
+            self.pids = (*self._start(), self.relay.pid)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> tuple:
+        raise NotImplementedError
+
+    def _stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self):
+        self._stop()
+        self.relay.close()
+        for ns in self.made:
+            ns.close()
 
     def _cpu(self):
         return (*map(cpu_seconds, self.pids), time.monotonic())
@@ -261,62 +287,49 @@ class PppPair(_Pair):
     """Two userppp processes, each in its namespace with its TUN."""
 
     def __init__(self, tmp: str, speed: int, options=()):
-        self.made, self.ppps = [], []
-        self.relay = Relay()
-        try:
-            self.a = NetNamespace("uppbA")
-            self.made.append(self.a)
-            self.b = NetNamespace("uppbB")
-            self.made.append(self.b)
-            self.pa = Userppp(self.a, self.relay.paths[0], [f"{A_IP}:{B_IP}", *options],
-                              os.path.join(tmp, "a.log"), speed=speed or None)
-            self.ppps.append(self.pa)
-            self.pb = Userppp(self.b, self.relay.paths[1], ["noipdefault", *options],
-                              os.path.join(tmp, "b.log"), speed=speed or None)
-            self.ppps.append(self.pb)
-            self.pa.wait_up(60)
-            self.pb.wait_up(60)
-            self.pids = (self.pa.pid, self.pb.pid, self.relay.pid)
-        except BaseException:
-            self.close()
-            raise
+        self.tmp, self.speed, self.options = tmp, speed, options
+        self.ppps = []
+        self._open("uppb")
 
-    def close(self):
+    def _start(self) -> tuple:
+        self.pa = Userppp(self.a, self.relay.paths[0], [f"{A_IP}:{B_IP}", *self.options],
+                          os.path.join(self.tmp, "a.log"), speed=self.speed or None)
+        self.ppps.append(self.pa)
+        self.pb = Userppp(self.b, self.relay.paths[1], ["noipdefault", *self.options],
+                          os.path.join(self.tmp, "b.log"), speed=self.speed or None)
+        self.ppps.append(self.pb)
+        self.pa.wait_up(60)
+        self.pb.wait_up(60)
+        return self.pa.pid, self.pb.pid
+
+    def _stop(self):
         for p in self.ppps:
             p.stop()
-        self.relay.close()
-        for ns in self.made:
-            ns.close()
+
 
 class ForwarderPair(_Pair):
     """The rig floor: bench/tunfwd.c at both ends instead of userppp (the
     least a userspace link does: 2-octet length and packet, no PPP)."""
 
     def __init__(self, tmp: str):
-        self.made, self.procs = [], []
-        binary = os.path.join(tmp, "tunfwd")
-        subprocess.run(["gcc", "-O2", "-o", binary, os.path.join(HERE, "tunfwd.c")],
+        self.procs = []
+        self.binary = os.path.join(tmp, "tunfwd")
+        subprocess.run(["gcc", "-O2", "-o", self.binary, os.path.join(HERE, "tunfwd.c")],
                        check=True)
-        self.relay = Relay()
-        try:
-            self.a = NetNamespace("uppfA")
-            self.made.append(self.a)
-            self.b = NetNamespace("uppfB")
-            self.made.append(self.b)
-            for ns, path, local, peer in ((self.a, self.relay.paths[0], A_IP, B_IP),
-                                          (self.b, self.relay.paths[1], B_IP, A_IP)):
-                proc = ns.popen([binary, "ppp0", path], stdout=subprocess.PIPE, text=True)
-                self.procs.append(proc)
-                if proc.stdout.readline().strip() != "ready":
-                    raise RuntimeError("tunfwd did not start")
-                ns.ip("addr", "add", local, "peer", peer, "dev", "ppp0")
-                ns.ip("link", "set", "ppp0", "mtu", "1500", "up")
-            self.pids = (self.procs[0].pid, self.procs[1].pid, self.relay.pid)
-        except BaseException:
-            self.close()
-            raise
+        self._open("uppf")
 
-    def close(self):
+    def _start(self) -> tuple:
+        for ns, path, local, peer in ((self.a, self.relay.paths[0], A_IP, B_IP),
+                                      (self.b, self.relay.paths[1], B_IP, A_IP)):
+            proc = ns.popen([self.binary, "ppp0", path], stdout=subprocess.PIPE, text=True)
+            self.procs.append(proc)
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("tunfwd did not start")
+            ns.ip("addr", "add", local, "peer", peer, "dev", "ppp0")
+            ns.ip("link", "set", "ppp0", "mtu", "1500", "up")
+        return self.procs[0].pid, self.procs[1].pid
+
+    def _stop(self):
         for proc in self.procs:
             proc.terminate()
             try:
@@ -324,9 +337,6 @@ class ForwarderPair(_Pair):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
-        self.relay.close()
-        for ns in self.made:
-            ns.close()
 
 
 def _delta(after, before):
