@@ -421,6 +421,22 @@ def datapath_costs(seconds: float) -> dict:
     return costs
 
 
+def _random_payloads(flow, seed=1979):
+    """The flow's TCP segments with random payloads (checksums redone):
+    what Deflate cannot compress."""
+    import random
+
+    import dpkt
+    rng = random.Random(seed)
+    out = []
+    for packet in flow:
+        ip = dpkt.ip.IP(packet)
+        ip.data.data = rng.randbytes(len(ip.data.data))
+        ip.data.sum = ip.sum = 0
+        out.append(bytes(ip))
+    return out
+
+
 def loop_costs(seconds: float, count: int = 32) -> dict:
     """The per-packet loop through real file descriptors (SOCK_SEQPACKET
     pairs standing in for the two TUNs; they keep packet boundaries), with
@@ -428,17 +444,22 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
     daemon runs when a stage needs Python (TunDevice.read_batch,
     DataPath.from_tun, Framer.encode_many; Deframer.feed,
     DataPath.from_link, TunDevice.write_batch) against the plain case in
-    the C core (Framer.frames_from_fd, Deframer.feed_to_fd).  Microseconds
-    a packet, TUN read to TUN write; both in this process."""
+    the C core (Framer.frames_from_fd, Deframer.feed_to_fd); and both with
+    Deflate on random payloads (the C loop sending the incompressible runs
+    and learning the uncompressed frames, each try after a run one packet
+    through Python, as userppp.io.network does).  Microseconds a packet,
+    TUN read to TUN write; all in this process."""
     import socket
 
     import bench_vj
+    from userppp.compress import DeflateCompressor, DeflateDecompressor
     from userppp.core import vj_backend
     from userppp.datapath import DataPath
     from userppp.hdlc import Deframer, Framer
     from userppp.io.tun import TunDevice
 
-    flow = bench_vj.bulk_flow(count, 1448, conns=2)
+    text_flow = bench_vj.bulk_flow(count, 1448, conns=2)
+    random_flow = _random_payloads(text_flow)
     vjb = vj_backend("c")
 
     def sockets():
@@ -458,27 +479,43 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
         tun._read_view = memoryview(bytearray(65536))
         return tun
 
-    def run(plain: bool):
+    def run(plain: bool, deflate: bool):
+        flow = random_flow if deflate else text_flow
         a, b = DataPath(), DataPath()
         for dp in (a, b):
             dp.network_up()
         a.set_vj(vjb.VjCompressor(16, True), None)
         b.set_vj(None, vjb.VjDecompressor(16, 1500))
+        if deflate:
+            a.set_ccp(DeflateCompressor(15), None)
+            b.set_ccp(None, DeflateDecompressor(15, 1500))
+        comp = a.ccp_tx
         framer, deframer = Framer(accm=0), Deframer(accm=0)
         ta, tb = tun_on(a_tun), tun_on(b_tun)
         st_tx, st_rx = framer.path_stats(), deframer.path_stats()
+
+        def python_batch(most):
+            return framer.encode_many(a.from_tun(ta.read_batch(most), 1.0))
 
         def once():
             for packet in flow:
                 a_host.send(packet)
             if plain:
-                wire = framer.frames_from_fd(ta.fd, count, a.mtu, a.vj_tx, st_tx)
-                while st_tx.fd_packets < count:
-                    wire += framer.frames_from_fd(ta.fd, count, a.mtu, a.vj_tx, st_tx)
-                st_tx.fd_packets = 0
-                assert deframer.feed_to_fd(wire, b.vj_rx, b.mru, tb.fd, st_rx) == []
+                wire, read = b"", 0
+                while read < count:
+                    if comp is not None and not comp.untried_left:
+                        wire += python_batch(1)      # a try after a run
+                        read += 1
+                        continue
+                    most = count - read if comp is None else min(count - read,
+                                                                 comp.untried_left)
+                    wire += framer.frames_from_fd(ta.fd, most, a.mtu, a.vj_tx, st_tx,
+                                                  None, comp)
+                    read, st_tx.fd_packets = read + st_tx.fd_packets, 0
+                rest = deframer.feed_to_fd(wire, b.vj_rx, b.mru, tb.fd, st_rx, b.ccp_rx)
+                tb.write_batch(b.from_link([(f.protocol, f.payload) for f in rest], 1.0))
             else:
-                wire = framer.encode_many(a.from_tun(ta.read_batch(count), 1.0))
+                wire = python_batch(count)
                 tb.write_batch(b.from_link([(f.protocol, f.payload)
                                             for f in deframer.feed(wire)], 1.0))
             got = 0
@@ -492,11 +529,12 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
             return count
         return 1e6 / _timed(once, seconds)
     try:
-        python_us, c_us = run(False), run(True)
+        costs = {"python": run(False, False), "c": run(True, False),
+                 "python deflate": run(False, True), "c deflate": run(True, True)}
     finally:
         for sock in (a_tun, a_host, b_tun, b_host):
             sock.close()
-    return {"python": python_us, "c": c_us}
+    return costs
 
 
 def _drops(r) -> str:
@@ -597,9 +635,13 @@ def main():
     loop = loop_costs(min(secs, 2.0))
     print("TUN read -> VJ -> frames -> deframe -> VJ -> TUN write, per packet, through "
           "socket pairs for the TUNs (32 TCP segments of 1500 bytes a batch)")
-    print(f"  {'Python loop (a stage needs Python)':<40}{loop['python']:>8.2f} us/packet")
-    print(f"  {'C core loop (the plain case)':<40}{loop['c']:>8.2f} us/packet"
+    print(f"  {'Python loop (a stage needs Python)':<44}{loop['python']:>8.2f} us/packet")
+    print(f"  {'C core loop (the plain case)':<44}{loop['c']:>8.2f} us/packet"
           f"   ({loop['python'] / loop['c']:.1f}x)")
+    print(f"  {'Python loop, Deflate, random payloads':<44}{loop['python deflate']:>8.2f}"
+          " us/packet")
+    print(f"  {'C core loop, Deflate, random payloads':<44}{loop['c deflate']:>8.2f} us/packet"
+          f"   ({loop['python deflate'] / loop['c deflate']:.1f}x)")
 
 
 if __name__ == "__main__":
