@@ -585,29 +585,6 @@ class DeflateDecompressor(Decompressor):
         s["incomp_bytes"] += octets - count
         return True
 
-    def receive_many(self, frames, errors=None):
-        """As Decompressor.receive_many, with the uncompressed frames'
-        stored blocks fed to inflate inline."""
-        out = []
-        append = out.append
-        s = self.stats
-        take = self._take_stored
-        for protocol, payload in frames:
-            if protocol == PROTO_COMP:
-                r = self.decompress(payload)
-                if r is None and errors is not None:
-                    errors.append(self.last_error)
-                append(r)
-                continue
-            if not self.needs_reset and _deflate_handles(protocol):
-                self.seqno = (self.seqno + 1) & 0xFFFF
-                data = _pfc(protocol) + payload
-                if take(_stored_blocks(data), len(data)):      # as _incomp
-                    s["incomp_packets"] += 1
-                    s["incomp_bytes"] += len(payload)
-            append((protocol, payload))
-        return out
-
 
 def _stored_blocks(data):
     """``data`` as RFC 1951 stored blocks (what the kernel's inflateIncomp
