@@ -3,15 +3,19 @@ built-in mutator when atheris is missing (or with --no-atheris).
 
     python3 -m tests.fuzz.run TARGET --runs 10000000          # atheris
     python3 -m tests.fuzz.run TARGET --runs 10000000 --work DIR   # resumable
+    python3 -m tests.fuzz.run status                           # the long runs so far
     python3 -m tests.fuzz.run TARGET --seconds 300 --no-atheris
     python3 -m tests.fuzz.run all --seconds 60
 
 With --work DIR a long run can be stopped (SIGINT, SIGTERM) and started
-again with the same command: atheris works on DIR/corpus (seeded from the
-repository's corpus the first time), crashes land in DIR, and each stretch
-appends its inputs and libFuzzer's final cov/ft to DIR/ledger.tsv; --runs
-is the total over all stretches, so a new stretch runs what is left
-(``--status`` prints the ledger).
+again with the same command, on this machine or another: atheris works on
+DIR/corpus (seeded from the repository's corpus the first time), crashes
+land in DIR, and each stretch appends a line to the repository's ledger,
+tests/fuzz/long_runs.tsv: the target, the fingerprint of the code it ran,
+the commit, its inputs and libFuzzer's final cov/ft.  --runs is the total
+over the stretches on the same code (the same fingerprint), so a new
+stretch runs what is left; a change to the code a target runs starts its
+count again.
 
 atheris keeps new inputs in tests/fuzz/corpus/TARGET only with --grow (by
 default they go to a scratch directory, so the repository corpus stays
@@ -22,6 +26,7 @@ crash-* in the current directory. A summary line follows each run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import resource
@@ -91,31 +96,106 @@ def run_atheris(name, runs, seconds, grow, extra, corpus=None):
     atheris.Fuzz()
 
 
-LEDGER = "ledger.tsv"
+REPO = os.path.dirname(os.path.dirname(HERE))
+LEDGER = os.path.join(HERE, "long_runs.tsv")
+LEDGER_HEADER = "# target\tcode\tcommit\tstart\tend\tinputs\tcov\tft\texit\n"
 _PROGRESS = re.compile(r"^#(\d+)\s+\w+.*?cov: (\d+) ft: (\d+)")
+# The C core: its sources and its cffi build script, part of the code of
+# every target that goes through its one wrapper module.
+_C_CORE = "cext"
+_C_WRAPPER = os.path.join("userppp", "core.py")
+# the harness itself (this file and its tests, the corpus reader and writer) is not
+# the code under test
+_HARNESS = {os.path.join("tests", "fuzz", n) for n in ("run.py", "make_corpus.py", "fuzz_mutate.py")}
 
 
-def ledger_total(work) -> tuple:
-    """(inputs over the stretches in work/ledger.tsv, number of stretches)."""
-    path = os.path.join(work, LEDGER)
+def code_files(name) -> list:
+    """The repository's files that target ``name`` runs: each file with a
+    function (or a lazily imported module's body) that ran while the
+    target took its seed corpus, plus the C core's sources when the
+    wrapper of the C core ran.  A module only read from (data, never a
+    call into it) is not seen: a change there does not start the count
+    again."""
+    import fuzz_targets
+    target = fuzz_targets.TARGETS[name]
+    ran = set()
+
+    def profile(frame, event, _arg):
+        if event == "call":
+            ran.add(frame.f_code.co_filename)
+
+    sys.setprofile(profile)
+    try:
+        for data in fuzz_mutate.load_corpus(corpus_dir(name)):
+            try:
+                target(data)
+            except Exception:       # a known finding in the corpus; what ran is what counts
+                pass
+    finally:
+        sys.setprofile(None)
+    files = {os.path.relpath(f, REPO) for f in ran
+             if f.startswith(REPO + os.sep) and os.path.isfile(f)}
+    files = {f for f in files if f not in _HARNESS and not os.path.basename(f).startswith("test_")}
+    if _C_WRAPPER in files:
+        c_dir = os.path.join(REPO, _C_CORE)
+        files |= {os.path.join(_C_CORE, n) for n in os.listdir(c_dir)
+                  if n.endswith((".c", ".h", ".py"))}
+    return sorted(files)
+
+
+def code_fingerprint(files) -> str:
+    """16 hex digits over the names and contents of ``files`` (relative
+    to the repository)."""
+    digest = hashlib.sha256()
+    for rel in files:
+        with open(os.path.join(REPO, rel), "rb") as f:
+            body = f.read()
+        digest.update(f"{rel}\0{len(body)}\0".encode())
+        digest.update(body)
+    return digest.hexdigest()[:16]
+
+
+def ledger_rows(ledger=None) -> list:
+    """The ledger's stretches, each a dict of LEDGER_HEADER's columns."""
+    path = ledger or LEDGER
     if not os.path.exists(path):
-        return 0, 0
+        return []
+    keys = LEDGER_HEADER[2:].rstrip("\n").split("\t")
     with open(path) as f:
-        rows = [line.split("\t") for line in f if line.strip() and not line.startswith("#")]
-    return sum(int(row[2]) for row in rows), len(rows)
+        return [dict(zip(keys, line.rstrip("\n").split("\t")))
+                for line in f if line.strip() and not line.startswith("#")]
 
 
-def supervise(cmd, work, total, out=sys.stderr):
-    """Run one stretch of a resumable long run: ``cmd`` (a libFuzzer
-    process; its output echoed to ``out``) for what ``total`` leaves after
-    the ledger, then one ledger line: start, end, inputs, cov, ft, exit
-    status.  SIGINT/SIGTERM are passed on and the stretch still counted.
-    Returns the exit status (0 when nothing was left to run)."""
-    done, stretches = ledger_total(work)
+def ledger_total(name, code, ledger=None) -> tuple:
+    """(inputs, stretches) of target ``name`` on the code ``code``."""
+    rows = [r for r in ledger_rows(ledger) if r["target"] == name and r["code"] == code]
+    return sum(int(r["inputs"]) for r in rows), len(rows)
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "-"
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return (out.stdout.strip() or "-") + ("+" if dirty else "")
+
+
+def supervise(cmd, work, name, code, total, out=sys.stderr, ledger=None):
+    """Run one stretch of a resumable long run of target ``name`` on the
+    code ``code``: ``cmd`` (a libFuzzer process, in ``work``; its output
+    echoed to ``out``) for what ``total`` leaves after the ledger's
+    stretches on the same code, then one ledger line.  SIGINT/SIGTERM are
+    passed on and the stretch still counted.  Returns the exit status (0
+    when nothing was left to run)."""
+    ledger = ledger or LEDGER
+    done, stretches = ledger_total(name, code, ledger)
     left = total - done
     if left <= 0:
-        print(f"done: {done} inputs over {stretches} stretches (ledger {work}/{LEDGER})",
-              file=out, flush=True)
+        print(f"done: {name} {done} inputs over {stretches} stretches on code {code} "
+              f"(ledger {ledger})", file=out, flush=True)
         return 0
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     child = subprocess.Popen(cmd + [f"-runs={left}"], cwd=work, stderr=subprocess.STDOUT,
@@ -133,15 +213,15 @@ def supervise(cmd, work, total, out=sys.stderr):
     finally:
         for sig, handler in forward.items():
             signal.signal(sig, handler)
-    path = os.path.join(work, LEDGER)
-    new = not os.path.exists(path)
-    with open(path, "a") as f:
+    new = not os.path.exists(ledger)
+    with open(ledger, "a") as f:
         if new:
-            f.write("# start\tend\tinputs\tcov\tft\texit\n")
-        f.write(f"{started}\t{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t"
+            f.write(LEDGER_HEADER)
+        f.write(f"{name}\t{code}\t{_commit()}\t{started}\t"
+                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t"
                 f"{inputs}\t{cov}\t{ft}\t{status}\n")
     print(f"stretch: {inputs} inputs (cov {cov} ft {ft}, exit {status}); "
-          f"total {done + inputs} of {total}", file=out, flush=True)
+          f"total {done + inputs} of {total} on code {code}", file=out, flush=True)
     return status
 
 
@@ -150,10 +230,21 @@ def run_resumable(name, total, work, extra):
     corpus = os.path.join(work, "corpus")
     if not os.path.isdir(corpus):
         shutil.copytree(corpus_dir(name), corpus)
+    code = code_fingerprint(code_files(name))
     cmd = [sys.executable, "-m", "tests.fuzz.run", name, "--corpus-dir", corpus, *extra]
-    env_root = os.path.dirname(os.path.dirname(HERE))
-    os.environ["PYTHONPATH"] = env_root + os.pathsep + os.environ.get("PYTHONPATH", "")
-    return supervise(cmd, work, total)
+    os.environ["PYTHONPATH"] = REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
+    return supervise(cmd, work, name, code, total)
+
+
+def print_status(names, out=sys.stdout, ledger=None) -> None:
+    """Per target: the inputs on the code as it is now, and on earlier code."""
+    rows = ledger_rows(ledger)
+    print("target\tcode\tinputs (this code)\tstretches\tinputs (earlier code)", file=out)
+    for name in names:
+        code = code_fingerprint(code_files(name))
+        done, stretches = ledger_total(name, code, ledger)
+        earlier = sum(int(r["inputs"]) for r in rows if r["target"] == name and r["code"] != code)
+        print(f"{name}\t{code}\t{done}\t{stretches}\t{earlier}", file=out)
 
 
 def run_builtin(name, runs, seconds, memory_check, seed=0):
@@ -185,14 +276,14 @@ def main(argv=None):
     ap.add_argument("--memory", action="store_true", help="tracemalloc peak (built-in mutator)")
     ap.add_argument("--work", metavar="DIR",
                     help="a resumable long run (atheris): corpus, crashes and ledger in DIR")
-    ap.add_argument("--status", action="store_true", help="with --work: the ledger's total")
+    ap.add_argument("--status", action="store_true",
+                    help="the ledger's inputs on the code as it is now (also: the target 'status')")
     ap.add_argument("--corpus-dir", help=argparse.SUPPRESS)   # a --work stretch's corpus
     args, extra = ap.parse_known_args(argv)
+    if args.target == "status" or args.status:
+        print_status(list(TARGET_NAMES) if args.target in ("status", "all") else [args.target])
+        return
     if args.work:
-        if args.status:
-            done, stretches = ledger_total(args.work)
-            print(f"{args.target}: {done} inputs over {stretches} stretches")
-            return
         if args.runs <= 0:
             ap.error("--work needs --runs (the total)")
         sys.exit(run_resumable(args.target, args.runs, os.path.abspath(args.work), extra))

@@ -1,6 +1,7 @@
 """The resumable long run of tests/fuzz/run.py (``--work DIR``): each
-stretch runs what the total leaves after the ledger and adds its line.  A
-stand-in for libFuzzer prints its progress lines and stops at -runs."""
+stretch runs what the total leaves after the ledger's stretches on the same
+code, and adds its line.  A stand-in for libFuzzer prints its progress
+lines and stops at -runs."""
 import io
 import os
 import sys
@@ -20,20 +21,56 @@ sys.exit(0 if done == runs else 72)
 """
 
 
-def stretch(work, total, most):
+def stretch(tmp_path, code, total, most):
     out = io.StringIO()
-    status = run.supervise([sys.executable, "-c", FAKE, str(most)], str(work), total, out)
+    status = run.supervise([sys.executable, "-c", FAKE, str(most)], str(tmp_path), "vj", code,
+                           total, out, ledger=str(tmp_path / "ledger.tsv"))
     return status, out.getvalue()
 
 
 def test_stretches_add_up_to_the_total_and_then_stop(tmp_path):
-    assert stretch(tmp_path, 1000, 300)[0] == 72          # stopped early (interrupted)
-    assert run.ledger_total(str(tmp_path)) == (300, 1)
-    status, text = stretch(tmp_path, 1000, 5000)          # runs the 700 left
+    ledger = str(tmp_path / "ledger.tsv")
+    assert stretch(tmp_path, "c0de", 1000, 300)[0] == 72     # stopped early (interrupted)
+    assert run.ledger_total("vj", "c0de", ledger) == (300, 1)
+    status, text = stretch(tmp_path, "c0de", 1000, 5000)     # runs the 700 left
     assert status == 0 and "total 1000 of 1000" in text
-    assert run.ledger_total(str(tmp_path)) == (1000, 2)
-    status, text = stretch(tmp_path, 1000, 5000)
-    assert status == 0 and text.startswith("done: 1000 inputs over 2 stretches")
-    rows = (tmp_path / run.LEDGER).read_text().splitlines()
-    assert rows[0].startswith("#") and [r.split("\t")[2:] for r in rows[1:]] == [
-        ["300", "13", "60", "72"], ["700", "17", "100", "0"]]
+    assert run.ledger_total("vj", "c0de", ledger) == (1000, 2)
+    status, text = stretch(tmp_path, "c0de", 1000, 5000)
+    assert status == 0 and text.startswith("done: vj 1000 inputs over 2 stretches")
+    lines = (tmp_path / "ledger.tsv").read_text().splitlines()
+    assert lines[0] == run.LEDGER_HEADER.rstrip("\n")
+    rows = run.ledger_rows(ledger)
+    assert [(r["target"], r["code"], r["inputs"], r["cov"], r["ft"], r["exit"]) for r in rows] == [
+        ("vj", "c0de", "300", "13", "60", "72"), ("vj", "c0de", "700", "17", "100", "0")]
+    assert all(r["commit"] for r in rows)
+
+
+def test_new_code_starts_the_count_again(tmp_path):
+    ledger = str(tmp_path / "ledger.tsv")
+    stretch(tmp_path, "c0de", 1000, 5000)
+    status, text = stretch(tmp_path, "beef", 1000, 400)
+    assert status == 72 and "total 400 of 1000 on code beef" in text
+    assert run.ledger_total("vj", "beef", ledger) == (400, 1)
+    assert run.ledger_total("vj", "c0de", ledger) == (1000, 1)
+    assert run.ledger_total("nat", "c0de", ledger) == (0, 0)
+    out = io.StringIO()
+    run.print_status(["vj"], out, ledger)
+    code = run.code_fingerprint(run.code_files("vj"))
+    assert out.getvalue().splitlines()[1] == f"vj\t{code}\t0\t0\t1400"
+
+
+def test_the_fingerprint_covers_what_a_target_runs_and_nothing_else(tmp_path):
+    vj_files = run.code_files("vj")
+    assert "userppp/vj.py" in vj_files and "userppp/ref/vj.py" in vj_files
+    assert "cext/vj.c" in vj_files                    # through the C core's wrapper
+    assert "userppp/nat.py" not in vj_files and "tests/fuzz/run.py" not in vj_files
+    deflate_files = run.code_files("deflate")
+    assert "userppp/compress.py" in deflate_files and "cext/vj.c" not in deflate_files
+    assert "userppp/link.py" in run.code_files("lcp")
+    # the fingerprint follows the contents
+    (tmp_path / "a.py").write_text("x = 1\n")
+    rel = os.path.relpath(tmp_path / "a.py", run.REPO)
+    before = run.code_fingerprint([rel])
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert run.code_fingerprint([rel]) != before
+    assert run.code_fingerprint(vj_files) == run.code_fingerprint(vj_files)
