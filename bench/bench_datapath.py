@@ -3,7 +3,7 @@
 
     python3 bench/bench_datapath.py [--quick] [--time SECONDS] [--speed BPS]
                                     [--option WORD ...] [--skip-processes | --tcp-only]
-                                    [--no-floor]
+                                    [--no-floor] [--offload-bound]
 
 Needs root (network namespaces, TUN devices) and the built C core.
 
@@ -12,12 +12,23 @@ In one run:
 1. **raw pty ceiling**: two Python processes blasting bytes through a bare
    pty pair (two ptys joined by a relay process, tests/e2e/ptyrelay.py's
    NullModem on its own interpreter): Mbit/s one way, the relay's CPU%.
+   Measured before the first TCP figure and again after each one; each TCP
+   figure's share is of the mean of the two ceilings next to it (on this
+   shared VM the ceiling moves by a factor of two within minutes).
 2. **rig floor**: bench/tunfwd.c (compiled with gcc) at both ends instead
    of userppp, each in its namespace with its TUN: the least any userspace
    link does (a 2-octet length and the packet; no FCS, escaping, VJ or
    negotiation; the TUN read until empty, one line write a batch), so no PPP
-   implementation carries more over these ptys on this machine.  TCP each
-   way, as below; userppp's goodput is also printed as a share of it.
+   implementation that reads and writes its TUN a packet at a time carries
+   more over these ptys on this machine.  TCP each way, as below; userppp's
+   goodput is also printed as a share of it.  With ``--offload-bound``,
+   also ``tunfwd --gso``: the TUNs' TSO and checksum offloads on, and each
+   segment of up to 64 KiB crosses the line whole, so each kernel sees a
+   fortieth of the packets: no PPP, but a bound for a link that would
+   segment in userspace on one side and coalesce on the other; and
+   ``tunfwd --gro``, MTU-sized packets on the line and the receiving end
+   coalescing the segments of each line read into one GSO write (the
+   receive half alone).
 3. **userppp pair**: two userppp processes on the same kind of pty pair
    (the same relay), each in its own network namespace with its TUN (``ip
    netns``); TCP goodput each way in Mbit/s (a Python sink counts what
@@ -311,17 +322,20 @@ class ForwarderPair(_Pair):
     """The rig floor: bench/tunfwd.c at both ends instead of userppp (the
     least a userspace link does: 2-octet length and packet, no PPP)."""
 
-    def __init__(self, tmp: str):
+    def __init__(self, tmp: str, mode: str = ""):
         self.procs = []
         self.binary = os.path.join(tmp, "tunfwd")
-        subprocess.run(["gcc", "-O2", "-o", self.binary, os.path.join(HERE, "tunfwd.c")],
-                       check=True)
-        self._open("uppf")
+        self.flags = [mode] if mode else []        # "--gso" or "--gro" (bench/tunfwd.c)
+        if not os.path.exists(self.binary):
+            subprocess.run(["gcc", "-O2", "-o", self.binary, os.path.join(HERE, "tunfwd.c")],
+                           check=True)
+        self._open({"": "uppf", "--gso": "uppg", "--gro": "uppr"}[mode])
 
     def _start(self) -> tuple:
         for ns, path, local, peer in ((self.a, self.relay.paths[0], A_IP, B_IP),
                                       (self.b, self.relay.paths[1], B_IP, A_IP)):
-            proc = ns.popen([self.binary, "ppp0", path], stdout=subprocess.PIPE, text=True)
+            proc = ns.popen([self.binary, "ppp0", path, *self.flags], stdout=subprocess.PIPE,
+                            text=True)
             self.procs.append(proc)
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError("tunfwd did not start")
@@ -558,6 +572,10 @@ def main():
                     help="only the raw pty ceiling, the rig floor and the TCP figures")
     ap.add_argument("--no-floor", action="store_true",
                     help="skip the rig floor (bench/tunfwd.c at both ends)")
+    ap.add_argument("--offload-bound", action="store_true",
+                    help="also tunfwd --gso (TCP segments of up to 64 KiB from the TUN's "
+                         "offloads cross the line whole: no PPP, a bound for TUN offloads) "
+                         "and tunfwd --gro (the receiving end coalesces segments)")
     args = ap.parse_args()
     secs = 1.0 if args.quick else args.time
     print(f"bench_datapath: {secs:.1f} s per figure, userppp speed "
@@ -571,21 +589,39 @@ def main():
         elif not data_path_wired():
             print("(process figures skipped: userppp has no --tun / nat options yet)\n")
         else:
-            ceiling = raw_pty_ceiling(secs)
+            # The ceiling moves by a factor of two within minutes on a shared
+            # VM: it is measured before the first TCP figure and after each
+            # one, and each figure is given as a share of the mean of the
+            # two measured next to it.
+            ceilings = [raw_pty_ceiling(secs)]
+
+            def tcp(pair, sender, receiver, dst):
+                result = pair.tcp(sender, receiver, dst, secs)
+                ceilings.append(raw_pty_ceiling(secs))
+                result["ceiling"] = (ceilings[-2]["mbps"] + ceilings[-1]["mbps"]) / 2
+                return result
+
             import tempfile
             with tempfile.TemporaryDirectory() as tmp:
                 floor = None
                 if not args.no_floor:
                     fwd = ForwarderPair(tmp)
                     try:
-                        floor = (fwd.tcp(fwd.a, fwd.b, B_IP, secs),
-                                 fwd.tcp(fwd.b, fwd.a, A_IP, secs))
+                        floor = (tcp(fwd, fwd.a, fwd.b, B_IP), tcp(fwd, fwd.b, fwd.a, A_IP))
+                    finally:
+                        fwd.close()
+                offloads = []
+                for mode in ("--gso", "--gro") if args.offload_bound else ():
+                    fwd = ForwarderPair(tmp, mode)
+                    try:
+                        offloads.append((mode, tcp(fwd, fwd.a, fwd.b, B_IP),
+                                         tcp(fwd, fwd.b, fwd.a, A_IP)))
                     finally:
                         fwd.close()
                 pair = PppPair(tmp, args.speed, args.option)
                 try:
-                    ab = pair.tcp(pair.a, pair.b, B_IP, secs)
-                    ba = pair.tcp(pair.b, pair.a, A_IP, secs)
+                    ab = tcp(pair, pair.a, pair.b, B_IP)
+                    ba = tcp(pair, pair.b, pair.a, A_IP)
                     if not args.tcp_only:
                         u_ab = pair.udp64(pair.a, pair.b, B_IP, secs)
                         u_ba = pair.udp64(pair.b, pair.a, A_IP, secs)
@@ -596,16 +632,24 @@ def main():
                    f"{'relay':>8}{'TUN drops':>16}")
             print(hdr)
             print("-" * len(hdr))
-            print(f"{'raw pty, Python blaster':<34}{ceiling['mbps']:>9.1f} Mb/s{'100%':>12}"
-                  f"{'':>9}{'':>9}{ceiling['relay_cpu']:>7.0f}%")
+            rates = [c["mbps"] for c in ceilings]
+            relay_cpu = sum(c["relay_cpu"] for c in ceilings) / len(ceilings)
+            print(f"{'raw pty, Python blaster (mean)':<34}{sum(rates) / len(rates):>9.1f} Mb/s"
+                  f"{'100%':>12}{'':>9}{'':>9}{relay_cpu:>7.0f}%"
+                  f"   ({len(rates)} runs, {min(rates):.0f}-{max(rates):.0f})")
             rows = [("userppp TCP A -> B", ab), ("userppp TCP B -> A", ba)]
+            for mode, there, back in reversed(offloads):
+                rows[:0] = [(f"tunfwd {mode} TCP A -> B", there),
+                            (f"tunfwd {mode} TCP B -> A", back)]
             if floor is not None:
                 rows[:0] = [("rig floor (tunfwd) TCP A -> B", floor[0]),
                             ("rig floor (tunfwd) TCP B -> A", floor[1])]
             for name, r in rows:
-                print(f"{name:<34}{r['mbps']:>9.1f} Mb/s{100 * r['mbps'] / ceiling['mbps']:>11.0f}%"
+                print(f"{name:<34}{r['mbps']:>9.1f} Mb/s{100 * r['mbps'] / r['ceiling']:>11.0f}%"
                       f"{r['cpu'][0]:>8.0f}%{r['cpu'][1]:>8.0f}%{r['cpu'][2]:>7.0f}%"
                       f"{_drops(r):>16}")
+            print("of ceiling: of the mean of the ceilings measured just before and just "
+                  "after that figure")
             if floor is not None:
                 print(f"userppp / rig floor: A -> B {100 * ab['mbps'] / floor[0]['mbps']:.0f}%, "
                       f"B -> A {100 * ba['mbps'] / floor[1]['mbps']:.0f}%  (rig floor: "
