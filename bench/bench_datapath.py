@@ -551,6 +551,20 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
     return costs
 
 
+def cpu_times() -> list:
+    """/proc/stat's first line: the machine's CPU time by kind (user, nice,
+    system, idle, iowait, irq, softirq, steal), in ticks."""
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:9]]
+
+
+def steal_share(before: list) -> float:
+    """Percent of the machine's CPU time since ``before`` (cpu_times) that
+    the hypervisor gave to others (steal)."""
+    delta = [a - b for a, b in zip(cpu_times(), before)]
+    return 100.0 * delta[7] / max(1, sum(delta))
+
+
 def _drops(r) -> str:
     packets, dropped = r["tun"]
     return f"{dropped}/{packets + dropped}"
@@ -593,11 +607,21 @@ def main():
             # VM: it is measured before the first TCP figure and after each
             # one, and each figure is given as a share of the mean of the
             # two measured next to it.
-            ceilings = [raw_pty_ceiling(secs)]
+            # Steal (the hypervisor's share for other guests) is printed
+            # beside each figure: it is what makes them move.
+            def ceiling():
+                before = cpu_times()
+                result = raw_pty_ceiling(secs)
+                result["steal"] = steal_share(before)
+                return result
+
+            ceilings = [ceiling()]
 
             def tcp(pair, sender, receiver, dst):
+                before = cpu_times()
                 result = pair.tcp(sender, receiver, dst, secs)
-                ceilings.append(raw_pty_ceiling(secs))
+                result["steal"] = steal_share(before)
+                ceilings.append(ceiling())
                 result["ceiling"] = (ceilings[-2]["mbps"] + ceilings[-1]["mbps"]) / 2
                 return result
 
@@ -629,13 +653,14 @@ def main():
                     pair.close()
             print("Over a pty pair (two ptys joined by a relay process)")
             hdr = (f"{'':<34}{'rate':>14}{'of ceiling':>12}{'CPU% A':>9}{'CPU% B':>9}"
-                   f"{'relay':>8}{'TUN drops':>16}")
+                   f"{'relay':>8}{'TUN drops':>16}{'steal':>7}")
             print(hdr)
             print("-" * len(hdr))
             rates = [c["mbps"] for c in ceilings]
             relay_cpu = sum(c["relay_cpu"] for c in ceilings) / len(ceilings)
+            steal = sum(c["steal"] for c in ceilings) / len(ceilings)
             print(f"{'raw pty, Python blaster (mean)':<34}{sum(rates) / len(rates):>9.1f} Mb/s"
-                  f"{'100%':>12}{'':>9}{'':>9}{relay_cpu:>7.0f}%"
+                  f"{'100%':>12}{'':>9}{'':>9}{relay_cpu:>7.0f}%{'':>16}{steal:>6.0f}%"
                   f"   ({len(rates)} runs, {min(rates):.0f}-{max(rates):.0f})")
             rows = [("userppp TCP A -> B", ab), ("userppp TCP B -> A", ba)]
             for mode, there, back in reversed(offloads):
@@ -647,9 +672,10 @@ def main():
             for name, r in rows:
                 print(f"{name:<34}{r['mbps']:>9.1f} Mb/s{100 * r['mbps'] / r['ceiling']:>11.0f}%"
                       f"{r['cpu'][0]:>8.0f}%{r['cpu'][1]:>8.0f}%{r['cpu'][2]:>7.0f}%"
-                      f"{_drops(r):>16}")
+                      f"{_drops(r):>16}{r['steal']:>6.0f}%")
             print("of ceiling: of the mean of the ceilings measured just before and just "
-                  "after that figure")
+                  "after that figure; steal: the machine's CPU time the hypervisor gave "
+                  "to other guests meanwhile")
             if floor is not None:
                 print(f"userppp / rig floor: A -> B {100 * ab['mbps'] / floor[0]['mbps']:.0f}%, "
                       f"B -> A {100 * ba['mbps'] / floor[1]['mbps']:.0f}%  (rig floor: "
