@@ -20,7 +20,7 @@ setup(
         "pycryptodome",
     ],
     # wheel: tests/e2e/test_demo.py installs a copy with pip --no-build-isolation
-    extras_require={"test": ["pytest", "hypothesis", "wheel"]},
+    extras_require={"test": ["pytest", "hypothesis", "wheel", "atheris"]},
     entry_points={"console_scripts": ["userppp = userppp.cli:main"]},
     zip_safe=False,
 )

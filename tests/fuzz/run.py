@@ -4,6 +4,7 @@ built-in mutator when atheris is missing (or with --no-atheris).
     python3 -m tests.fuzz.run TARGET --runs 10000000          # atheris
     python3 -m tests.fuzz.run TARGET --runs 10000000 --work DIR   # resumable
     python3 -m tests.fuzz.run status                           # the long runs so far
+    python3 -m tests.fuzz.run TARGET --keep DIR                # what it found, for the next run
     python3 -m tests.fuzz.run TARGET --seconds 300 --no-atheris
     python3 -m tests.fuzz.run all --seconds 60
 
@@ -30,6 +31,7 @@ import hashlib
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -50,7 +52,14 @@ TARGET_NAMES = ("deframer", "path", "lcp", "pap", "chap", "ipcp", "ccp", "cbcp",
 
 
 def corpus_dir(name):
+    """The seed corpus (tests/fuzz/make_corpus.py writes it; CI runs it)."""
     return os.path.join(HERE, "corpus", name)
+
+
+def long_corpus_dir(name):
+    """What the long runs found, minimized by libFuzzer (``--keep``): a new
+    long run starts from it and the seed corpus, on any machine."""
+    return os.path.join(HERE, "long_corpus", name)
 
 
 def run_atheris(name, runs, seconds, grow, extra, corpus=None):
@@ -86,7 +95,10 @@ def run_atheris(name, runs, seconds, grow, extra, corpus=None):
     if not grow and not corpus:
         for f in os.listdir(corpus_dir(name)):
             shutil.copy(os.path.join(corpus_dir(name), f), work)
-    args = [sys.argv[0], work, "-print_final_stats=1", "-rss_limit_mb=1024", "-max_len=4096"]
+    # libFuzzer runs argv[0] again in a shell for -merge (the control
+    # process and its workers): the whole command that gets this target
+    program = f"{shlex.quote(sys.executable)} -m tests.fuzz.run {name} --corpus-dir {shlex.quote(work)}"
+    args = [program, work, "-print_final_stats=1", "-rss_limit_mb=1024", "-max_len=4096"]
     if not any(a.startswith("-runs=") for a in extra):
         args.append(f"-runs={runs}")
     if seconds:
@@ -230,10 +242,27 @@ def run_resumable(name, total, work, extra):
     corpus = os.path.join(work, "corpus")
     if not os.path.isdir(corpus):
         shutil.copytree(corpus_dir(name), corpus)
+        if os.path.isdir(long_corpus_dir(name)):
+            shutil.copytree(long_corpus_dir(name), corpus, dirs_exist_ok=True)
     code = code_fingerprint(code_files(name))
     cmd = [sys.executable, "-m", "tests.fuzz.run", name, "--corpus-dir", corpus, *extra]
     os.environ["PYTHONPATH"] = REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
     return supervise(cmd, work, name, code, total)
+
+
+def keep(name, work) -> int:
+    """Merge a long run's corpus (``work``/corpus) into long_corpus/NAME:
+    libFuzzer's -merge=1 takes only the inputs that add coverage or
+    features to what is there.  Returns libFuzzer's exit status."""
+    source = os.path.join(os.path.abspath(work), "corpus")
+    if not os.path.isdir(source):
+        print(f"{name}: no corpus in {work}", file=sys.stderr)
+        return 2
+    dest = long_corpus_dir(name)
+    os.makedirs(dest, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "tests.fuzz.run", name, "--corpus-dir", dest,
+                           "-merge=1", source], cwd=REPO, env=env).returncode
 
 
 def print_status(names, out=sys.stdout, ledger=None) -> None:
@@ -278,11 +307,16 @@ def main(argv=None):
                     help="a resumable long run (atheris): corpus, crashes and ledger in DIR")
     ap.add_argument("--status", action="store_true",
                     help="the ledger's inputs on the code as it is now (also: the target 'status')")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="merge the corpus of the long run in DIR into long_corpus/TARGET "
+                         "(what adds coverage)")
     ap.add_argument("--corpus-dir", help=argparse.SUPPRESS)   # a --work stretch's corpus
     args, extra = ap.parse_known_args(argv)
     if args.target == "status" or args.status:
         print_status(list(TARGET_NAMES) if args.target in ("status", "all") else [args.target])
         return
+    if args.keep:
+        sys.exit(keep(args.target, args.keep))
     if args.work:
         if args.runs <= 0:
             ap.error("--work needs --runs (the total)")

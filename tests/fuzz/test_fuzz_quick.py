@@ -36,6 +36,21 @@ def test_corpus_is_small_and_passes(name):
         fn(data)
 
 
+LONG_CORPUS = os.path.join(HERE, "long_corpus")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in fuzz_targets.TARGETS
+                                        if os.path.isdir(os.path.join(LONG_CORPUS, n))))
+def test_long_corpus_passes(name):
+    """What the long runs kept (tests/fuzz/long_corpus, ``run.py --keep``)
+    still passes every invariant: a regression suite for free."""
+    entries = fuzz_mutate.load_corpus(os.path.join(LONG_CORPUS, name))
+    assert entries, f"an empty long corpus for {name}"
+    fn = fuzz_targets.TARGETS[name]
+    for data in entries:
+        fn(data)
+
+
 @pytest.mark.parametrize("name", sorted(fuzz_targets.TARGETS))
 def test_mutated_inputs(name):
     fn = fuzz_targets.TARGETS[name]

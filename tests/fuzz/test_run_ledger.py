@@ -6,6 +6,8 @@ import io
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run  # noqa: E402
@@ -74,3 +76,22 @@ def test_the_fingerprint_covers_what_a_target_runs_and_nothing_else(tmp_path):
     (tmp_path / "a.py").write_text("x = 2\n")
     assert run.code_fingerprint([rel]) != before
     assert run.code_fingerprint(vj_files) == run.code_fingerprint(vj_files)
+
+
+def test_keep_merges_what_adds_coverage_into_the_long_corpus(tmp_path, monkeypatch):
+    pytest.importorskip("atheris")
+    work = tmp_path / "work"
+    (work / "corpus").mkdir(parents=True)
+    seeds = sorted(os.listdir(run.corpus_dir("secrets")))
+    for i, seed in enumerate(seeds):
+        data = open(os.path.join(run.corpus_dir("secrets"), seed), "rb").read()
+        (work / "corpus" / f"a{i}").write_bytes(data)
+        (work / "corpus" / f"b{i}").write_bytes(data)        # the same again: nothing new
+    dest = tmp_path / "long" / "secrets"
+    monkeypatch.setattr(run, "long_corpus_dir", lambda name: str(dest))
+    assert run.keep("secrets", str(work)) == 0
+    kept = sorted(os.listdir(dest))
+    assert 0 < len(kept) <= len(seeds)
+    assert run.keep("secrets", str(work)) == 0               # a second time adds nothing
+    assert sorted(os.listdir(dest)) == kept
+    assert run.keep("secrets", str(tmp_path / "none")) == 2
