@@ -89,6 +89,8 @@ static struct {
     size_t mss;                 /* the first segment's payload */
     uint32_t next_seq;
     unsigned long long writes;  /* writes of more than one segment */
+    unsigned long long coalesced;   /* the segments in them */
+    unsigned long long failed;      /* writes the TUN refused */
 } gro;
 
 static uint32_t get32(const uint8_t *p)
@@ -134,14 +136,19 @@ static void gro_flush(int tun)
         h->gso_size = (uint16_t)gro.mss;
         h->csum_start = 20;
         h->csum_offset = 16;
-        gro.writes++;
     }
-    (void)!write(tun, gro.buf, gro.len);
+    if (write(tun, gro.buf, gro.len) != (ssize_t)gro.len) {
+        gro.failed++;
+    } else if (gro.segments > 1) {
+        gro.writes++;
+        gro.coalesced += gro.segments;
+    }
     gro.len = 0;
 }
 
 /* Whether p continues the pending segment: the same IP header but for the
- * length, ID and checksum; the same ports, ACK, flags, window and options;
+ * length, ID and checksum (IDs are not checked); the same ports, ACK, flags,
+ * window and options;
  * the next sequence number; no more payload than the first; the pending one
  * without a PSH (nothing follows a PSH). */
 static int gro_continues(const uint8_t *p, size_t headers, size_t payload)
@@ -149,7 +156,8 @@ static int gro_continues(const uint8_t *p, size_t headers, size_t payload)
     const uint8_t *q = gro.buf + VNET;
     return gro.len && headers == gro.headers && payload <= gro.mss
         && gro.len + payload <= sizeof gro.buf
-        && q[1] == p[1] && memcmp(q + 8, p + 8, 2) == 0 && memcmp(q + 12, p + 12, 8) == 0
+        && q[1] == p[1] && q[6] == p[6] && memcmp(q + 8, p + 8, 2) == 0
+        && memcmp(q + 12, p + 12, 8) == 0
         && memcmp(q + 20, p + 20, 4) == 0 && get32(p + 24) == gro.next_seq
         && memcmp(q + 28, p + 28, 5) == 0 && q[33] == 0x10 && memcmp(q + 34, p + 34, 2) == 0
         && memcmp(q + 40, p + 40, headers - 40) == 0;
@@ -160,7 +168,7 @@ static void gro_packet(int tun, const uint8_t *p, size_t n)
 {
     size_t headers = 0, payload = 0;
     /* IPv4, no options, not a fragment, TCP; flags ACK, maybe PSH */
-    int tcp = n >= 40 && p[0] == 0x45 && (p[6] & 0x3f) == 0 && p[7] == 0 && p[9] == 6
+    int tcp = n >= 40 && p[0] == 0x45 && (p[6] & 0xbf) == 0 && p[7] == 0 && p[9] == 6
         && ((size_t)p[2] << 8 | p[3]) == n && (p[33] & ~0x08) == 0x10;
     if (tcp) {
         headers = 20 + (size_t)(p[32] >> 4) * 4;
@@ -287,6 +295,11 @@ int main(int argc, char **argv)
             in_len += (size_t)n;
             while (in_len - pos >= len_size) {
                 size_t size = get_length(in + pos, len_size);
+                if (size > MAX_PACKET) {
+                    fprintf(stderr, "tunfwd: a length of %zu on the line: out of step\n", size);
+                    stop = 1;
+                    break;
+                }
                 if (in_len - pos - len_size < size)
                     break;
                 if (coalesce) {
@@ -302,7 +315,8 @@ int main(int argc, char **argv)
             in_len -= pos;
         }
     }
-    fprintf(stderr, "tunfwd: %llu packets to the line, %llu to the TUN "
-            "(%llu writes of coalesced segments)\n", packets_out, packets_in, gro.writes);
+    fprintf(stderr, "tunfwd: %llu packets to the line, %llu off it; %llu TUN writes of "
+            "%llu coalesced segments, %llu refused\n", packets_out, packets_in, gro.writes,
+            gro.coalesced, gro.failed);
     return 0;
 }

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import resource
@@ -112,6 +113,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 LEDGER = os.path.join(HERE, "long_runs.tsv")
 LEDGER_HEADER = "# target\tcode\tcommit\tstart\tend\tinputs\tcov\tft\texit\n"
 _PROGRESS = re.compile(r"^#(\d+)\s+\w+.*?cov: (\d+) ft: (\d+)")
+_EXECUTED = re.compile(r"^stat::number_of_executed_units:\s*(\d+)")
 # The C core: its sources and its cffi build script, part of the code of
 # every target that goes through its one wrapper module.
 _C_CORE = "cext"
@@ -127,7 +129,16 @@ def code_files(name) -> list:
     target took its seed corpus, plus the C core's sources when the
     wrapper of the C core ran.  A module only read from (data, never a
     call into it) is not seen: a change there does not start the count
-    again."""
+    again.  Found in a fresh interpreter: in this one, another target may
+    have imported a module already, and its body would not run again."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-m", "tests.fuzz.run", name, "--code-files"],
+                         cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def _code_files_here(name) -> list:
+    """code_files, in this (fresh) interpreter."""
     import fuzz_targets
     target = fuzz_targets.TARGETS[name]
     ran = set()
@@ -173,9 +184,17 @@ def ledger_rows(ledger=None) -> list:
     if not os.path.exists(path):
         return []
     keys = LEDGER_HEADER[2:].rstrip("\n").split("\t")
+    rows = []
     with open(path) as f:
-        return [dict(zip(keys, line.rstrip("\n").split("\t")))
-                for line in f if line.strip() and not line.startswith("#")]
+        for number, line in enumerate(f, 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            values = line.rstrip("\n").split("\t")
+            if len(values) != len(keys) or not values[keys.index("inputs")].isdigit():
+                print(f"{path}:{number}: not a ledger line, left out", file=sys.stderr)
+                continue
+            rows.append(dict(zip(keys, values)))
+    return rows
 
 
 def ledger_total(name, code, ledger=None) -> tuple:
@@ -190,7 +209,9 @@ def _commit() -> str:
                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "-"
-    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+    # the ledger and the kept corpora change with every stretch; the code is what counts
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":!tests/fuzz/long_runs.tsv", ":!tests/fuzz/long_corpus"],
                            capture_output=True, text=True, timeout=10).stdout.strip()
     return (out.stdout.strip() or "-") + ("+" if dirty else "")
 
@@ -221,11 +242,19 @@ def supervise(cmd, work, name, code, total, out=sys.stderr, ledger=None):
             m = _PROGRESS.match(line)
             if m:
                 inputs, cov, ft = (int(g) for g in m.groups())
+            m = _EXECUTED.match(line)
+            if m:       # the final count (the last progress line may be far behind it)
+                inputs = int(m.group(1))
         status = child.wait()
     finally:
         for sig, handler in forward.items():
             signal.signal(sig, handler)
-    new = not os.path.exists(ledger)
+    new = not os.path.exists(ledger) or os.path.getsize(ledger) == 0
+    with open(ledger, "a+b") as f:
+        if not new:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")     # a line someone left unfinished stays its own line
     with open(ledger, "a") as f:
         if new:
             f.write(LEDGER_HEADER)
@@ -310,11 +339,17 @@ def main(argv=None):
     ap.add_argument("--keep", metavar="DIR",
                     help="merge the corpus of the long run in DIR into long_corpus/TARGET "
                          "(what adds coverage)")
+    ap.add_argument("--code-files", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--corpus-dir", help=argparse.SUPPRESS)   # a --work stretch's corpus
     args, extra = ap.parse_known_args(argv)
     if args.target == "status" or args.status:
         print_status(list(TARGET_NAMES) if args.target in ("status", "all") else [args.target])
         return
+    if args.code_files:
+        print("\n".join(_code_files_here(args.target)))
+        return
+    if (args.keep or args.work) and importlib.util.find_spec("atheris") is None:
+        ap.error("--work and --keep need atheris (pip install atheris)")
     if args.keep:
         sys.exit(keep(args.target, args.keep))
     if args.work:

@@ -48,7 +48,11 @@ def test_long_corpus_passes(name):
     assert entries, f"an empty long corpus for {name}"
     fn = fuzz_targets.TARGETS[name]
     for data in entries:
-        fn(data)
+        try:
+            fn(data)
+        except Exception as error:      # a finding on record is counted, as in the long run
+            if not fuzz_targets.known_finding(name, f"{type(error).__name__}: {error}"):
+                raise
 
 
 @pytest.mark.parametrize("name", sorted(fuzz_targets.TARGETS))
