@@ -28,7 +28,9 @@ In one run:
    segment in userspace on one side and coalesce on the other; and
    ``tunfwd --gro``, MTU-sized packets on the line and the receiving end
    coalescing the segments of each line read into one GSO write (the
-   receive half alone).
+   receive half alone); and ``tunfwd --tso``, both halves as a PPP link
+   could do them: TSO reads cut into MTU-sized packets in userspace, the
+   receiving end coalescing them again.
 3. **userppp pair**: two userppp processes on the same kind of pty pair
    (the same relay), each in its own network namespace with its TUN (``ip
    netns``); TCP goodput each way in Mbit/s (a Python sink counts what
@@ -325,11 +327,11 @@ class ForwarderPair(_Pair):
     def __init__(self, tmp: str, mode: str = ""):
         self.procs = []
         self.binary = os.path.join(tmp, "tunfwd")
-        self.flags = [mode] if mode else []        # "--gso" or "--gro" (bench/tunfwd.c)
+        self.flags = [mode] if mode else []        # "--gso", "--tso" or "--gro" (bench/tunfwd.c)
         if not os.path.exists(self.binary):
             subprocess.run(["gcc", "-O2", "-o", self.binary, os.path.join(HERE, "tunfwd.c")],
                            check=True)
-        self._open({"": "uppf", "--gso": "uppg", "--gro": "uppr"}[mode])
+        self._open({"": "uppf", "--gso": "uppg", "--gro": "uppr", "--tso": "uppt"}[mode])
 
     def _start(self) -> tuple:
         for ns, path, local, peer in ((self.a, self.relay.paths[0], A_IP, B_IP),
@@ -589,7 +591,8 @@ def main():
     ap.add_argument("--offload-bound", action="store_true",
                     help="also tunfwd --gso (TCP segments of up to 64 KiB from the TUN's "
                          "offloads cross the line whole: no PPP, a bound for TUN offloads) "
-                         "and tunfwd --gro (the receiving end coalesces segments)")
+                         ", tunfwd --gro (the receiving end coalesces segments) and tunfwd "
+                         "--tso (TSO reads cut into MTU-sized packets, coalesced again)")
     args = ap.parse_args()
     secs = 1.0 if args.quick else args.time
     print(f"bench_datapath: {secs:.1f} s per figure, userppp speed "
@@ -635,7 +638,7 @@ def main():
                     finally:
                         fwd.close()
                 offloads = []
-                for mode in ("--gso", "--gro") if args.offload_bound else ():
+                for mode in ("--gso", "--tso", "--gro") if args.offload_bound else ():
                     fwd = ForwarderPair(tmp, mode)
                     try:
                         offloads.append((mode, tcp(fwd, fwd.a, fwd.b, B_IP),

@@ -2,7 +2,7 @@
  * tunfwd: the least a userspace point-to-point link can do, for
  * bench_datapath's rig floor (issue 10).  Not part of userppp.
  *
- *     tunfwd TUN-NAME TTY-PATH [--gso | --gro]
+ *     tunfwd TUN-NAME TTY-PATH [--gso | --gro | --tso]
  *
  * Creates the TUN device (IFF_TUN | IFF_NO_PI), prints "ready", then moves
  * IP packets between it and the tty: each packet goes on the line as a
@@ -32,6 +32,13 @@
  * checksums are not checked: a bench tool between two namespaces on a
  * lossless pty).  That is the receive half of TUN offloads alone.
  *
+ * With --tso both halves, as a PPP link could do them: the TUNs have TSO
+ * and checksum offloads as with --gso, but each segment of up to 64 KiB a
+ * read gives is cut into MTU-sized packets (headers copied, lengths, IDs,
+ * sequence numbers and FIN/PSH/CWR set per packet, both checksums
+ * computed) that go on the line as without options, and the receiving end
+ * coalesces them again as with --gro.
+ *
  * Stops on SIGTERM or a hangup of the tty.
  */
 #include <errno.h>
@@ -51,7 +58,7 @@
 
 #define MAX_PACKET (65535 + sizeof(struct virtio_net_hdr))
 #define BATCH 31744          /* stop reading the TUN once this much waits */
-#define OUT_CAP (BATCH + MAX_PACKET + 3)
+#define OUT_CAP (BATCH + 2 * MAX_PACKET)
 #define IN_CAP (65536 + MAX_PACKET + 3)
 
 static volatile sig_atomic_t stop;
@@ -198,6 +205,81 @@ static void gro_packet(int tun, const uint8_t *p, size_t n)
     gro.next_seq = get32(p + 24) + (uint32_t)payload;
 }
 
+static void put_length(uint8_t *p, size_t octets, size_t n);
+
+/* --tso: a TUN read (virtio_net_hdr, then a packet of up to 64 KiB) as
+ * MTU-sized packets, each behind a 2-octet length, at out; returns the
+ * octets written there (0 for a packet it cannot take: dropped). */
+static size_t tso_split(const uint8_t *in, size_t n, uint8_t *out)
+{
+    const struct virtio_net_hdr *h = (const struct virtio_net_hdr *)in;
+    const uint8_t *p = in + VNET;
+    size_t len = n - VNET, done = 0;
+
+    if (n < VNET + 20)
+        return 0;
+    if ((h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_TCPV4) {
+        /* one packet; with NEEDS_CSUM its checksum field holds the
+         * pseudo-header's sum, the rest is ours to add */
+        if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE)
+            return 0;
+        memcpy(out + 2, p, len);
+        if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+            size_t start = h->csum_start, at = start + h->csum_offset;
+            uint16_t sum;
+            if (at + 2 > len)
+                return 0;
+            sum = (uint16_t)~sum16(0, out + 2 + start, len - start);
+            if (p[9] == 17 && sum == 0)
+                sum = 0xffff;
+            out[2 + at] = (uint8_t)(sum >> 8);
+            out[2 + at + 1] = (uint8_t)sum;
+        }
+        put_length(out, 2, len);
+        return 2 + len;
+    }
+    size_t ihl = (size_t)(p[0] & 15) * 4, headers, mss = h->gso_size;
+    if (len < ihl + 20 || mss == 0)
+        return 0;
+    headers = ihl + (size_t)(p[ihl + 12] >> 4) * 4;
+    if (headers > len)
+        return 0;
+    uint32_t seq = get32(p + ihl + 4);
+    uint16_t id = (uint16_t)(p[4] << 8 | p[5]);
+    for (size_t at = headers, i = 0; at < len; at += mss, i++) {
+        size_t chunk = len - at < mss ? len - at : mss, total = headers + chunk;
+        uint8_t *q = out + done + 2;
+        uint16_t sum;
+        memcpy(q, p, headers);
+        memcpy(q + headers, p + at, chunk);
+        q[2] = (uint8_t)(total >> 8);
+        q[3] = (uint8_t)total;
+        q[4] = (uint8_t)((id + i) >> 8);
+        q[5] = (uint8_t)(id + i);
+        q[10] = q[11] = 0;
+        sum = (uint16_t)~sum16(0, q, ihl);
+        q[10] = (uint8_t)(sum >> 8);
+        q[11] = (uint8_t)sum;
+        uint32_t s = seq + (uint32_t)(at - headers);
+        q[ihl + 4] = (uint8_t)(s >> 24);
+        q[ihl + 5] = (uint8_t)(s >> 16);
+        q[ihl + 6] = (uint8_t)(s >> 8);
+        q[ihl + 7] = (uint8_t)s;
+        if (at + chunk < len)
+            q[ihl + 13] &= (uint8_t)~0x09;      /* FIN and PSH: the last one only */
+        if (i)
+            q[ihl + 13] &= (uint8_t)~0x80;      /* CWR: the first one only */
+        q[ihl + 16] = q[ihl + 17] = 0;
+        sum = (uint16_t)~sum16(sum16(6 + (uint32_t)(total - ihl), q + 12, 8), q + ihl,
+                               total - ihl);
+        q[ihl + 16] = (uint8_t)(sum >> 8);
+        q[ihl + 17] = (uint8_t)sum;
+        put_length(out + done, 2, total);
+        done += 2 + total;
+    }
+    return done;
+}
+
 static void put_length(uint8_t *p, size_t octets, size_t n)
 {
     for (size_t i = 0; i < octets; i++)
@@ -219,16 +301,18 @@ int main(int argc, char **argv)
     unsigned long long packets_out = 0, packets_in = 0;
     struct termios tio;
     struct sigaction sa;
-    int tun, line, gso, coalesce;
+    static uint8_t tso_in[MAX_PACKET];
+    int tun, line, gso, coalesce, split;
 
     gso = argc == 4 && strcmp(argv[3], "--gso") == 0;
-    coalesce = argc == 4 && strcmp(argv[3], "--gro") == 0;
+    split = argc == 4 && strcmp(argv[3], "--tso") == 0;
+    coalesce = split || (argc == 4 && strcmp(argv[3], "--gro") == 0);
     if (argc != 3 && !gso && !coalesce) {
-        fprintf(stderr, "usage: tunfwd TUN-NAME TTY-PATH [--gso | --gro]\n");
+        fprintf(stderr, "usage: tunfwd TUN-NAME TTY-PATH [--gso | --gro | --tso]\n");
         return 2;
     }
     len_size = gso ? 3 : 2;     /* a GSO packet and its header pass 65535 */
-    tun = open_tun(argv[1], gso || coalesce, gso);
+    tun = open_tun(argv[1], gso || coalesce, gso || split);
     if (tun < 0) {
         perror("tunfwd: TUN");
         return 1;
@@ -263,7 +347,14 @@ int main(int argc, char **argv)
         if (fds[1].revents & POLLIN) {
             /* a batch from the TUN, one write to the line */
             out_len = out_pos = 0;
-            while (out_len < BATCH) {
+            while (split && out_len < BATCH) {
+                ssize_t n = read(tun, tso_in, MAX_PACKET);
+                if (n <= 0)
+                    break;
+                out_len += tso_split(tso_in, (size_t)n, out + out_len);
+                packets_out++;
+            }
+            while (!split && out_len < BATCH) {
                 ssize_t n = read(tun, out + out_len + len_size, MAX_PACKET);
                 if (n <= 0)
                     break;
