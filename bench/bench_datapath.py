@@ -590,8 +590,8 @@ def main():
                     help="skip the rig floor (bench/tunfwd.c at both ends)")
     ap.add_argument("--offload-bound", action="store_true",
                     help="also tunfwd --gso (TCP segments of up to 64 KiB from the TUN's "
-                         "offloads cross the line whole: no PPP, a bound for TUN offloads) "
-                         ", tunfwd --gro (the receiving end coalesces segments) and tunfwd "
+                         "offloads cross the line whole: no PPP, a bound for TUN offloads), "
+                         "tunfwd --gro (the receiving end coalesces segments) and tunfwd "
                          "--tso (TSO reads cut into MTU-sized packets, coalesced again)")
     args = ap.parse_args()
     secs = 1.0 if args.quick else args.time
@@ -630,21 +630,18 @@ def main():
 
             import tempfile
             with tempfile.TemporaryDirectory() as tmp:
-                floor = None
-                if not args.no_floor:
-                    fwd = ForwarderPair(tmp)
-                    try:
-                        floor = (tcp(fwd, fwd.a, fwd.b, B_IP), tcp(fwd, fwd.b, fwd.a, A_IP))
-                    finally:
-                        fwd.close()
-                offloads = []
-                for mode in ("--gso", "--tso", "--gro") if args.offload_bound else ():
+                # tunfwd's modes: "" the rig floor, then the offload bounds
+                modes = ([] if args.no_floor else [""]) + (
+                    ["--gso", "--tso", "--gro"] if args.offload_bound else [])
+                forwarders = {}
+                for mode in modes:
                     fwd = ForwarderPair(tmp, mode)
                     try:
-                        offloads.append((mode, tcp(fwd, fwd.a, fwd.b, B_IP),
-                                         tcp(fwd, fwd.b, fwd.a, A_IP)))
+                        forwarders[mode] = (tcp(fwd, fwd.a, fwd.b, B_IP),
+                                            tcp(fwd, fwd.b, fwd.a, A_IP))
                     finally:
                         fwd.close()
+                floor = forwarders.get("")
                 pair = PppPair(tmp, args.speed, args.option)
                 try:
                     ab = tcp(pair, pair.a, pair.b, B_IP)
@@ -665,13 +662,11 @@ def main():
             print(f"{'raw pty, Python blaster (mean)':<34}{sum(rates) / len(rates):>9.1f} Mb/s"
                   f"{'100%':>12}{'':>9}{'':>9}{relay_cpu:>7.0f}%{'':>16}{steal:>6.0f}%"
                   f"   ({len(rates)} runs, {min(rates):.0f}-{max(rates):.0f})")
-            rows = [("userppp TCP A -> B", ab), ("userppp TCP B -> A", ba)]
-            for mode, there, back in reversed(offloads):
-                rows[:0] = [(f"tunfwd {mode} TCP A -> B", there),
-                            (f"tunfwd {mode} TCP B -> A", back)]
-            if floor is not None:
-                rows[:0] = [("rig floor (tunfwd) TCP A -> B", floor[0]),
-                            ("rig floor (tunfwd) TCP B -> A", floor[1])]
+            rows = []
+            for mode, (there, back) in forwarders.items():
+                name = f"tunfwd {mode}" if mode else "rig floor (tunfwd)"
+                rows += [(f"{name} TCP A -> B", there), (f"{name} TCP B -> A", back)]
+            rows += [("userppp TCP A -> B", ab), ("userppp TCP B -> A", ba)]
             for name, r in rows:
                 print(f"{name:<34}{r['mbps']:>9.1f} Mb/s{100 * r['mbps'] / r['ceiling']:>11.0f}%"
                       f"{r['cpu'][0]:>8.0f}%{r['cpu'][1]:>8.0f}%{r['cpu'][2]:>7.0f}%"

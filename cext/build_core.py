@@ -22,6 +22,7 @@ SOURCES = [
     "vj.c",
     "csum.c",
     "nat.c",
+    "tso.c",
     "path.c",
 ]
 CFLAGS = ["-std=c99", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]

@@ -8,7 +8,8 @@
  * read and write a file descriptor the caller owns (the TUN device), so
  * that a batch of packets costs one call from Python instead of a Python
  * loop doing a system call and a few objects per packet.  Everything else
- * they do is the core's own functions (upp_vj_*, upp_encode).  The Python
+ * they do is the core's own functions (upp_vj_*, upp_encode, and on a TUN
+ * with offloads upp_tso_* for reads and a virtio_net_hdr for writes).  The Python
  * twins are userppp/ref/path.py; userppp/io/network.py uses these only
  * when no stage needs Python (no NAT, no capture, CCP off or Deflate
  * sending and receiving packets as they are).
@@ -16,6 +17,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "upp.h"
@@ -35,15 +37,22 @@ static int fd_gone(int err)
     return err == EBADF || err == EBADFD;
 }
 
-/* one packet to fd; 0, or -1 when the fd is gone (st->fd_errno set) */
-static int put_packet(int fd, const uint8_t *pkt, size_t len, upp_path_stats *st)
+/* one packet to fd (behind a virtio_net_hdr of zeros when vnet); 0, or -1
+ * when the fd is gone (st->fd_errno set) */
+static int put_packet(int fd, int vnet, const uint8_t *pkt, size_t len, upp_path_stats *st)
 {
+    static const uint8_t no_offload[UPP_VNET_HDR];
+    struct iovec iov[2];
     ssize_t n;
 
     st->packets++;
     st->bytes += len;
+    iov[0].iov_base = (void *)no_offload;
+    iov[0].iov_len = sizeof no_offload;
+    iov[1].iov_base = (void *)pkt;
+    iov[1].iov_len = len;
     do
-        n = write(fd, pkt, len);
+        n = vnet ? writev(fd, iov, 2) : write(fd, pkt, len);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (fd_gone(errno)) {
@@ -81,7 +90,7 @@ static int learn_frame(upp_path_hist *h, unsigned proto, const uint8_t *payload,
     return 1;
 }
 
-size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t *out,
+size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, int vnet, const uint8_t *out,
                           const uint32_t *rec, size_t nrec, uint8_t *scratch,
                           size_t scratch_cap, upp_path_hist *hist, upp_path_stats *st)
 {
@@ -131,15 +140,33 @@ size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t
             st->too_big++;
             continue;
         }
-        if (put_packet(fd, payload, len, st) < 0)
+        if (put_packet(fd, vnet, payload, len, st) < 0)
             return i + 1;
     }
     return i;
 }
 
-ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_comp *vj,
-                            const upp_enc *e, unsigned flags, uint8_t *scratch,
-                            size_t scratch_cap, uint8_t *out, size_t cap,
+/* one read of fd into buf; its length, or -1 to end the batch (EAGAIN or 0
+ * counted in fd_empty, another error in fd_errno) */
+static ssize_t read_packet(int fd, uint8_t *buf, size_t cap, upp_path_stats *st)
+{
+    ssize_t n;
+
+    do
+        n = read(fd, buf, cap);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        return n;
+    if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+        st->fd_empty++;         /* nothing more (a TUN never gives 0) */
+    else
+        st->fd_errno = errno;
+    return -1;
+}
+
+ptrdiff_t upp_tun_to_frames(int fd, upp_tso *tso, size_t max_packets, uint32_t mtu,
+                            upp_vj_comp *vj, const upp_enc *e, unsigned flags,
+                            uint8_t *scratch, size_t scratch_cap, uint8_t *out, size_t cap,
                             upp_path_hist *hist, upp_path_stats *st)
 {
     size_t used = 0, taken = 0, frame_room = upp_enc_bound(mtu);
@@ -152,34 +179,42 @@ ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_com
         return UPP_ERR_ARG;        /* no room for one frame: the caller frames it */
     while (taken < max_packets && cap - used >= frame_room
            && (hist == NULL || hist->cap - hist->len >= hist_room)) {
-        ssize_t n = read(fd, scratch, 65536);
         const uint8_t *payload = scratch;
         size_t len;
         unsigned proto = PROTO_IP;
         ptrdiff_t r;
 
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                st->fd_empty++;
-            else
-                st->fd_errno = errno;
-            break;
-        }
-        if (n == 0) {
-            st->fd_empty++;         /* nothing more (a TUN never gives 0) */
-            break;
+        if (tso == NULL) {
+            r = read_packet(fd, scratch, 65536, st);
+            if (r < 0)
+                break;
+        } else {
+            /* what is left of the last read (a TSO one) first */
+            if (tso->left == 0) {
+                r = read_packet(fd, tso->buf, UPP_TSO_READ, st);
+                if (r < 0)
+                    break;
+                if (upp_tso_take(tso, (size_t)r) == 0) {
+                    taken++;
+                    st->fd_packets++;
+                    st->fd_bytes += (size_t)r;
+                    st->not_ip++;       /* its header or packet is malformed */
+                    continue;
+                }
+            }
+            r = upp_tso_next(tso, scratch, 65536);
+            if (r < 0)
+                return r;
         }
         taken++;
-        len = (size_t)n;
+        len = (size_t)r;
         st->fd_packets++;
         st->fd_bytes += len;
         if (len > mtu) {
             st->too_big++;
             continue;
         }
-        if (scratch[0] >> 4 != 4) {
+        if (len == 0 || scratch[0] >> 4 != 4) {
             st->not_ip++;
             continue;
         }

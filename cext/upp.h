@@ -464,6 +464,44 @@ size_t upp_nat_copy_batch(uint8_t *out, const uint8_t *data,
                           const uint32_t *offsets, const uint32_t *lens, size_t count);
 /* UPP_CDEF_END */
 
+/* UPP_CDEF_BEGIN tso  (a TUN read with a virtio_net_hdr: TSO and checksum offloads) */
+/* A TUN opened with IFF_VNET_HDR gives each read as a 10-octet
+ * virtio_net_hdr (flags, gso_type, hdr_len, gso_size, csum_start,
+ * csum_offset; little-endian, as the kernel has them on x86 and arm) and
+ * the packet; with TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN the
+ * packet may be a TCP/IPv4 segment of up to 64 KiB (gso_type TCPV4, gso_size
+ * the MSS) whose checksum is only the pseudo-header's (NEEDS_CSUM).  The
+ * segmenter cuts such a read into the packets a NIC would have sent: each
+ * gso_size octets of payload behind a copy of the IP and TCP headers, with
+ * total length, IP ID (+1 each), IP checksum, sequence number, FIN and PSH
+ * (the last packet only), CWR (the first only) and TCP checksum set.  A
+ * read without GSO is one packet, its checksum completed when NEEDS_CSUM
+ * asks (at csum_start + csum_offset, over csum_start to the end; a result
+ * of 0 is sent as 0xFFFF, as the kernel's skb_checksum_help does).  A write
+ * to such a TUN is prefixed by a header of zeros (UPP_VNET_HDR octets). */
+#define UPP_VNET_HDR 10
+#define UPP_TSO_READ 65546
+typedef struct upp_tso {
+    uint8_t buf[UPP_TSO_READ];  /* a read lands here */
+    uint32_t len;               /* the packet's octets (after the header) */
+    uint32_t headers;           /* GSO: IP and TCP header octets */
+    uint32_t mss;               /* GSO: payload octets a packet; 0 no GSO */
+    uint32_t at;                /* the next packet's payload offset */
+    uint32_t index;             /* packets made of this read */
+    uint32_t left;              /* packets still to come of it */
+    uint64_t reads;             /* reads taken */
+    uint64_t gso_reads;         /* of them, GSO ones */
+    uint64_t segments;          /* packets made of GSO reads */
+    uint64_t refused;           /* reads dropped: header or packet malformed */
+} upp_tso;
+/* The n octets at t->buf are one TUN read: returns the packets it makes
+ * (0: refused and counted; what was left of the last read is dropped). */
+size_t upp_tso_take(upp_tso *t, size_t n);
+/* The next packet of the last read into out; returns its length, 0 when
+ * none is left, UPP_ERR_NOSPACE (nothing taken) when cap is too small. */
+ptrdiff_t upp_tso_next(upp_tso *t, uint8_t *out, size_t cap);
+/* UPP_CDEF_END */
+
 /* UPP_CDEF_BEGIN path  (the data path's per-packet loop for the plain case) */
 /* Counters of upp_deliver_frames and upp_tun_to_frames (added to, never
  * reset). */
@@ -499,7 +537,8 @@ typedef struct upp_path_hist {
 /* Deliver frames decoded by upp_decode (rec: protocol, start, end in out,
  * three uint32 each): each IP frame (0x21), or VJ frame (0x2D, 0x2F) through
  * vj (NULL: VJ not negotiated, counted), becomes one write() of its IP packet
- * to fd (a TUN device); 0x00FD is counted in ccp_not_up.  Stops at the first
+ * to fd (a TUN device; behind a virtio_net_hdr of zeros when vnet, a TUN with
+ * IFF_VNET_HDR); 0x00FD is counted in ccp_not_up.  Stops at the first
  * frame of any other protocol (the caller hands it and the rest to the
  * Link), or when the fd fails for good (fd_errno).  With hist (CCP runs
  * Deflate), 0x00FD stops the loop as well (the caller decompresses it), and
@@ -508,10 +547,12 @@ typedef struct upp_path_hist {
  * information field, what the decompressor's incomp adds to its window; a
  * frame without room in hist stops the loop.  scratch (cap >= mru) holds a
  * decompressed packet.  Returns the number of frames taken. */
-size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t *out,
+size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, int vnet, const uint8_t *out,
                           const uint32_t *rec, size_t nrec, uint8_t *scratch,
                           size_t scratch_cap, upp_path_hist *hist, upp_path_stats *st);
 /* Read up to max_packets packets from fd (non-blocking: until EAGAIN) and
+ * (with tso, fd a TUN with IFF_VNET_HDR: each read cut into packets by
+ * upp_tso_take and upp_tso_next, what is left of the last one taken first)
  * frame them back to back into out: each IPv4 packet of at most mtu octets
  * through vj (NULL: sent as 0x21), then e (the first frame opens with a flag
  * when flags say so); others counted and dropped.  Reads only while out has
@@ -523,9 +564,9 @@ size_t upp_deliver_frames(upp_vj_decomp *vj, uint32_t mru, int fd, const uint8_t
  * error (UPP_ERR_ARG: cap has no room for one frame of mtu octets, or hist
  * none for one packet); an fd error other than EAGAIN/EINTR ends the batch
  * with fd_errno set. */
-ptrdiff_t upp_tun_to_frames(int fd, size_t max_packets, uint32_t mtu, upp_vj_comp *vj,
-                            const upp_enc *e, unsigned flags, uint8_t *scratch,
-                            size_t scratch_cap, uint8_t *out, size_t cap,
+ptrdiff_t upp_tun_to_frames(int fd, upp_tso *tso, size_t max_packets, uint32_t mtu,
+                            upp_vj_comp *vj, const upp_enc *e, unsigned flags,
+                            uint8_t *scratch, size_t scratch_cap, uint8_t *out, size_t cap,
                             upp_path_hist *hist, upp_path_stats *st);
 /* UPP_CDEF_END */
 

@@ -877,10 +877,11 @@ def _frame_pair(protocol, payload):
     return protocol, payload
 
 
-def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair, ccp=None):
+def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair, ccp=None, vnet=False):
     """upp_decode and upp_deliver_frames over ``data``: see
     userppp.ref.path.feed_to_fd.  ``decoder`` a CHdlcDecoder, ``vj`` a
-    CVjDecompressor or None, ``ccp`` a DeflateDecompressor or None."""
+    CVjDecompressor or None, ``ccp`` a DeflateDecompressor or None, ``vnet``
+    whether fd is a TUN with IFF_VNET_HDR."""
     ffi, lib = _load()
     d = decoder._d
     src = ffi.from_buffer(decoder._u8, data)
@@ -908,7 +909,8 @@ def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair, ccp=None):
                 lib.upp_vj_toss(vjd)
             if not k:
                 continue
-            taken = lib.upp_deliver_frames(vjd, mru, fd, out, rec, k, scratch, 65536, hist, st)
+            taken = lib.upp_deliver_frames(vjd, mru, fd, 1 if vnet else 0, out, rec, k, scratch,
+                                           65536, hist, st)
             if ccp is not None:
                 if hist.count:
                     ccp.learn(*_hist_take(ffi, hist))
@@ -926,10 +928,12 @@ def c_feed_to_fd(decoder, data, vj, mru, fd, st, factory=_frame_pair, ccp=None):
     return []
 
 
-def c_tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st, cap=TX_CAP, ccp=None):
+def c_tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st, cap=TX_CAP, ccp=None,
+                    tso=None):
     """upp_tun_to_frames: see userppp.ref.path.tun_to_frames.  ``encoder`` a
     CHdlcEncoder, ``vj`` a CVjCompressor or None, ``ccp`` a
-    DeflateCompressor in an incompressible run or None."""
+    DeflateCompressor in an incompressible run or None, ``tso`` a
+    CSegmenter when fd is a TUN with offloads."""
     ffi, lib = _load()
     _, scratch, out, hist, _ = _path_scratch()
     if not 0 < cap <= TX_CAP:
@@ -938,7 +942,10 @@ def c_tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st, cap=TX_CAP
         hist = ffi.NULL
     else:
         hist.len = hist.count = 0
-    r = lib.upp_tun_to_frames(fd, max_packets, mtu, ffi.NULL if vj is None else vj._c,
+    if tso is not None and not isinstance(tso, CSegmenter):
+        raise TypeError("tun_to_frames: tso must be the C core's Segmenter")
+    r = lib.upp_tun_to_frames(fd, ffi.NULL if tso is None else tso._t, max_packets, mtu,
+                              ffi.NULL if vj is None else vj._c,
                               encoder._e, 1 if open_flag else 0, scratch, 2 * 65536,
                               out, cap, hist, st)
     if r < 0:
@@ -948,8 +955,35 @@ def c_tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st, cap=TX_CAP
     return ffi.buffer(out, r)[:]
 
 
+class CSegmenter:
+    """upp_tso: see userppp.ref.tso.Segmenter."""
+
+    def __init__(self):
+        ffi, self._lib = _load()
+        self._t = ffi.new("upp_tso *")
+        self.view = memoryview(ffi.buffer(self._t.buf))
+        self._scratch = ffi.new("uint8_t[]", 65536)
+        self._ffi = ffi
+
+    def take(self, n: int) -> int:
+        if not 0 <= n <= len(self.view):
+            raise ValueError("take: more octets than the read buffer holds")
+        return self._lib.upp_tso_take(self._t, n)
+
+    def next(self):
+        r = self._lib.upp_tso_next(self._t, self._scratch, 65536)
+        if r < 0:
+            _raise(r, "tso_next")
+        return self._ffi.buffer(self._scratch, r)[:] if r else None
+
+    def __getattr__(self, name):
+        if name in ("left", "reads", "gso_reads", "segments", "refused"):
+            return getattr(self._t, name)
+        raise AttributeError(name)
+
+
 _C_PATH_BACKEND = types.SimpleNamespace(
-    name="c", PathStats=c_path_stats, feed_to_fd=c_feed_to_fd,
+    name="c", PathStats=c_path_stats, feed_to_fd=c_feed_to_fd, Segmenter=CSegmenter,
     tun_to_frames=c_tun_to_frames, FEED_PIECE=FEED_PIECE, TX_CAP=TX_CAP,
     TX_MAX_MTU=TX_MAX_MTU,
 )

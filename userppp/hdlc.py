@@ -207,7 +207,7 @@ class Framer:
             return b""
         return self._impl.encode_many(frames, self._open_flag(now))
 
-    def frames_from_fd(self, fd, max_packets, mtu, vj, stats, now=None, ccp=None):
+    def frames_from_fd(self, fd, max_packets, mtu, vj, stats, now=None, ccp=None, tso=None):
         """The data path's plain case (no NAT; no CCP, or ``ccp`` a
         DeflateCompressor in an incompressible run, given the packets'
         octets for its history) in one call: up to ``max_packets`` IP
@@ -215,11 +215,12 @@ class Framer:
         over ``mtu`` or not IPv4 dropped, VJ-compressed by ``vj`` (a
         VjCompressor of this backend, or None) and framed; the frames
         concatenated (at most the backend's TX_CAP octets).  ``stats``: a
-        PathStats of this backend, added to."""
+        PathStats of this backend, added to.  ``tso``: the Segmenter of a
+        TUN with offloads (userppp/io/tun.py)."""
         path = self._path
         last = self._last
         data = path.tun_to_frames(self._impl, fd, max_packets, mtu, vj,
-                                  self._open_flag(now), stats, path.TX_CAP, ccp)
+                                  self._open_flag(now), stats, path.TX_CAP, ccp, tso)
         if not data:
             self._last = last       # nothing sent: the line's idle time goes on
         return data
@@ -280,7 +281,7 @@ class Deframer:
         """All complete good frames in data (bytes-like, any chunk size)."""
         return self._impl.feed(data, Frame)
 
-    def feed_to_fd(self, data, vj, mru, fd, stats, ccp=None):
+    def feed_to_fd(self, data, vj, mru, fd, stats, ccp=None, vnet=False):
         """The data path's plain case (no NAT; no CCP, or ``ccp`` a
         DeflateDecompressor, which learns the uncompressed frames) in one
         call: the frames in ``data`` deframed, and those of IP (and VJ,
@@ -289,8 +290,9 @@ class Deframer:
         to the first frame of another protocol (or, with ``ccp``, a
         compressed one); that one and all after it are returned (Frames, in
         order) for the Link and the usual path.  A line error tosses ``vj``
-        first.  ``stats``: a PathStats, added to."""
-        return self._path.feed_to_fd(self._impl, data, vj, mru, fd, stats, Frame, ccp)
+        first.  ``stats``: a PathStats, added to.  ``vnet``: fd is a TUN
+        with offloads (each write behind a virtio_net_hdr of zeros)."""
+        return self._path.feed_to_fd(self._impl, data, vj, mru, fd, stats, Frame, ccp, vnet)
 
     def path_stats(self):
         """A zeroed PathStats for feed_to_fd."""

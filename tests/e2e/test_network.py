@@ -365,6 +365,31 @@ def test_status_dump_and_counters(tmp_path):
     assert byte_lines(b.log()) == (420, 420)
 
 
+@pytest.mark.parametrize("options", [["noccp"], []], ids=["noccp", "defaults"])
+def test_the_sending_tun_hands_over_tso_segments(tmp_path, options):
+    """On an unpaced line the TUN has TSO and checksum offloads: the
+    sender's kernel hands over TCP segments of up to 64 KiB, the data path
+    cuts them into packets of the link's MTU with their checksums, and the
+    file arrives whole (VJ, and Deflate by default, on those packets)."""
+    payload = tmp_path / "payload"
+    digest = _random_file(payload, 4 * MB)
+    with link(tmp_path, options) as (a, b):
+        tcp_transfer(a, b, payload, digest)
+        ping(a.ns, B_ADDR)
+        a.process.send_signal(signal.SIGUSR1)
+        assert a.wait_log("offloaded reads: "), a.log()
+    status = [l for l in a.log().splitlines() if l.startswith("data: sent ")][-1]
+    found = re.search(r"offloaded reads: (\d+), (\d+) TSO ones cut into (\d+) packets, "
+                      r"(\d+) refused", status)
+    assert found, status
+    reads, tso_reads, segments, refused = map(int, found.groups())
+    print(f"\n{status}")
+    # most of the 4 MB came as TSO reads of several packets each
+    assert tso_reads > 20 and segments > 5 * tso_reads and refused == 0
+    assert segments * 1400 > 3 * MB
+    assert "too_big" not in status and "not_ip" not in status
+
+
 def test_ip_scripts_default_route_and_resolv_conf(tmp_path):
     """ip-up and ip-down run with pppd's arguments and environment;
     ``defaultroute`` adds a default route through the TUN while IP is up;

@@ -5,6 +5,7 @@ the namespace and prints a JSON line of what it saw."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -92,6 +93,61 @@ def test_configured_device_and_packet_from_the_stack(ns):
     assert result["after"] == ["lo"], "a TUN we created must go away on close"
 
 
+def test_offloads_give_checksummed_packets_of_the_mtu(ns):
+    """A TUN with offloads: a UDP datagram comes with its checksum left to
+    us and gets it; after a handshake we answer, the kernel's first burst of
+    a TCP send comes as TSO reads, cut into packets of at most the MTU with
+    valid IP and TCP checksums, their payload the bytes sent, in order."""
+    result = ns.python_json(code("""
+        from userppp.ref.nat import csum_sum
+
+        def valid(raw):
+            ihl = (raw[0] & 15) * 4
+            n = 6 + len(raw) - ihl if raw[9] == 6 else 17 + len(raw) - ihl
+            pseudo = csum_sum(raw[12:20], (n & 0xFFFF) + (n >> 16))
+            return csum_sum(raw[:ihl]) == 0xFFFF and csum_sum(raw[ihl:], pseudo) == 0xFFFF
+
+        tun = TunDevice.open("ppp0", mtu=1400, offload=True)
+        tun.configure("10.9.0.1", "10.9.0.2")
+        tun.read_batch()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.sendto(b"offload " * 40, ("10.9.0.2", 9999))
+        datagram = [p for p in wait_packets(tun, 1) if p[9] == 17][0]
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client.setblocking(False)
+        client.connect_ex(("10.9.0.2", 7777))
+        syn = dpkt.ip.IP([p for p in wait_packets(tun, 1) if p[9] == 6][0])
+        answer = dpkt.ip.IP(src=syn.dst, dst=syn.src, p=6, ttl=64, data=dpkt.tcp.TCP(
+            sport=7777, dport=syn.data.sport, seq=5000, ack=syn.data.seq + 1,
+            flags=dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK, win=65535, off=6,
+            opts=b"\\x02\\x04\\x05\\x78"))        # MSS 1400
+        answer.len = len(answer)
+        tun.write_batch([bytes(answer)])
+        time.sleep(0.2)
+        sent = bytes(range(256)) * 400
+        n = client.send(sent)
+        segments = [p for p in wait_packets(tun, 40, timeout=1.0) if p[9] == 6]
+        data = [dpkt.ip.IP(p) for p in segments]
+        # by offset in the stream (the ISN is random), not the resent ones
+        first = {(d.data.seq - syn.data.seq - 1) & 0xFFFFFFFF: d.data.data
+                 for d in reversed(data) if d.data.data}
+        stream = b"".join(first[k] for k in sorted(first))
+        seg = tun.segmenter
+        print(json.dumps({
+            "udp_valid": valid(datagram), "udp_sum": datagram[26:28].hex(),
+            "gso_reads": seg.gso_reads, "segments": seg.segments, "refused": seg.refused,
+            "longest": max(map(len, segments)), "all_valid": all(map(valid, segments)),
+            "prefix": sent[:len(stream)] == stream, "bytes": len(stream), "sent": n,
+            "read_packets": tun.stats.read_packets}))
+        tun.close()
+    """))
+    assert result["udp_valid"] and result["udp_sum"] != "0000"
+    assert result["gso_reads"] >= 1 and result["segments"] > result["gso_reads"], result
+    assert result["refused"] == 0
+    assert result["longest"] <= 1400 and result["all_valid"]
+    assert result["prefix"] and result["bytes"] > 2 * 1400, json.dumps(result)
+
+
 RESPONDER = """
     tun = TunDevice.open("ppp0")
     tun.configure("10.9.0.1", "10.9.0.2")
@@ -124,10 +180,13 @@ RESPONDER = """
 """
 
 
-def test_ping_answered_through_the_tun(ns):
+@pytest.mark.parametrize("offload", [False, True], ids=["plain", "offload"])
+def test_ping_answered_through_the_tun(ns, offload):
     """A tiny responder on the TUN fd answers the namespace's ping: a packet
-    round trip through a real TUN, both directions of the fd."""
-    result = ns.python_json(code(RESPONDER))
+    round trip through a real TUN, both directions of the fd (with offloads,
+    each read and write behind a virtio_net_hdr)."""
+    body = RESPONDER.replace('TunDevice.open("ppp0")', f'TunDevice.open("ppp0", offload={offload})')
+    result = ns.python_json(code(body))
     assert result["rc"] == 0, result["output"]
     assert "3 packets transmitted, 3 received" in result["output"]
     assert result["answered"] == 3 and result["written"] == 3
@@ -231,7 +290,7 @@ def test_persistent_tun_is_left_as_it_was(ns):
     ns.run(["ip", "addr", "add", "10.8.0.1", "peer", "10.8.0.9/32", "dev", "keep0"])
     before = ns.ip("addr", "show", "dev", "keep0")[0]
     during = ns.python_json(code("""
-        tun = TunDevice.open("keep0", mtu=1000, txqueuelen=5)
+        tun = TunDevice.open("keep0", mtu=1000, txqueuelen=5, offload=True)
         tun.configure("10.9.0.1", "10.9.0.2")
         tun.add_default_route()
         link = ip("addr", "show", "dev", "keep0")[0]
@@ -241,11 +300,13 @@ def test_persistent_tun_is_left_as_it_was(ns):
         tun.close()
         print(json.dumps({"created": tun.created, "mtu": link["mtu"],
                           "up": "UP" in link["flags"], "seen": seen,
+                          "offload": tun.segmenter is not None,
                           "addrs": sorted(a["local"] for a in link["addr_info"]
                                           if a["family"] == "inet")}))
     """))
+    # a persistent device keeps the flags it was made with: no offloads
     assert during == {"created": False, "mtu": 1000, "up": True, "seen": True,
-                      "addrs": ["10.8.0.1", "10.9.0.1"]}
+                      "offload": False, "addrs": ["10.8.0.1", "10.9.0.1"]}
     after = ns.ip("addr", "show", "dev", "keep0")[0]
     for key in ("mtu", "txqlen", "flags", "operstate"):
         assert after[key] == before[key], key

@@ -312,6 +312,26 @@ def path_corpus():
     return out
 
 
+def tso_corpus():
+    """TSO reads (MSS, IP and TCP options, ECN), checksum-offload reads of
+    TCP and UDP, a plain read and malformed ones."""
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "unit"))
+    from test_tso import NEEDS_CSUM, gso_read, ipv4, pseudo_sum, tcp, vnet
+    reads = []
+    for mss, ihl, doff, ecn in ((536, 20, 5, False), (100, 24, 8, True), (1, 20, 15, False)):
+        reads.append(gso_read({"payload": bytes(range(256)) * 4, "mss": mss, "ihl": ihl,
+                               "doff": doff, "seq": 0xFFFFFF00, "flags": 0x99,
+                               "ident": 0xFFFE, "ecn": ecn})[:3000])
+    udp = ipv4(17, bytes(8) + b"datagram")
+    udp[26:28] = pseudo_sum(udp, 20).to_bytes(2, "big")
+    seg = ipv4(6, tcp(b"segment", 1, 0x18))
+    reads += [vnet(NEEDS_CSUM, 0, 0, 20, 6) + bytes(udp),
+              vnet(NEEDS_CSUM, 0, 0, 20, 16) + bytes(seg), vnet() + bytes(seg),
+              vnet(0, 3, 100) + bytes(udp), vnet(NEEDS_CSUM, 0, 0, 20, 900) + bytes(seg)]
+    return [b"".join(record(0, r, wide=True) for r in reads[i:i + 2])
+            for i in range(0, len(reads), 2)]
+
+
 def options_corpus():
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "unit"))
     from test_options_tables import OPTIONS_CALLBACK
@@ -385,6 +405,7 @@ def main():
     counts["nat"] = write("nat", nat_corpus())
     counts["deframer"] = write("deframer", deframer_corpus())
     counts["path"] = write("path", path_corpus())
+    counts["tso"] = write("tso", tso_corpus())
     counts["options"] = write("options", options_corpus())
     counts["secrets"] = write("secrets", secrets_corpus())
     counts["chat"] = write("chat", chat_corpus())

@@ -48,7 +48,7 @@ import fuzz_mutate  # noqa: E402
 
 # The names of fuzz_targets.TARGETS, known without importing it: atheris
 # must instrument userppp as it is first imported.
-TARGET_NAMES = ("deframer", "path", "lcp", "pap", "chap", "ipcp", "ccp", "cbcp", "vj", "bsd",
+TARGET_NAMES = ("deframer", "path", "tso", "lcp", "pap", "chap", "ipcp", "ccp", "cbcp", "vj", "bsd",
                 "deflate", "nat", "options", "secrets", "chat")
 
 
@@ -98,7 +98,7 @@ def run_atheris(name, runs, seconds, grow, extra, corpus=None):
             shutil.copy(os.path.join(corpus_dir(name), f), work)
     # libFuzzer runs argv[0] again in a shell for -merge (the control
     # process and its workers): the whole command that gets this target
-    program = f"{shlex.quote(sys.executable)} -m tests.fuzz.run {name} --corpus-dir {shlex.quote(work)}"
+    program = shlex.join(_self_command(name, "--corpus-dir", work)[0])
     args = [program, work, "-print_final_stats=1", "-rss_limit_mb=1024", "-max_len=4096"]
     if not any(a.startswith("-runs=") for a in extra):
         args.append(f"-runs={runs}")
@@ -123,6 +123,14 @@ _C_WRAPPER = os.path.join("userppp", "core.py")
 _HARNESS = {os.path.join("tests", "fuzz", n) for n in ("run.py", "make_corpus.py", "fuzz_mutate.py")}
 
 
+def _self_command(name, *args) -> tuple:
+    """(argv, env) that run this harness again on target ``name`` with
+    ``args``, from the repository (libFuzzer's workers, a fresh
+    interpreter for code_files, a merge)."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return [sys.executable, "-m", "tests.fuzz.run", name, *args], env
+
+
 def code_files(name) -> list:
     """The repository's files that target ``name`` runs: each file with a
     function (or a lazily imported module's body) that ran while the
@@ -131,9 +139,9 @@ def code_files(name) -> list:
     call into it) is not seen: a change there does not start the count
     again.  Found in a fresh interpreter: in this one, another target may
     have imported a module already, and its body would not run again."""
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-m", "tests.fuzz.run", name, "--code-files"],
-                         cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
+    argv, env = _self_command(name, "--code-files")
+    out = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True,
+                         check=True).stdout
     return out.split()
 
 
@@ -249,18 +257,17 @@ def supervise(cmd, work, name, code, total, out=sys.stderr, ledger=None):
     finally:
         for sig, handler in forward.items():
             signal.signal(sig, handler)
-    new = not os.path.exists(ledger) or os.path.getsize(ledger) == 0
+    line = (f"{name}\t{code}\t{_commit()}\t{started}\t"
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t"
+            f"{inputs}\t{cov}\t{ft}\t{status}\n")
     with open(ledger, "a+b") as f:
-        if not new:
+        if f.seek(0, os.SEEK_END) == 0:
+            line = LEDGER_HEADER + line
+        else:
             f.seek(-1, os.SEEK_END)
             if f.read(1) != b"\n":
-                f.write(b"\n")     # a line someone left unfinished stays its own line
-    with open(ledger, "a") as f:
-        if new:
-            f.write(LEDGER_HEADER)
-        f.write(f"{name}\t{code}\t{_commit()}\t{started}\t"
-                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t"
-                f"{inputs}\t{cov}\t{ft}\t{status}\n")
+                line = "\n" + line     # a line someone left unfinished stays its own line
+        f.write(line.encode())
     print(f"stretch: {inputs} inputs (cov {cov} ft {ft}, exit {status}); "
           f"total {done + inputs} of {total} on code {code}", file=out, flush=True)
     return status
@@ -274,8 +281,8 @@ def run_resumable(name, total, work, extra):
         if os.path.isdir(long_corpus_dir(name)):
             shutil.copytree(long_corpus_dir(name), corpus, dirs_exist_ok=True)
     code = code_fingerprint(code_files(name))
-    cmd = [sys.executable, "-m", "tests.fuzz.run", name, "--corpus-dir", corpus, *extra]
-    os.environ["PYTHONPATH"] = REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
+    cmd, env = _self_command(name, "--corpus-dir", corpus, *extra)
+    os.environ["PYTHONPATH"] = env["PYTHONPATH"]        # libFuzzer's workers too
     return supervise(cmd, work, name, code, total)
 
 
@@ -289,9 +296,8 @@ def keep(name, work) -> int:
         return 2
     dest = long_corpus_dir(name)
     os.makedirs(dest, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "tests.fuzz.run", name, "--corpus-dir", dest,
-                           "-merge=1", source], cwd=REPO, env=env).returncode
+    argv, env = _self_command(name, "--corpus-dir", dest, "-merge=1", source)
+    return subprocess.run(argv, cwd=REPO, env=env).returncode
 
 
 def print_status(names, out=sys.stdout, ledger=None) -> None:
@@ -300,8 +306,10 @@ def print_status(names, out=sys.stdout, ledger=None) -> None:
     print("target\tcode\tinputs (this code)\tstretches\tinputs (earlier code)", file=out)
     for name in names:
         code = code_fingerprint(code_files(name))
-        done, stretches = ledger_total(name, code, ledger)
-        earlier = sum(int(r["inputs"]) for r in rows if r["target"] == name and r["code"] != code)
+        mine = [r for r in rows if r["target"] == name]
+        this = [int(r["inputs"]) for r in mine if r["code"] == code]
+        done, stretches = sum(this), len(this)
+        earlier = sum(int(r["inputs"]) for r in mine if r["code"] != code)
         print(f"{name}\t{code}\t{done}\t{stretches}\t{earlier}", file=out)
 
 
@@ -333,7 +341,8 @@ def main(argv=None):
     ap.add_argument("--grow", action="store_true", help="atheris adds new inputs to the corpus")
     ap.add_argument("--memory", action="store_true", help="tracemalloc peak (built-in mutator)")
     ap.add_argument("--work", metavar="DIR",
-                    help="a resumable long run (atheris): corpus, crashes and ledger in DIR")
+                    help="a resumable long run (atheris): its corpus and crashes in DIR, "
+                         "each stretch a line of tests/fuzz/long_runs.tsv")
     ap.add_argument("--status", action="store_true",
                     help="the ledger's inputs on the code as it is now (also: the target 'status')")
     ap.add_argument("--keep", metavar="DIR",

@@ -14,6 +14,8 @@ from test_fairqueue import echo, tcp, tag_of
 
 class FakeTun:
     fd = -1
+    segmenter = None
+    pending = False
 
     def __init__(self):
         self.ring = []

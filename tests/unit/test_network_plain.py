@@ -7,6 +7,7 @@ is in tests/e2e/test_network.py."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import types
 
@@ -17,27 +18,40 @@ from test_path_deflate import ip_packet, noise
 from test_vj_props import build_flow
 from userppp.compress import (PROTO_COMP, BsdCompressor, BsdDecompressor, DeflateCompressor,
                               DeflateDecompressor)
+from userppp.core import path_backend
 from userppp.hdlc import Deframer, Framer
 from userppp.io.network import Network
-from userppp.io.tun import TunStats
+from userppp.io.tun import TunDevice, TunStats
+from userppp.ref.tso import NO_OFFLOAD
 from userppp.vj import VjCompressor, VjDecompressor
 
 
 class SocketTun:
-    """The read/write half of a TunDevice on one end of a socket pair."""
+    """The read/write half of a TunDevice on one end of a socket pair
+    (with ``segmenter``, of one with offloads: TunDevice's own reading)."""
 
     name = "ppp0"
+    _read_segmented = TunDevice._read_segmented
+    pending = TunDevice.pending
 
-    def __init__(self, sock):
+    def __init__(self, sock, segmenter=None):
         self.sock = sock
         self.fd = sock.fileno()
         self.stats = TunStats()
         self.read_batches = 0
         self.asked = []         # ``most`` of each read_batch
+        self.segmenter = segmenter
 
     def read_batch(self, most):
         self.read_batches += 1
         self.asked.append(most)
+        if self.segmenter is not None:
+            packets = []
+            try:
+                self._read_segmented(packets, most)
+            except BlockingIOError:
+                pass
+            return packets
         return drain(self.sock, most)
 
     def write_batch(self, packets):
@@ -226,3 +240,61 @@ def test_deflate_frames_from_the_line_learnt_in_the_c_core(net):
     ccp = net.datapath.ccp_rx
     assert ccp.stats["incomp_packets"] == 3
     assert ccp.receive(PROTO_COMP, rest[0].payload) == (0x21, packets[3])
+
+
+class NarrowDriver(Driver):
+    """A line queue with room for ``frames`` frames after each drain."""
+
+    def __init__(self, frames):
+        super().__init__()
+        self.frames, self.room = frames, 0
+
+    def send_room(self):
+        return self.room
+
+    def send_data(self, data):
+        self.room = 0
+        return super().send_data(data)
+
+
+def test_what_is_left_of_an_offloaded_read_goes_once_the_line_drains(net):
+    """A TSO read of 30 packets and a line queue with room for three at a
+    time: the rest waits in the segmenter, not in the fd (which is empty),
+    and each drain sends the next three, in order, without another read."""
+    from test_tso import gso_read
+    read = gso_read({"payload": bytes(range(256)) * 50, "mss": 400, "ihl": 20, "doff": 5,
+                     "seq": 1, "flags": 0x18, "ident": 9, "ecn": False})
+    expected = run_segmenter(read)
+    assert len(expected) == 32
+    net.tun = SocketTun(net.tun.sock, path_backend().Segmenter())
+    driver = net.driver = NarrowDriver(3)
+    net.host.send(read)
+
+    async def drive():
+        net._loop = asyncio.get_running_loop()
+        net._start_reading()
+        for _ in range(40):
+            driver.room = 3 * (1500 + 8) - 1
+            net._line_drained()
+            await asyncio.sleep(0.001)
+        net._stop_reading()
+
+    asyncio.run(drive())
+    sent = [f.payload for f in driver.deframer.feed(driver.sent)]
+    assert sent == expected
+    assert net.tun.segmenter.reads == 1 and net.tun.read_batches == 0
+    assert net.tun.stats.read_packets == 32
+
+
+def run_segmenter(read):
+    seg = path_backend("ref").Segmenter()
+    seg.view[:len(read)] = read
+    seg.take(len(read))
+    return list(iter(seg.next, None))
+
+
+def test_packets_into_a_tun_with_offloads_carry_an_empty_header(net):
+    net.tun = SocketTun(net.tun.sock, path_backend().Segmenter())
+    frames = Framer(accm=0).encode_many([(0x21, p) for p in FLOW])
+    assert net.receive_line(net.driver.deframer, frames) == []
+    assert drain(net.host) == [NO_OFFLOAD + p for p in FLOW]

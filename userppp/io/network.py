@@ -127,6 +127,7 @@ class Network:
         self.ipcp: Optional[IpcpUp] = None     # while IPCP is up
         self.up_at: Optional[float] = None    # IPCP first up in this session
         self.reading = False
+        self._pending_call = False      # _tun_pending is scheduled
         # with a speed set: the packets read from the TUN until the line
         # takes them (see the module docstring); None when not paced
         self.fair_queue: Optional[FairQueue] = None
@@ -224,6 +225,10 @@ class Network:
                          f"{queue.dropped} dropped")
         if self.nat is not None:
             parts.append(self.nat.summary())
+        seg = self.tun.segmenter if self.tun is not None else None
+        if seg is not None:
+            parts.append(f"offloaded reads: {seg.reads}, {seg.gso_reads} TSO ones cut into "
+                         f"{seg.segments} packets, {seg.refused} refused")
         return "; ".join(parts)
 
     # -- demand ------------------------------------------------------------------
@@ -242,7 +247,8 @@ class Network:
         try:
             txqueuelen = settings.txqueuelen or default_txqueuelen(
                 getattr(settings, "speed", 0) or 0, mtu)
-            self.tun = TunDevice.open(settings.tun_name, mtu=mtu, txqueuelen=txqueuelen)
+            self.tun = TunDevice.open(settings.tun_name, mtu=mtu, txqueuelen=txqueuelen,
+                                      offload=self._offload())
             self.mtu = mtu
             self.tun.configure(*self._tun_addresses(local, remote))
             if settings.defaultroute and not self.tun.add_default_route(
@@ -270,6 +276,13 @@ class Network:
             await self._traffic
         finally:
             self._traffic = None
+
+    def _offload(self) -> bool:
+        """TSO and checksum offloads on the TUN: on an unpaced line (no
+        speed), where the data path takes the TUN's packets as fast as the
+        line's queue drains; a paced one takes them one by one into its
+        fair queue."""
+        return not (getattr(self.settings, "speed", 0) or 0)
 
     def _tun_addresses(self, local: str, remote: str) -> tuple:
         """What the TUN is given for IPCP's (local, remote): with ``nat`` its
@@ -389,7 +402,7 @@ class Network:
                 txqueuelen = settings.txqueuelen or default_txqueuelen(
                     getattr(settings, "speed", 0) or 0, mtu)
                 self.tun = TunDevice.open(settings.tun_name, mtu=mtu,
-                                          txqueuelen=txqueuelen)
+                                          txqueuelen=txqueuelen, offload=self._offload())
             tun = self.tun
             if self.nat_enabled:
                 # client: the negotiated address is the outside one; server
@@ -564,7 +577,7 @@ class Network:
             st = self._plain_rx = deframer.path_stats()
         datapath = self.datapath
         rest = deframer.feed_to_fd(data, datapath.vj_rx, datapath.mru, tun.fd, st,
-                                   datapath.ccp_rx)
+                                   datapath.ccp_rx, tun.segmenter is not None)
         tun_stats = tun.stats
         tun_stats.written_packets += st.fd_packets
         tun_stats.written_bytes += st.fd_bytes
@@ -605,6 +618,20 @@ class Network:
         if not self.reading and self.tun is not None and self._loop is not None:
             self.reading = True
             self._loop.add_reader(self.tun.fd, self._tun_readable)
+            self._take_pending_soon()
+
+    def _take_pending_soon(self) -> None:
+        """What is left of an offloaded read waits in the segmenter, not in
+        the fd: the reader will not fire for it, so a callback takes it."""
+        tun = self.tun
+        if self.reading and tun is not None and tun.pending and not self._pending_call:
+            self._pending_call = True
+            self._loop.call_soon(self._tun_pending)
+
+    def _tun_pending(self) -> None:
+        self._pending_call = False
+        if self.reading:
+            self._tun_readable()
 
     def _stop_reading_fd(self, tun) -> None:
         if self.reading:
@@ -636,6 +663,8 @@ class Network:
                 self._tun_readable_unpaced()
         except TunError as error:
             self._tun_lost(error)
+            return
+        self._take_pending_soon()
 
     def _tun_lost(self, error: TunError) -> None:
         """The TUN went away under us (``ip link del``): said once, the
@@ -745,7 +774,7 @@ class Network:
         if ccp is not None:
             want = min(want, ccp.untried_left)      # Deflate's incompressible run
         data = driver.framer.frames_from_fd(tun.fd, want, datapath.mtu, datapath.vj_tx, st,
-                                            driver.clock(), ccp)
+                                            driver.clock(), ccp, tun.segmenter)
         read, empty = st.fd_packets, st.fd_empty
         tun_stats = tun.stats
         tun_stats.read_packets += read

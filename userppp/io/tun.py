@@ -14,6 +14,18 @@ until EAGAIN or a packet limit, :meth:`TunDevice.write_batch` writes a batch.
 The ``ip`` calls are synchronous (a few milliseconds each); they happen when
 IPCP comes up or goes down, never on the data path.
 
+Offloads (``offload=True``, a TUN we create on an unpaced line): the device
+is made with ``IFF_VNET_HDR`` and given TSO and checksum offloads
+(``TUNSETOFFLOAD``), so the kernel hands over TCP segments of up to 64 KiB
+at a time, with checksums left to us, instead of sending each MTU-sized
+packet through its output path; every read then starts with a
+virtio_net_hdr, which the segmenter (cext/tso.c, ``segmenter``) turns into
+the MTU-sized packets with their checksums that go on the line, and every
+write gets a header of zeros.  What is left of a read between two batches
+is one read at most (``pending``).  A paced line keeps the packets one by
+one (its fair queue and the kernel's queue share the waiting fairly), and a
+persistent device is left as it was made.
+
 The txqueuelen follows the line speed by default (:func:`default_txqueuelen`).
 On Linux the TUN's own packet ring holds txqueuelen packets and drops the
 newest when it is full; the qdisc in front of it does not hold packets back.
@@ -45,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import ipaddress
 import json
 import os
@@ -55,6 +68,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
 from ..config.options import Option, OptionError, flag, integer, text
+from ..ref.tso import NO_OFFLOAD
 from .files import replace_file
 
 DEFAULT_NAME = "ppp0"
@@ -62,6 +76,9 @@ DEFAULT_MTU = 1500
 DEFAULT_TXQUEUELEN = 10
 #: the TUN's queue without a speed: the kernel's default for a TUN device
 UNPACED_TXQUEUELEN = 500
+#: ioctl TUNSETOFFLOAD (_IOW('T', 208, unsigned int)) and its flags
+TUNSETOFFLOAD = 0x400454D0
+TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO_ECN = 0x01, 0x02, 0x08
 
 
 def default_txqueuelen(speed: int, mtu: int = 1500) -> int:
@@ -200,6 +217,7 @@ class TunStats:
     written_packets: int = 0    # from the link, into the host
     written_bytes: int = 0
     write_errors: int = 0       # packets the kernel refused (counted, dropped)
+    refused_reads: int = 0      # offloaded reads with a malformed header (dropped)
 
 
 class TunDevice:
@@ -214,9 +232,13 @@ class TunDevice:
     sends no router solicitations or MLD reports into the link.
     """
 
+    segmenter = None            # a TUN without offloads (see __init__)
+
     def __init__(self, device, name: str, created: bool, snapshot: Optional[dict],
-                 mtu: int, txqueuelen: int):
+                 mtu: int, txqueuelen: int, segmenter=None):
         self._device = device                   # the pytun object owns the fd
+        # offloads: the reads' segmenter (userppp.core.path_backend().Segmenter)
+        self.segmenter = segmenter
         self.name = name
         self.fd = device.fileno()
         self.created = created
@@ -240,10 +262,11 @@ class TunDevice:
     # -- opening -----------------------------------------------------------
     @classmethod
     def open(cls, name: str = DEFAULT_NAME, *, mtu: int = DEFAULT_MTU,
-             txqueuelen: int = DEFAULT_TXQUEUELEN) -> "TunDevice":
+             txqueuelen: int = DEFAULT_TXQUEUELEN, offload: bool = False) -> "TunDevice":
         """Create the TUN ``name`` (or attach to a persistent one of that
-        name), set its MTU and txqueuelen.  It is not up until
-        :meth:`configure`."""
+        name), set its MTU and txqueuelen; with ``offload``, one we create
+        gets TSO and checksum offloads (see the module docstring).  It is
+        not up until :meth:`configure`."""
         import pytun
         try:
             _ifname(name)
@@ -264,14 +287,24 @@ class TunDevice:
             existed = False
         if existed:
             snapshot = _link_state(name)
+        offload = offload and not existed
+        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
         try:
-            device = pytun.TunTapDevice(name=name,
-                                        flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+            device = pytun.TunTapDevice(name=name, flags=flags)
         except pytun.Error as exc:
             raise TunError(_open_error(name, exc, existed)) from None
         try:
             os.set_blocking(device.fileno(), False)
-            tun = cls(device, name, not existed, snapshot, mtu, txqueuelen)
+            segmenter = None
+            if offload:
+                from ..core import path_backend
+                fcntl.ioctl(device.fileno(), TUNSETOFFLOAD,
+                            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN)
+                segmenter = path_backend().Segmenter()
+            tun = cls(device, name, not existed, snapshot, mtu, txqueuelen, segmenter)
+        except OSError as exc:
+            device.close()
+            raise TunError(f"TUN {name}: offloads: {exc.strerror or exc}") from None
         except BaseException:
             device.close()
             raise
@@ -373,32 +406,63 @@ class TunDevice:
             raise errors[0]
 
     # -- packets -------------------------------------------------------------
+    @property
+    def pending(self) -> bool:
+        """Whether packets of the last offloaded read wait to be taken
+        (the fd need not be readable for them)."""
+        return self.segmenter is not None and self.segmenter.left > 0
+
     def read_batch(self, max_packets: int = 64) -> list:
         """Packets waiting in the TUN, at most ``max_packets``; stops at
         EAGAIN (returns [] if none is waiting)."""
         packets = []
-        append, fd, readv, view = packets.append, self.fd, os.readv, self._read_view
-        buffer = [view]
-        # into the one buffer, then a copy the packet's size: cheaper than
-        # os.read(fd, READ_SIZE), whose 64 KiB block is mmapped (see above)
         try:
-            for _ in range(max_packets):
-                append(bytes(view[:readv(fd, buffer)]))
+            if self.segmenter is None:
+                self._read_packets(packets, max_packets)
+            else:
+                self._read_segmented(packets, max_packets)
         except BlockingIOError:
             pass
         except OSError as exc:
             # EBADFD: the device was deleted under us (ip link del)
             raise TunError(f"read TUN {self.name}: {exc.strerror or exc}") from None
+        self._count_read(packets)
+        return packets
+
+    def _read_packets(self, packets: list, max_packets: int) -> None:
+        append, fd, readv, view = packets.append, self.fd, os.readv, self._read_view
+        buffer = [view]
+        # into the one buffer, then a copy the packet's size: cheaper than
+        # os.read(fd, READ_SIZE), whose 64 KiB block is mmapped (see above)
+        for _ in range(max_packets):
+            append(bytes(view[:readv(fd, buffer)]))
+
+    def _read_segmented(self, packets: list, max_packets: int) -> None:
+        """read_batch on a TUN with offloads: each read through the
+        segmenter, what is left of the last one first; a read it refuses
+        (malformed header) is counted in ``stats.refused_reads``."""
+        seg, fd, buffer = self.segmenter, self.fd, [self.segmenter.view]
+        while len(packets) < max_packets:
+            if not seg.left and not seg.take(os.readv(fd, buffer)):
+                self.stats.refused_reads += 1
+                continue
+            packets.append(seg.next())
+
+    def _count_read(self, packets) -> None:
         stats = self.stats
         stats.read_packets += len(packets)
         stats.read_bytes += sum(map(len, packets))
-        return packets
 
     def write_batch(self, packets: Iterable) -> int:
         """Write IP packets into the host; returns how many the kernel took.
         A packet it refuses (not IPv4/IPv6, truncated) is counted in
         ``stats.write_errors`` and dropped."""
-        fd, write = self.fd, os.write
+        fd = self.fd
+        if self.segmenter is None:
+            write = os.write
+        else:
+            def write(fd, packet, writev=os.writev, header=NO_OFFLOAD):
+                writev(fd, (header, packet))
         written = size = errors = 0
         for packet in packets:
             try:

@@ -42,6 +42,9 @@ packet: the caller takes the rest the usual way.
 import errno
 import os
 
+from . import tso as _tso
+from .tso import NO_OFFLOAD, TSO_READ
+
 PROTO_IP = 0x21
 PROTO_VJC_COMP = 0x2D
 PROTO_VJC_UNCOMP = 0x2F
@@ -67,6 +70,8 @@ STAT_KEYS = ("frames", "wire_bytes", "packets", "bytes", "fd_packets", "fd_bytes
 #: write errors that end the fd (as TunDevice.write_batch has them; EIO, a
 #: TUN that is down, is only a packet refused)
 _GONE = frozenset({errno.EBADF, errno.EBADFD})
+#: the backend's segmenter of a TUN's offloaded reads
+Segmenter = _tso.Segmenter
 _LINE_ERRORS = ("bad_fcs", "aborts", "runts", "oversize")
 
 
@@ -94,12 +99,15 @@ TX_MAX_MTU = (TX_CAP - 2 - 32) // 2 - HDLC_HDR_MAX - 4
 assert enc_bound(TX_MAX_MTU) <= TX_CAP < enc_bound(TX_MAX_MTU + 1)
 
 
-def _put_packet(fd, packet, st) -> bool:
+def _put_packet(fd, packet, st, vnet=False) -> bool:
     st.packets += 1
     st.bytes += len(packet)
     while True:
         try:
-            os.write(fd, packet)
+            if vnet:
+                os.writev(fd, (NO_OFFLOAD, packet))
+            else:
+                os.write(fd, packet)
         except InterruptedError:
             continue
         except OSError as exc:
@@ -151,7 +159,7 @@ def _learn_frame(hist, protocol, payload) -> bool:
     return True
 
 
-def deliver_frames(vj, mru, fd, frames, st, hist=None) -> int:
+def deliver_frames(vj, mru, fd, frames, st, hist=None, vnet=False) -> int:
     """Twin of upp_deliver_frames over ``[(protocol, payload), ...]``;
     returns how many frames were taken."""
     for i, (protocol, payload) in enumerate(frames):
@@ -185,7 +193,7 @@ def deliver_frames(vj, mru, fd, frames, st, hist=None) -> int:
         if len(packet) > mru:
             st.too_big += 1
             continue
-        if not _put_packet(fd, packet, st):
+        if not _put_packet(fd, packet, st, vnet):
             return i + 1
     return len(frames)
 
@@ -207,7 +215,8 @@ def learn_hist(ccp, hist) -> None:
     hist.learn = not ccp.needs_reset
 
 
-def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair, ccp=None) -> list:
+def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair, ccp=None,
+               vnet=False) -> list:
     data = bytes(data)
     pos, n = 0, len(data)
     hist = None if ccp is None else Hist(learn=not ccp.needs_reset)
@@ -218,7 +227,7 @@ def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair, ccp=None) -> 
         frames = decoder.feed(piece, frame_pair)
         if vj is not None and _line_errors(decoder) != errors:
             vj.toss()
-        taken = deliver_frames(vj, mru, fd, frames, st, hist)
+        taken = deliver_frames(vj, mru, fd, frames, st, hist, vnet)
         if hist is not None:
             learn_hist(ccp, hist)
         if taken < len(frames) or st.fd_errno:
@@ -232,8 +241,27 @@ def feed_to_fd(decoder, data, vj, mru, fd, st, factory=frame_pair, ccp=None) -> 
     return []
 
 
+def _read(fd, size, st):
+    """One read of ``fd``: bytes, or None to end the batch."""
+    while True:
+        try:
+            data = os.read(fd, size)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            st.fd_empty += 1
+            return None
+        except OSError as exc:
+            st.fd_errno = exc.errno
+            return None
+        if not data:
+            st.fd_empty += 1         # nothing more (a TUN never gives 0)
+            return None
+        return data
+
+
 def tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st,
-                  cap=TX_CAP, ccp=None) -> bytes:
+                  cap=TX_CAP, ccp=None, tso=None) -> bytes:
     out = []
     used = taken = 0
     room = enc_bound(mtu)
@@ -242,26 +270,31 @@ def tun_to_frames(encoder, fd, max_packets, mtu, vj, open_flag, st,
         raise ValueError("tun_to_frames: no room for one frame of mtu octets")
     while taken < max_packets and cap - used >= room \
             and (hist is None or hist.room() >= mtu + 1):
-        try:
-            packet = os.read(fd, READ_SIZE)
-        except InterruptedError:
-            continue
-        except BlockingIOError:
-            st.fd_empty += 1
-            break
-        except OSError as exc:
-            st.fd_errno = exc.errno
-            break
-        if not packet:
-            st.fd_empty += 1         # nothing more (a TUN never gives 0)
-            break
+        if tso is None:
+            packet = _read(fd, READ_SIZE, st)
+            if packet is None:
+                break
+        else:
+            # what is left of the last read (a TSO one) first
+            if not tso.left:
+                data = _read(fd, TSO_READ, st)
+                if data is None:
+                    break
+                tso.view[:len(data)] = data
+                if not tso.take(len(data)):
+                    taken += 1
+                    st.fd_packets += 1
+                    st.fd_bytes += len(data)
+                    st.not_ip += 1      # its header or packet is malformed
+                    continue
+            packet = tso.next()
         taken += 1
         st.fd_packets += 1
         st.fd_bytes += len(packet)
         if len(packet) > mtu:
             st.too_big += 1
             continue
-        if packet[0] >> 4 != 4:
+        if not packet or packet[0] >> 4 != 4:
             st.not_ip += 1
             continue
         st.packets += 1
