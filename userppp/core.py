@@ -976,10 +976,11 @@ class CSegmenter:
             _raise(r, "tso_next")
         return self._ffi.buffer(self._scratch, r)[:] if r else None
 
-    def __getattr__(self, name):
-        if name in ("left", "reads", "gso_reads", "segments", "refused"):
-            return getattr(self._t, name)
-        raise AttributeError(name)
+    left = property(lambda self: self._t.left, doc="octets of the last read not yet cut")
+    reads = property(lambda self: self._t.reads)
+    gso_reads = property(lambda self: self._t.gso_reads)
+    segments = property(lambda self: self._t.segments)
+    refused = property(lambda self: self._t.refused)
 
 
 _C_PATH_BACKEND = types.SimpleNamespace(

@@ -216,3 +216,12 @@ def test_tcp_checksum_of_the_twin_matches_a_full_sum():
     ck = tcp_checksum(packet, 20)
     packet[36:38] = ck.to_bytes(2, "big")
     assert csum_sum(packet[20:], pseudo_sum(packet, 20)) == 0xFFFF
+
+
+def test_the_vnet_header_is_one_size_in_c_twin_and_tun():
+    from userppp.core import _load
+    from userppp.io.tun import EMPTY_VNET_HDR, VNET_HDR_LEN
+    _, lib = _load()
+    assert lib.UPP_VNET_HDR == VNET_HDR == VNET_HDR_LEN == len(EMPTY_VNET_HDR) == 10
+    assert EMPTY_VNET_HDR == bytes(10)
+

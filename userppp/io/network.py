@@ -245,10 +245,7 @@ class Network:
         remote = _known(getattr(settings, "remote_ip", None)) or placeholder_remote
         mtu = min(getattr(settings, "mtu", 1500) or 1500, 1500)
         try:
-            txqueuelen = settings.txqueuelen or default_txqueuelen(
-                getattr(settings, "speed", 0) or 0, mtu)
-            self.tun = TunDevice.open(settings.tun_name, mtu=mtu, txqueuelen=txqueuelen,
-                                      offload=self._offload())
+            self.tun = self._open_tun(mtu)
             self.mtu = mtu
             self.tun.configure(*self._tun_addresses(local, remote))
             if settings.defaultroute and not self.tun.add_default_route(
@@ -277,12 +274,17 @@ class Network:
         finally:
             self._traffic = None
 
-    def _offload(self) -> bool:
-        """TSO and checksum offloads on the TUN: on an unpaced line (no
-        speed), where the data path takes the TUN's packets as fast as the
-        line's queue drains; a paced one takes them one by one into its
-        fair queue."""
-        return not (getattr(self.settings, "speed", 0) or 0)
+    def _open_tun(self, mtu: int) -> TunDevice:
+        """Create (or attach to) the TUN for an MTU.  Its queue is
+        ``txqueuelen`` or one sized to the line's speed; TSO and checksum
+        offloads only on an unpaced line (no speed), where the data path
+        takes the TUN's packets as fast as the line's queue drains (a paced
+        one takes them one by one into its fair queue)."""
+        settings = self.settings
+        speed = getattr(settings, "speed", 0) or 0
+        txqueuelen = settings.txqueuelen or default_txqueuelen(speed, mtu)
+        return TunDevice.open(settings.tun_name, mtu=mtu, txqueuelen=txqueuelen,
+                              offload=not speed)
 
     def _tun_addresses(self, local: str, remote: str) -> tuple:
         """What the TUN is given for IPCP's (local, remote): with ``nat`` its
@@ -399,10 +401,7 @@ class Network:
         changes = []
         try:
             if self.tun is None:
-                txqueuelen = settings.txqueuelen or default_txqueuelen(
-                    getattr(settings, "speed", 0) or 0, mtu)
-                self.tun = TunDevice.open(settings.tun_name, mtu=mtu,
-                                          txqueuelen=txqueuelen, offload=self._offload())
+                self.tun = self._open_tun(mtu)
             tun = self.tun
             if self.nat_enabled:
                 # client: the negotiated address is the outside one; server

@@ -68,7 +68,6 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
 from ..config.options import Option, OptionError, flag, integer, text
-from ..ref.tso import NO_OFFLOAD
 from .files import replace_file
 
 DEFAULT_NAME = "ppp0"
@@ -79,6 +78,11 @@ UNPACED_TXQUEUELEN = 500
 #: ioctl TUNSETOFFLOAD (_IOW('T', 208, unsigned int)) and its flags
 TUNSETOFFLOAD = 0x400454D0
 TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO_ECN = 0x01, 0x02, 0x08
+#: with IFF_VNET_HDR every read and write starts with a struct
+#: virtio_net_hdr (linux/virtio_net.h, 10 octets); a write's is all zeros:
+#: no checksum to finish, no segmentation
+VNET_HDR_LEN = 10
+EMPTY_VNET_HDR = bytes(VNET_HDR_LEN)
 
 
 def default_txqueuelen(speed: int, mtu: int = 1500) -> int:
@@ -461,7 +465,7 @@ class TunDevice:
         if self.segmenter is None:
             write = os.write
         else:
-            def write(fd, packet, writev=os.writev, header=NO_OFFLOAD):
+            def write(fd, packet, writev=os.writev, header=EMPTY_VNET_HDR):
                 writev(fd, (header, packet))
         written = size = errors = 0
         for packet in packets:
