@@ -27,6 +27,7 @@ crash-* in the current directory. A summary line follows each run.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import importlib.util
 import os
@@ -121,6 +122,11 @@ _C_WRAPPER = os.path.join("userppp", "core.py")
 # the harness itself (this file and its tests, the corpus reader and writer) is not
 # the code under test
 _HARNESS = {os.path.join("tests", "fuzz", n) for n in ("run.py", "make_corpus.py", "fuzz_mutate.py")}
+# One file holds every target: a target's code there is the top-level
+# functions (and classes) of it that ran and the module-level names they
+# read, not the whole file, so that adding or changing one target does not
+# start every other target's count again.
+_PIECEWISE = {os.path.join("tests", "fuzz", "fuzz_targets.py")}
 
 
 def _self_command(name, *args) -> tuple:
@@ -150,10 +156,15 @@ def _code_files_here(name) -> list:
     import fuzz_targets
     target = fuzz_targets.TARGETS[name]
     ran = set()
+    first_lines = {}        # a piecewise file: the first lines of its code that ran
+    piecewise = {os.path.join(REPO, f) for f in _PIECEWISE}
 
     def profile(frame, event, _arg):
         if event == "call":
-            ran.add(frame.f_code.co_filename)
+            code = frame.f_code
+            ran.add(code.co_filename)
+            if code.co_filename in piecewise:
+                first_lines.setdefault(code.co_filename, set()).add(code.co_firstlineno)
 
     sys.setprofile(profile)
     try:
@@ -171,16 +182,77 @@ def _code_files_here(name) -> list:
         c_dir = os.path.join(REPO, _C_CORE)
         files |= {os.path.join(_C_CORE, n) for n in os.listdir(c_dir)
                   if n.endswith((".c", ".h", ".py"))}
+    for rel in files & _PIECEWISE:
+        path = os.path.join(REPO, rel)
+        names = _definitions_at(path, first_lines.get(path, ()))
+        files = files - {rel} | {f"{rel}::{','.join(sorted(names))}"}
     return sorted(files)
+
+
+def _top_level(path) -> list:
+    """(first line, last line, node) of each top-level statement of the
+    Python file at ``path``; a definition's first line is its first
+    decorator's."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    spans = []
+    for node in tree.body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
+        spans.append((first, node.end_lineno, node))
+    return spans
+
+
+_DEFINITION = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _definitions_at(path, lines) -> set:
+    """The names of the top-level functions and classes of ``path`` that
+    hold code starting at any of ``lines`` (nested functions and lambdas
+    count for the definition around them)."""
+    return {node.name for first, last, node in _top_level(path)
+            if isinstance(node, _DEFINITION) and any(first <= n <= last for n in lines)}
+
+
+def _pieces(path, names) -> str:
+    """The source of the top-level definitions ``names`` of ``path`` and of
+    the top-level statements (constants, imports) that bind a name they
+    read; a name not defined there any more is said so."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    spans = _top_level(path)
+    wanted = [(first, last, node) for first, last, node in spans
+              if isinstance(node, _DEFINITION) and node.name in names]
+    read = {n.id for _, _, node in wanted for n in ast.walk(node) if isinstance(n, ast.Name)}
+    read |= {n.value.id for _, _, node in wanted for n in ast.walk(node)
+             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+
+    def binds(node) -> set:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            return {(a.asname or a.name).split(".")[0] for a in node.names}
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        return set()
+
+    chosen = [(first, last) for first, last, node in spans
+              if (node.name in names if isinstance(node, _DEFINITION) else binds(node) & read)]
+    found = {node.name for _, _, node in wanted}
+    text = "".join("".join(lines[first - 1:last]) for first, last in chosen)
+    return text + "".join(f"# {name}: not defined\n" for name in sorted(set(names) - found))
 
 
 def code_fingerprint(files) -> str:
     """16 hex digits over the names and contents of ``files`` (relative
-    to the repository)."""
+    to the repository; ``path::a,b`` stands for the definitions a and b of
+    path, with what they read, see _pieces)."""
     digest = hashlib.sha256()
     for rel in files:
-        with open(os.path.join(REPO, rel), "rb") as f:
-            body = f.read()
+        if "::" in rel:         # a piecewise file: the definitions named
+            path, names = rel.split("::", 1)
+            body = _pieces(os.path.join(REPO, path), names.split(",")).encode()
+        else:
+            with open(os.path.join(REPO, rel), "rb") as f:
+                body = f.read()
         digest.update(f"{rel}\0{len(body)}\0".encode())
         digest.update(body)
     return digest.hexdigest()[:16]

@@ -99,6 +99,36 @@ def test_the_fingerprint_covers_what_a_target_runs_and_nothing_else(tmp_path):
     assert run.code_fingerprint([rel]) != before
 
 
+def test_a_target_is_fingerprinted_by_its_own_part_of_the_targets_file(tmp_path):
+    entries = [f for f in run.code_files("tso") if f.startswith("tests/fuzz/fuzz_targets.py")]
+    assert entries == ["tests/fuzz/fuzz_targets.py::tso_target"]
+    lcp = next(f for f in run.code_files("lcp") if f.startswith("tests/fuzz/fuzz_targets.py"))
+    assert {"lcp_target", "_link_target"} <= set(lcp.split("::")[1].split(","))
+    # a stand-in targets file: one target reads a constant and an import
+    source = tmp_path / "targets.py"
+    rel = os.path.relpath(source, run.REPO)
+    lines = ["import struct", "LIMIT = 5", "OTHER = 1", "",
+             "def mine(data):", "    return struct.pack('B', LIMIT)", "",
+             "def theirs(data):", "    return OTHER", ""]
+
+    def fingerprint(text):
+        source.write_text("\n".join(text))
+        return run.code_fingerprint([f"{rel}::mine"])
+
+    before = fingerprint(lines)
+    assert run._definitions_at(str(source), {5, 8}) == {"mine", "theirs"}
+    assert run._definitions_at(str(source), {6}) == {"mine"}
+    # another target's function, another constant, a new target: the same
+    assert fingerprint(lines[:7] + ["def theirs(data):", "    return OTHER + 1", ""]) == before
+    assert fingerprint(lines[:2] + ["OTHER = 2"] + lines[3:]) == before
+    assert fingerprint(lines + ["def new(data):", "    pass"]) == before
+    # its own function, a constant or an import it reads: a new fingerprint
+    assert fingerprint(lines[:5] + ["    return struct.pack('H', LIMIT)"] + lines[6:]) != before
+    assert fingerprint(lines[:1] + ["LIMIT = 6"] + lines[2:]) != before
+    assert fingerprint(["import struct as struct2"] + lines[1:]) != before
+    assert fingerprint(lines[:4] + lines[7:]) != before           # gone
+
+
 def test_keep_merges_what_adds_coverage_into_the_long_corpus(tmp_path, monkeypatch):
     pytest.importorskip("atheris")
     work = tmp_path / "work"
