@@ -1,13 +1,15 @@
 """The line's read and write batches (userppp/io/driver.py): a read that
 filled the tty's line-discipline buffer (4096 bytes) is followed by more
-reads into one batch, bounded; an unpaced pty gets the larger line queue,
+reads into one batch, bounded; what came meanwhile is read as the next
+batch of the same wake-up, up to READ_ROUNDS batches; an unpaced pty gets the larger line queue,
 paced lines and other devices keep the small one."""
 import asyncio
 import os
 import socket
 import tty
 
-from userppp.io.driver import (HIGH_WATER, PTY_HIGH_WATER, READ_SIZE, TTY_READ_CHUNK,
+from userppp.io.driver import (HIGH_WATER, PTY_HIGH_WATER, READ_ROUNDS, READ_SIZE,
+                               TTY_READ_CHUNK,
                                LinePump, is_pty, line_high_water)
 
 
@@ -38,18 +40,24 @@ def test_a_full_read_is_followed_by_more_in_one_batch():
     full = [bytes([i]) * TTY_READ_CHUNK for i in range(3)]
     got = _pump_reads(full + [b"tail", b"next"])
     # the three full reads and the short one that ended the run; "next"
-    # waits for the next readable event
-    assert got == [b"".join(full) + b"tail"]
+    # is the wake-up's next batch
+    assert got == [b"".join(full) + b"tail", b"next"]
 
 
 def test_a_short_read_is_a_batch_of_its_own():
-    assert _pump_reads([b"x" * 1000, b"y" * TTY_READ_CHUNK]) == [b"x" * 1000]
+    assert _pump_reads([b"x" * 1000, b"y" * TTY_READ_CHUNK]) == [b"x" * 1000,
+                                                                 b"y" * TTY_READ_CHUNK]
+
+
+def test_a_wake_up_takes_at_most_read_rounds_batches():
+    shorts = [bytes([i]) * 10 for i in range(READ_ROUNDS + 3)]
+    assert _pump_reads(shorts) == shorts[:READ_ROUNDS]
 
 
 def test_the_batch_is_bounded():
     full = [bytes([i]) * TTY_READ_CHUNK for i in range(READ_SIZE // TTY_READ_CHUNK + 4)]
     got = _pump_reads(full)
-    assert len(got) == 1 and len(got[0]) == READ_SIZE
+    assert len(got) > 1 and len(got[0]) == READ_SIZE     # the rest: the next batches
     assert got[0] == b"".join(full)[:READ_SIZE]
 
 

@@ -33,6 +33,9 @@ from ..link import Link, Phase, SetFraming, Transmit
 #: neither the read nor the copy is an mmap and munmap per wake-up.
 READ_SIZE = 32768 - 1024
 TTY_READ_CHUNK = 4096
+#: batches one wake-up of the reader takes at most: what arrived while the
+#: last one was processed is read at once, without a trip through the loop
+READ_ROUNDS = 4
 
 # Protocols whose frames go to the data path (when one is plugged in) instead
 # of the Link: IP, VJ compressed/uncompressed TCP/IP, compressed datagrams.
@@ -117,26 +120,29 @@ class LinePump:
 
     def _readable(self) -> None:
         fd, readv, view = self.fd, os.readv, self._read_view
-        try:
-            size = readv(fd, [view])
-        except BlockingIOError:
-            return
-        except OSError as error:
-            # EIO: the other end of a pty went away, the usual "hangup".
-            self._hangup(error.strerror)
-            return
-        if not size:
-            self._hangup("end of file")
-            return
-        last = size
-        # more is waiting behind the line discipline's buffer: one batch
-        while last >= TTY_READ_CHUNK and size < READ_SIZE:
+        for _ in range(READ_ROUNDS):
             try:
-                last = readv(fd, [view[size:]])
-            except OSError:
-                break               # EAGAIN; a hangup shows on the next read
-            size += last
-        self.on_data(bytes(view[:size]))
+                size = readv(fd, [view])
+            except BlockingIOError:
+                return
+            except OSError as error:
+                # EIO: the other end of a pty went away, the usual "hangup".
+                self._hangup(error.strerror)
+                return
+            if not size:
+                self._hangup("end of file")
+                return
+            last = size
+            # more is waiting behind the line discipline's buffer: one batch
+            while last >= TTY_READ_CHUNK and size < READ_SIZE:
+                try:
+                    last = readv(fd, [view[size:]])
+                except OSError:
+                    break               # EAGAIN; a hangup shows on the next read
+                size += last
+            self.on_data(bytes(view[:size]))
+            if self.closed:
+                return
 
     def _hangup(self, why: str) -> None:
         if not self.closed:
