@@ -976,7 +976,7 @@ class CSegmenter:
             _raise(r, "tso_next")
         return self._ffi.buffer(self._scratch, r)[:] if r else None
 
-    left = property(lambda self: self._t.left, doc="octets of the last read not yet cut")
+    left = property(lambda self: self._t.left, doc="packets of the last read still to come (next() calls left)")
     reads = property(lambda self: self._t.reads)
     gso_reads = property(lambda self: self._t.gso_reads)
     segments = property(lambda self: self._t.segments)

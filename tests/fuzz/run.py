@@ -185,60 +185,92 @@ def _code_files_here(name) -> list:
     for rel in files & _PIECEWISE:
         path = os.path.join(REPO, rel)
         names = _definitions_at(path, first_lines.get(path, ()))
-        files = files - {rel} | {f"{rel}::{','.join(sorted(names))}"}
+        if names:       # else (code outside a top-level definition ran): the whole file
+            files = files - {rel} | {f"{rel}::{','.join(sorted(names))}"}
     return sorted(files)
-
-
-def _top_level(path) -> list:
-    """(first line, last line, node) of each top-level statement of the
-    Python file at ``path``; a definition's first line is its first
-    decorator's."""
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), path)
-    spans = []
-    for node in tree.body:
-        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
-        spans.append((first, node.end_lineno, node))
-    return spans
 
 
 _DEFINITION = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
+def _top_level(path) -> tuple:
+    """(the lines of the Python file at ``path``, [(first line, last line,
+    node) of each top-level statement]); a definition's first line is its
+    first decorator's."""
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    spans = []
+    for node in ast.parse(source, path).body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
+        spans.append((first, node.end_lineno, node))
+    return source.splitlines(keepends=True), spans
+
+
 def _definitions_at(path, lines) -> set:
     """The names of the top-level functions and classes of ``path`` that
-    hold code starting at any of ``lines`` (nested functions and lambdas
-    count for the definition around them)."""
-    return {node.name for first, last, node in _top_level(path)
-            if isinstance(node, _DEFINITION) and any(first <= n <= last for n in lines)}
+    hold code starting at any of ``lines`` (nested functions count for the
+    definition around them); an empty set when any of that code is not in
+    a top-level definition (a lambda in a table, a function defined under
+    an ``if``): then the whole file is the target's."""
+    _, spans = _top_level(path)
+    names = set()
+    for n in lines:
+        holder = next((node for first, last, node in spans if first <= n <= last), None)
+        if not isinstance(holder, _DEFINITION):
+            return set()
+        names.add(holder.name)
+    return names
+
+
+def _bound(node) -> set:
+    """The names a top-level statement binds."""
+    if isinstance(node, _DEFINITION):
+        return {node.name}
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, (ast.Import, ast.ImportFrom)):
+            out |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            out.add(n.id)
+        elif isinstance(n, _DEFINITION):
+            out.add(n.name)
+    return out
+
+
+def _is_setup(node) -> bool:
+    """A top-level statement that does something when the module loads (a
+    ``with``, a loop, a call, an ``if`` or ``try``, an assignment to an
+    item or attribute): part of every target's code."""
+    if isinstance(node, _DEFINITION + (ast.Import, ast.ImportFrom)):
+        return False
+    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return not all(isinstance(t, ast.Name) for t in targets)
+    return True
 
 
 def _pieces(path, names) -> str:
     """The source of the top-level definitions ``names`` of ``path`` and of
-    the top-level statements (constants, imports) that bind a name they
-    read; a name not defined there any more is said so."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines(keepends=True)
-    spans = _top_level(path)
-    wanted = [(first, last, node) for first, last, node in spans
-              if isinstance(node, _DEFINITION) and node.name in names]
-    read = {n.id for _, _, node in wanted for n in ast.walk(node) if isinstance(n, ast.Name)}
-    read |= {n.value.id for _, _, node in wanted for n in ast.walk(node)
-             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
-
-    def binds(node) -> set:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            return {(a.asname or a.name).split(".")[0] for a in node.names}
-        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-        return set()
-
-    chosen = [(first, last) for first, last, node in spans
-              if (node.name in names if isinstance(node, _DEFINITION) else binds(node) & read)]
-    found = {node.name for _, _, node in wanted}
-    text = "".join("".join(lines[first - 1:last]) for first, last in chosen)
-    return text + "".join(f"# {name}: not defined\n" for name in sorted(set(names) - found))
+    what they need there, transitively: every top-level statement that
+    binds a name read by what is taken already (a constant, an import, a
+    helper, a rebinding such as ``t = wrap(t)``), and every setup statement
+    (see _is_setup); a name not defined there any more is said so."""
+    lines, spans = _top_level(path)
+    wanted = set(names)
+    taken = set()
+    grew = True
+    while grew:
+        grew = False
+        for i, (_, _, node) in enumerate(spans):
+            if i not in taken and (_is_setup(node) or _bound(node) & wanted):
+                taken.add(i)
+                wanted |= {n.id for n in ast.walk(node)
+                           if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+                grew = True
+    bound = set().union(*(_bound(spans[i][2]) for i in taken)) if taken else set()
+    text = "".join("".join(lines[first - 1:last])
+                   for i, (first, last, _) in enumerate(spans) if i in taken)
+    return text + "".join(f"# {name}: not defined\n" for name in sorted(set(names) - bound))
 
 
 def code_fingerprint(files) -> str:

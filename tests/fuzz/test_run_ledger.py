@@ -104,29 +104,59 @@ def test_a_target_is_fingerprinted_by_its_own_part_of_the_targets_file(tmp_path)
     assert entries == ["tests/fuzz/fuzz_targets.py::tso_target"]
     lcp = next(f for f in run.code_files("lcp") if f.startswith("tests/fuzz/fuzz_targets.py"))
     assert {"lcp_target", "_link_target"} <= set(lcp.split("::")[1].split(","))
-    # a stand-in targets file: one target reads a constant and an import
+    # a stand-in targets file: "mine" reads a constant built from another,
+    # an import, a helper (decorated, with a nested def) and a class
     source = tmp_path / "targets.py"
     rel = os.path.relpath(source, run.REPO)
-    lines = ["import struct", "LIMIT = 5", "OTHER = 1", "",
-             "def mine(data):", "    return struct.pack('B', LIMIT)", "",
-             "def theirs(data):", "    return OTHER", ""]
+    lines = ["import struct",                                   # 1
+             "BASE = 4",                                        # 2
+             "LIMIT = BASE + 1",                                # 3
+             "OTHER = 1",                                       # 4
+             "with open(__file__) as _f:",                      # 5 setup: every target's
+             "    _f.read()",                                   # 6
+             "def deco(f):",                                    # 7
+             "    return f",                                    # 8
+             "@deco",                                           # 9
+             "def helper(x):",                                  # 10
+             "    def inner():",                                # 11
+             "        return x",                                # 12
+             "    return inner()",                              # 13
+             "class Box:",                                      # 14
+             "    size = 2",                                    # 15
+             "def mine(data):",                                 # 16
+             "    return struct.pack('B', helper(LIMIT) + Box.size)",  # 17
+             "def theirs(data):",                               # 18
+             "    return OTHER",                                # 19
+             "TABLE = {'x': lambda data: OTHER}",               # 20
+             ""]
 
     def fingerprint(text):
         source.write_text("\n".join(text))
         return run.code_fingerprint([f"{rel}::mine"])
 
+    def edit(n, line):
+        return lines[:n - 1] + [line] + lines[n:]
+
     before = fingerprint(lines)
-    assert run._definitions_at(str(source), {5, 8}) == {"mine", "theirs"}
-    assert run._definitions_at(str(source), {6}) == {"mine"}
+    assert run._definitions_at(str(source), {16, 18}) == {"mine", "theirs"}
+    assert run._definitions_at(str(source), {9, 11}) == {"helper"}     # decorator, nested
+    assert run._definitions_at(str(source), {16, 20}) == set()         # a lambda: whole file
     # another target's function, another constant, a new target: the same
-    assert fingerprint(lines[:7] + ["def theirs(data):", "    return OTHER + 1", ""]) == before
-    assert fingerprint(lines[:2] + ["OTHER = 2"] + lines[3:]) == before
-    assert fingerprint(lines + ["def new(data):", "    pass"]) == before
-    # its own function, a constant or an import it reads: a new fingerprint
-    assert fingerprint(lines[:5] + ["    return struct.pack('H', LIMIT)"] + lines[6:]) != before
-    assert fingerprint(lines[:1] + ["LIMIT = 6"] + lines[2:]) != before
-    assert fingerprint(["import struct as struct2"] + lines[1:]) != before
-    assert fingerprint(lines[:4] + lines[7:]) != before           # gone
+    assert fingerprint(edit(19, "    return OTHER + 1")) == before
+    assert fingerprint(edit(4, "OTHER = 2")) == before
+    assert fingerprint(lines[:-1] + ["def new(data):", "    pass", ""]) == before
+    # its own code and everything it needs, directly or not: a new fingerprint
+    changes = [edit(17, "    return struct.pack('H', helper(LIMIT) + Box.size)"),
+               edit(2, "BASE = 5"),                                 # through LIMIT
+               edit(1, "import struct as struct2"),
+               edit(6, "    _f.readline()"),                        # a setup statement
+               edit(12, "        return x + 1"),                    # the helper's nested def
+               edit(8, "    return lambda x: f(x)"),                # the decorator
+               edit(15, "    size = 3"),
+               lines[:-1] + ["mine = deco(mine)", ""],              # a rebinding
+               lines[:15] + lines[17:]]                             # gone
+    for changed in changes:
+        assert fingerprint(changed) != before, changed
 
 
 def test_keep_merges_what_adds_coverage_into_the_long_corpus(tmp_path, monkeypatch):

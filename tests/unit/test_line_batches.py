@@ -1,8 +1,9 @@
 """The line's read and write batches (userppp/io/driver.py): a read that
 filled the tty's line-discipline buffer (4096 bytes) is followed by more
-reads into one batch, bounded; what came meanwhile is read as the next
-batch of the same wake-up, up to READ_ROUNDS batches; an unpaced pty gets the larger line queue,
-paced lines and other devices keep the small one."""
+reads into one batch, bounded; on an unpaced line what came meanwhile is
+read as the next batch of the same wake-up, up to READ_ROUNDS batches; an
+unpaced pty gets the larger line queue, paced lines and other devices keep
+the small one."""
 import asyncio
 import os
 import socket
@@ -13,18 +14,29 @@ from userppp.io.driver import (HIGH_WATER, PTY_HIGH_WATER, READ_ROUNDS, READ_SIZ
                                LinePump, is_pty, line_high_water)
 
 
-def _pump_reads(messages):
+def _pump_reads(messages, speed=0, stop_after=None, close=False):
     """Each message one read (SOCK_SEQPACKET keeps them apart, as the tty
-    layer hands out at most its buffer a read); what one _readable gives."""
+    layer hands out at most its buffer a read); what one _readable gives
+    (batches, and ("hangup", why) for each hangup).  ``stop_after``: the
+    pump is stopped from on_data after that many batches; ``close``: the
+    peer closes after its messages."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     got = []
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        pump = LinePump(loop, b.fileno(), got.append, lambda why: None)
+
+        def on_data(data):
+            got.append(data)
+            if len(got) == stop_after:
+                pump.stop()
+        pump = LinePump(loop, b.fileno(), on_data, lambda why: got.append(("hangup", why)),
+                        speed=speed)
         try:
             for m in messages:
                 a.send(m)
+            if close:
+                a.shutdown(socket.SHUT_WR)
             pump._readable()
         finally:
             pump.stop()
@@ -54,11 +66,26 @@ def test_a_wake_up_takes_at_most_read_rounds_batches():
     assert _pump_reads(shorts) == shorts[:READ_ROUNDS]
 
 
+def test_a_paced_line_takes_one_batch_a_wake_up():
+    assert _pump_reads([b"one", b"two"], speed=115200) == [b"one"]
+
+
+def test_a_pump_stopped_by_its_batch_reads_no_more():
+    assert _pump_reads([b"one", b"two", b"three"], stop_after=1) == [b"one"]
+
+
+def test_an_end_of_file_after_data_is_one_hangup_after_the_data():
+    assert _pump_reads([b"x"], close=True) == [b"x", ("hangup", "end of file")]
+
+
 def test_the_batch_is_bounded():
     full = [bytes([i]) * TTY_READ_CHUNK for i in range(READ_SIZE // TTY_READ_CHUNK + 4)]
     got = _pump_reads(full)
-    assert len(got) > 1 and len(got[0]) == READ_SIZE     # the rest: the next batches
-    assert got[0] == b"".join(full)[:READ_SIZE]
+    # the read cut by the bound gets 3072 of its 4096 octets and SEQPACKET
+    # throws the rest away (a tty keeps it for the next read); the reads
+    # after it are the next batch
+    cut = READ_SIZE // TTY_READ_CHUNK
+    assert got == [b"".join(full)[:READ_SIZE], b"".join(full[cut + 1:])]
 
 
 def test_is_pty():

@@ -224,4 +224,3 @@ def test_the_vnet_header_is_one_size_in_c_twin_and_tun():
     _, lib = _load()
     assert lib.UPP_VNET_HDR == VNET_HDR == VNET_HDR_LEN == len(EMPTY_VNET_HDR) == 10
     assert EMPTY_VNET_HDR == bytes(10)
-

@@ -30,11 +30,16 @@ from ..link import Link, Phase, SetFraming, Transmit
 #: (the rest is waiting in the tty's flip buffers), up to READ_SIZE bytes.
 #: Reads land in one buffer kept by the pump; the batch is copied out of it
 #: once, under glibc's mmap threshold (userppp/io/heap.py: 32 KiB), so
-#: neither the read nor the copy is an mmap and munmap per wake-up.
+#: neither the read nor the copy is an mmap and munmap per batch.
 READ_SIZE = 32768 - 1024
 TTY_READ_CHUNK = 4096
-#: batches one wake-up of the reader takes at most: what arrived while the
-#: last one was processed is read at once, without a trip through the loop
+#: batches one wake-up of the reader takes at most on an unpaced line (a pty
+#: with no speed, where the bytes come as fast as the peer makes them): what
+#: arrived while the last one was processed is read at once, without a trip
+#: through the event loop.  Bounded, so that the TUN's reader, the line's
+#: writer and the timers wait at most READ_ROUNDS batches (about 124 KiB).
+#: A paced or real serial line (a speed) takes one batch a wake-up: its
+#: bytes come at the line's rate, far slower than they are processed.
 READ_ROUNDS = 4
 
 # Protocols whose frames go to the data path (when one is plugged in) instead
@@ -120,7 +125,7 @@ class LinePump:
 
     def _readable(self) -> None:
         fd, readv, view = self.fd, os.readv, self._read_view
-        for _ in range(READ_ROUNDS):
+        for _ in range(1 if self.rate else READ_ROUNDS):
             try:
                 size = readv(fd, [view])
             except BlockingIOError:
@@ -138,7 +143,7 @@ class LinePump:
                 try:
                     last = readv(fd, [view[size:]])
                 except OSError:
-                    break               # EAGAIN; a hangup shows on the next read
+                    break               # EAGAIN; a hangup shows on the next round's read
                 size += last
             self.on_data(bytes(view[:size]))
             if self.closed:

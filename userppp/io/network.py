@@ -277,7 +277,8 @@ class Network:
     def _open_tun(self, mtu: int) -> TunDevice:
         """Create (or attach to) the TUN for an MTU.  Its queue is
         ``txqueuelen`` or one sized to the line's speed; TSO and checksum
-        offloads only on an unpaced line (no speed), where the data path
+        offloads asked for only on an unpaced line (no speed; a persistent
+        TUN made by someone else keeps what it has), where the data path
         takes the TUN's packets as fast as the line's queue drains (a paced
         one takes them one by one into its fair queue)."""
         settings = self.settings
