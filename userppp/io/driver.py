@@ -30,17 +30,9 @@ from ..link import Link, Phase, SetFraming, Transmit
 #: (the rest is waiting in the tty's flip buffers), up to READ_SIZE bytes.
 #: Reads land in one buffer kept by the pump; the batch is copied out of it
 #: once, under glibc's mmap threshold (userppp/io/heap.py: 32 KiB), so
-#: neither the read nor the copy is an mmap and munmap per batch.
+#: neither the read nor the copy is an mmap and munmap per wake-up.
 READ_SIZE = 32768 - 1024
 TTY_READ_CHUNK = 4096
-#: batches one wake-up of the reader takes at most on an unpaced line (a pty
-#: with no speed, where the bytes come as fast as the peer makes them): what
-#: arrived while the last one was processed is read at once, without a trip
-#: through the event loop.  Bounded, so that the TUN's reader, the line's
-#: writer and the timers wait at most READ_ROUNDS batches (about 124 KiB).
-#: A paced or real serial line (a speed) takes one batch a wake-up: its
-#: bytes come at the line's rate, far slower than they are processed.
-READ_ROUNDS = 4
 
 # Protocols whose frames go to the data path (when one is plugged in) instead
 # of the Link: IP, VJ compressed/uncompressed TCP/IP, compressed datagrams.
@@ -125,29 +117,26 @@ class LinePump:
 
     def _readable(self) -> None:
         fd, readv, view = self.fd, os.readv, self._read_view
-        for _ in range(1 if self.rate else READ_ROUNDS):
+        try:
+            size = readv(fd, [view])
+        except BlockingIOError:
+            return
+        except OSError as error:
+            # EIO: the other end of a pty went away, the usual "hangup".
+            self._hangup(error.strerror)
+            return
+        if not size:
+            self._hangup("end of file")
+            return
+        last = size
+        # more is waiting behind the line discipline's buffer: one batch
+        while last >= TTY_READ_CHUNK and size < READ_SIZE:
             try:
-                size = readv(fd, [view])
-            except BlockingIOError:
-                return
-            except OSError as error:
-                # EIO: the other end of a pty went away, the usual "hangup".
-                self._hangup(error.strerror)
-                return
-            if not size:
-                self._hangup("end of file")
-                return
-            last = size
-            # more is waiting behind the line discipline's buffer: one batch
-            while last >= TTY_READ_CHUNK and size < READ_SIZE:
-                try:
-                    last = readv(fd, [view[size:]])
-                except OSError:
-                    break               # EAGAIN; a hangup shows on the next round's read
-                size += last
-            self.on_data(bytes(view[:size]))
-            if self.closed:
-                return
+                last = readv(fd, [view[size:]])
+            except OSError:
+                break               # EAGAIN; a hangup shows on the next read
+            size += last
+        self.on_data(bytes(view[:size]))
 
     def _hangup(self, why: str) -> None:
         if not self.closed:
