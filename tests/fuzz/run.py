@@ -122,10 +122,12 @@ _C_WRAPPER = os.path.join("userppp", "core.py")
 # the harness itself (this file and its tests, the corpus reader and writer) is not
 # the code under test
 _HARNESS = {os.path.join("tests", "fuzz", n) for n in ("run.py", "make_corpus.py", "fuzz_mutate.py")}
-# One file holds every target: a target's code there is the top-level
-# functions (and classes) of it that ran and the module-level names they
-# read, not the whole file, so that adding or changing one target does not
-# start every other target's count again.
+# One file holds every target: a target's code there is its piece of it
+# (see _pieces): the top-level definitions that ran, closed over the
+# module-level names they read (constants through constants, helpers,
+# rebindings), plus every module-level setup statement; the whole file when
+# code outside a top-level definition ran.  Adding or changing one target
+# does not start every other target's count again.
 _PIECEWISE = {os.path.join("tests", "fuzz", "fuzz_targets.py")}
 
 
@@ -267,7 +269,7 @@ def _pieces(path, names) -> str:
                 wanted |= {n.id for n in ast.walk(node)
                            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
                 grew = True
-    bound = set().union(*(_bound(spans[i][2]) for i in taken)) if taken else set()
+    bound = set().union(*(_bound(spans[i][2]) for i in taken))
     text = "".join("".join(lines[first - 1:last])
                    for i, (first, last, _) in enumerate(spans) if i in taken)
     return text + "".join(f"# {name}: not defined\n" for name in sorted(set(names) - bound))
