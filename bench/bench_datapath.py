@@ -47,6 +47,12 @@ In one run:
    from_link on batches of 64 packets (plain, with the NAT), and the whole
    in-memory chain from_tun -> Framer.encode_many -> Deframer.feed ->
    from_link, in microseconds a packet.
+7. **the cost of one line read** on the receive side, in-process: 4 KiB
+   reads (a pty's most) of VJ-compressed TCP segments, handled by the
+   C loop's call alone (Deframer.feed_to_fd), by Network.receive_line
+   (that call and its counters) and by LinkDriver._on_data (the driver's
+   whole handling of a read), with a SOCK_SEQPACKET pair for the TUN:
+   microseconds a read, and what the Python around the C call adds.
 
 ``--speed`` is the line speed given to userppp, which paces its output to
 it; by default none is given, so userppp does not pace (a pty has no line
@@ -553,6 +559,89 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
     return costs
 
 
+def read_costs(seconds: float) -> dict:
+    """Microseconds a 4 KiB line read on the receive side (see the module
+    docstring, 7), best of five rounds: "feed_to_fd", "receive_line",
+    "on_data".  A LinkDriver brought to the Network phase against a Link
+    in memory (bench_link_path.bring_up), a real Network as its data path,
+    VJ on; the TUN is a SOCK_SEQPACKET pair, drained between rounds."""
+    import asyncio
+    import socket
+    import types
+
+    import bench_link_path as blp
+    import bench_vj
+    from userppp.cli import Logger
+    from userppp.core import vj_backend
+    from userppp.datapath import DataPath
+    from userppp.io.driver import TTY_READ_CHUNK, LinkDriver
+    from userppp.io.network import Network
+    from userppp.io.tun import TunDevice
+
+    vjb = vj_backend("c")
+    sender = DataPath()
+    sender.network_up()
+    sender.set_vj(vjb.VjCompressor(16, True), None)
+    frames = sender.from_tun(bench_vj.bulk_flow(64, 1448, conns=1), 1.0)
+
+    async def run():
+        writer = blp.LineWriter()
+        driver = LinkDriver(blp.settings(), -1, log=Logger(blp.settings()))
+        driver.pump = writer
+        driver.done = asyncio.get_running_loop().create_future()
+        _, peer_framer = blp.bring_up(driver, writer)
+        wire = peer_framer.encode_many(frames)
+        reads = [wire[i:i + TTY_READ_CHUNK] for i in range(0, len(wire), TTY_READ_CHUNK)]
+        net = Network(blp.settings(), lambda level, text: None)
+        net.datapath.network_up()
+        net.datapath.set_vj(None, vjb.VjDecompressor(16, 1500))
+        tun_end, host = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            for end in (tun_end, host):
+                end.setblocking(False)
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            tun = TunDevice.__new__(TunDevice)       # the write half only
+            tun.fd, tun.name, tun.segmenter = tun_end.fileno(), "bench", None
+            tun.stats = types.SimpleNamespace(written_packets=0, written_bytes=0,
+                                              write_errors=0)
+            net.tun, net.driver, driver.datapath = tun, driver, net
+            deframer, datapath = driver.deframer, net.datapath
+            st = deframer.path_stats()
+            ways = {
+                "feed_to_fd": lambda data: deframer.feed_to_fd(
+                    data, datapath.vj_rx, datapath.mru, tun.fd, st, None, False),
+                "receive_line": lambda data: net.receive_line(deframer, data),
+                "on_data": driver._on_data,
+            }
+            costs = {}
+            for name, handle in ways.items():
+                best = float("inf")
+                for _ in range(5):
+                    spent = rounds = got = 0
+                    while spent < seconds / 15 or not rounds:
+                        start = time.perf_counter()
+                        for data in reads:
+                            handle(data)
+                        spent += time.perf_counter() - start
+                        rounds += 1
+                        while True:
+                            try:
+                                host.recv(70000)
+                                got += 1
+                            except BlockingIOError:
+                                break
+                    # every packet of every round reached the TUN: no frame went astray
+                    assert got == rounds * len(frames), (name, got, rounds)
+                    best = min(best, spent / (rounds * len(reads)) * 1e6)
+                costs[name] = best
+            costs["packets a read"] = len(frames) / len(reads)
+            return costs
+        finally:
+            tun_end.close()
+            host.close()
+    return asyncio.run(run())
+
+
 def cpu_times() -> list:
     """/proc/stat's first line: the machine's CPU time by kind (user, nice,
     system, idle, iowait, irq, softirq, steal), in ticks."""
@@ -710,6 +799,16 @@ def main():
           " us/packet")
     print(f"  {'C core loop, Deflate, random payloads':<44}{loop['c deflate']:>8.2f} us/packet"
           f"   ({loop['python deflate'] / loop['c deflate']:.1f}x)")
+    print()
+    reads = read_costs(min(secs, 2.0))
+    print(f"One 4 KiB line read on the receive side ({reads['packets a read']:.1f} VJ TCP "
+          "segments of 1500 bytes), into a socket pair for the TUN, us a read")
+    base = reads["feed_to_fd"]
+    for key, name in (("feed_to_fd", "Deframer.feed_to_fd alone (the C loop)"),
+                      ("receive_line", "Network.receive_line"),
+                      ("on_data", "LinkDriver._on_data (the whole read)")):
+        more = "" if key == "feed_to_fd" else f"   (+{reads[key] - base:.2f} around the C call)"
+        print(f"  {name:<44}{reads[key]:>8.2f} us{more}")
 
 
 if __name__ == "__main__":
