@@ -68,6 +68,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -459,6 +460,39 @@ def _random_payloads(flow, seed=1979):
     return out
 
 
+def _seqpacket_pair() -> tuple:
+    """A SOCK_SEQPACKET pair standing in for a TUN and its host side (it
+    keeps packet boundaries): non-blocking, 4 MiB send buffers."""
+    import socket
+    pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for end in pair:
+        end.setblocking(False)
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    return pair
+
+
+def _bench_tun(sock):
+    """A TunDevice's read/write half on ``sock`` (no device, no offloads)."""
+    from userppp.io.tun import TunDevice
+    tun = TunDevice.__new__(TunDevice)
+    tun.fd, tun.name, tun.segmenter = sock.fileno(), "bench", None
+    tun.stats = types.SimpleNamespace(read_packets=0, read_bytes=0, written_packets=0,
+                                      written_bytes=0, write_errors=0)
+    tun._read_view = memoryview(bytearray(65536))
+    return tun
+
+
+def _drain(host) -> int:
+    """Packets waiting on the host end, taken; how many."""
+    got = 0
+    while True:
+        try:
+            host.recv(70000)
+        except BlockingIOError:
+            return got
+        got += 1
+
+
 def loop_costs(seconds: float, count: int = 32) -> dict:
     """The per-packet loop through real file descriptors (SOCK_SEQPACKET
     pairs standing in for the two TUNs; they keep packet boundaries), with
@@ -471,35 +505,16 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
     and learning the uncompressed frames, each try after a run one packet
     through Python, as userppp.io.network does).  Microseconds a packet,
     TUN read to TUN write; all in this process."""
-    import socket
-
     import bench_vj
     from userppp.compress import DeflateCompressor, DeflateDecompressor
     from userppp.core import vj_backend
     from userppp.datapath import DataPath
     from userppp.hdlc import Deframer, Framer
-    from userppp.io.tun import TunDevice
 
     text_flow = bench_vj.bulk_flow(count, 1448, conns=2)
     random_flow = _random_payloads(text_flow)
     vjb = vj_backend("c")
-
-    def sockets():
-        pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        for end in pair:
-            end.setblocking(False)
-            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        return pair
-
-    (a_tun, a_host), (b_tun, b_host) = sockets(), sockets()
-
-    def tun_on(sock):
-        tun = TunDevice.__new__(TunDevice)       # the read/write half only
-        tun.fd, tun.name, tun.stats = sock.fileno(), "bench", type("S", (), {
-            "read_packets": 0, "read_bytes": 0, "written_packets": 0,
-            "written_bytes": 0, "write_errors": 0})()
-        tun._read_view = memoryview(bytearray(65536))
-        return tun
+    (a_tun, a_host), (b_tun, b_host) = _seqpacket_pair(), _seqpacket_pair()
 
     def run(plain: bool, deflate: bool):
         flow = random_flow if deflate else text_flow
@@ -513,7 +528,7 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
             b.set_ccp(None, DeflateDecompressor(15, 1500))
         comp = a.ccp_tx
         framer, deframer = Framer(accm=0), Deframer(accm=0)
-        ta, tb = tun_on(a_tun), tun_on(b_tun)
+        ta, tb = _bench_tun(a_tun), _bench_tun(b_tun)
         st_tx, st_rx = framer.path_stats(), deframer.path_stats()
 
         def python_batch(most):
@@ -540,13 +555,7 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
                 wire = python_batch(count)
                 tb.write_batch(b.from_link([(f.protocol, f.payload)
                                             for f in deframer.feed(wire)], 1.0))
-            got = 0
-            while True:
-                try:
-                    b_host.recv(70000)
-                    got += 1
-                except BlockingIOError:
-                    break
+            got = _drain(b_host)
             assert got == count, got
             return count
         return 1e6 / _timed(once, seconds)
@@ -566,8 +575,6 @@ def read_costs(seconds: float) -> dict:
     in memory (bench_link_path.bring_up), a real Network as its data path,
     VJ on; the TUN is a SOCK_SEQPACKET pair, drained between rounds."""
     import asyncio
-    import socket
-    import types
 
     import bench_link_path as blp
     import bench_vj
@@ -576,7 +583,6 @@ def read_costs(seconds: float) -> dict:
     from userppp.datapath import DataPath
     from userppp.io.driver import TTY_READ_CHUNK, LinkDriver
     from userppp.io.network import Network
-    from userppp.io.tun import TunDevice
 
     vjb = vj_backend("c")
     sender = DataPath()
@@ -595,15 +601,9 @@ def read_costs(seconds: float) -> dict:
         net = Network(blp.settings(), lambda level, text: None)
         net.datapath.network_up()
         net.datapath.set_vj(None, vjb.VjDecompressor(16, 1500))
-        tun_end, host = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        tun_end, host = _seqpacket_pair()
         try:
-            for end in (tun_end, host):
-                end.setblocking(False)
-                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-            tun = TunDevice.__new__(TunDevice)       # the write half only
-            tun.fd, tun.name, tun.segmenter = tun_end.fileno(), "bench", None
-            tun.stats = types.SimpleNamespace(written_packets=0, written_bytes=0,
-                                              write_errors=0)
+            tun = _bench_tun(tun_end)
             net.tun, net.driver, driver.datapath = tun, driver, net
             deframer, datapath = driver.deframer, net.datapath
             st = deframer.path_stats()
@@ -624,12 +624,7 @@ def read_costs(seconds: float) -> dict:
                             handle(data)
                         spent += time.perf_counter() - start
                         rounds += 1
-                        while True:
-                            try:
-                                host.recv(70000)
-                                got += 1
-                            except BlockingIOError:
-                                break
+                        got += _drain(host)
                     # every packet of every round reached the TUN: no frame went astray
                     assert got == rounds * len(frames), (name, got, rounds)
                     best = min(best, spent / (rounds * len(reads)) * 1e6)
