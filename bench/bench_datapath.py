@@ -68,7 +68,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -78,6 +77,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 sys.path.insert(0, HERE)
 
 from netns import NetNamespace, have_netns  # noqa: E402
+from seqpacket import drain, tun_pair  # noqa: E402
 from tunlink import (Userppp, cpu_seconds, data_path_wired, start_sink,  # noqa: E402
                      start_source)
 
@@ -460,37 +460,13 @@ def _random_payloads(flow, seed=1979):
     return out
 
 
-def _seqpacket_pair() -> tuple:
-    """A SOCK_SEQPACKET pair standing in for a TUN and its host side (it
-    keeps packet boundaries): non-blocking, 4 MiB send buffers."""
-    import socket
-    pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    for end in pair:
-        end.setblocking(False)
-        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    return pair
-
-
 def _bench_tun(sock):
     """A TunDevice's read/write half on ``sock`` (no device, no offloads)."""
-    from userppp.io.tun import TunDevice
+    from userppp.io.tun import TunDevice, TunStats
     tun = TunDevice.__new__(TunDevice)
-    tun.fd, tun.name, tun.segmenter = sock.fileno(), "bench", None
-    tun.stats = types.SimpleNamespace(read_packets=0, read_bytes=0, written_packets=0,
-                                      written_bytes=0, write_errors=0)
+    tun.fd, tun.name, tun.segmenter, tun.stats = sock.fileno(), "bench", None, TunStats()
     tun._read_view = memoryview(bytearray(65536))
     return tun
-
-
-def _drain(host) -> int:
-    """Packets waiting on the host end, taken; how many."""
-    got = 0
-    while True:
-        try:
-            host.recv(70000)
-        except BlockingIOError:
-            return got
-        got += 1
 
 
 def loop_costs(seconds: float, count: int = 32) -> dict:
@@ -514,7 +490,7 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
     text_flow = bench_vj.bulk_flow(count, 1448, conns=2)
     random_flow = _random_payloads(text_flow)
     vjb = vj_backend("c")
-    (a_tun, a_host), (b_tun, b_host) = _seqpacket_pair(), _seqpacket_pair()
+    (a_tun, a_host), (b_tun, b_host) = tun_pair(), tun_pair()
 
     def run(plain: bool, deflate: bool):
         flow = random_flow if deflate else text_flow
@@ -555,7 +531,7 @@ def loop_costs(seconds: float, count: int = 32) -> dict:
                 wire = python_batch(count)
                 tb.write_batch(b.from_link([(f.protocol, f.payload)
                                             for f in deframer.feed(wire)], 1.0))
-            got = _drain(b_host)
+            got = len(drain(b_host))
             assert got == count, got
             return count
         return 1e6 / _timed(once, seconds)
@@ -601,7 +577,7 @@ def read_costs(seconds: float) -> dict:
         net = Network(blp.settings(), lambda level, text: None)
         net.datapath.network_up()
         net.datapath.set_vj(None, vjb.VjDecompressor(16, 1500))
-        tun_end, host = _seqpacket_pair()
+        tun_end, host = tun_pair()
         try:
             tun = _bench_tun(tun_end)
             net.tun, net.driver, driver.datapath = tun, driver, net
@@ -624,7 +600,7 @@ def read_costs(seconds: float) -> dict:
                             handle(data)
                         spent += time.perf_counter() - start
                         rounds += 1
-                        got += _drain(host)
+                        got += len(drain(host))
                     # every packet of every round reached the TUN: no frame went astray
                     assert got == rounds * len(frames), (name, got, rounds)
                     best = min(best, spent / (rounds * len(reads)) * 1e6)
