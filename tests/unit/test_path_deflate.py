@@ -187,7 +187,13 @@ def test_frames_learnt_in_the_c_core_equal_the_twin_and_receive(data, flow, vj, 
         if p in DATA:
             one.receive(p, payload)
     for ccp in (c_ccp, ref_ccp):
-        assert (ccp.stats, ccp.seqno, ccp.needs_reset) == (one.stats, one.seqno, one.needs_reset)
+        assert (ccp.stats, ccp.needs_reset) == (one.stats, one.needs_reset)
+        # While a reset is awaited the sequence number is not used (frames
+        # are dropped unchecked, and the Reset-Ack sets it to 0): a batch
+        # that fails to learn has counted all its frames, one receive at a
+        # time stops counting at the first that fails.
+        if not one.needs_reset:
+            assert ccp.seqno == one.seqno
     if damage is None:
         assert one.stats["errors"] == 0
 
