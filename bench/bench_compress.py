@@ -19,6 +19,13 @@ crossing, as userppp.datapath makes them) at 40-, 200- and 1500-octet text
 packets, 32 packets per batch (a TUN read's worth); ``--batch-only`` runs
 just that table.
 
+A third table times Deflate's receive side for the uncompressed frames of
+an incompressible run (random 1500-octet packets): ``incomp`` of each
+against one ``learn`` of the batch's stored blocks (what the data path's
+loop hands over), at 1, 4 and 16 frames a batch; ``learn`` from a block
+boundary, and after a compressed frame, where it first checks the boundary
+on a copy of the stream (``--learn-only`` runs just that table).
+
 If bench/bench_vj.py is present, its VJ section runs afterwards.
 Prints a table; never asserts on time.
 """
@@ -194,6 +201,57 @@ def batch_table(corpus, min_time, per_batch=32):
     print()
 
 
+def bench_deflate_learn(pkts, per_batch, min_time):
+    """us per frame: incomp of each, learn at a boundary, learn after a
+    compressed frame (a probe first); and whether the three agree."""
+    from userppp.compress import PROTO_COMP, _stored_blocks
+    batches = [pkts[i:i + per_batch] for i in range(0, len(pkts), per_batch)]
+    blocks = [b"".join(_stored_blocks(b"\x21" + p) for p in b) for b in batches]
+    comp = make_compressor("deflate", 15)
+    compressed = None
+    while compressed is None:                   # one frame that does compress
+        protocol, payload = comp.compress(PROTO, b"ppp " * 300)
+        compressed = payload if protocol == PROTO_COMP else None
+    ends = {}
+
+    def each():
+        d = make_decompressor("deflate", 15, mru=PACKET)
+        for b in batches:
+            for p in b:
+                d.incomp(PROTO, p)
+        ends["each"] = (d.stats, d.seqno, d.needs_reset)
+
+    def learn(after_compressed):
+        def run():
+            d = make_decompressor("deflate", 15, mru=PACKET)
+            for blk, b in zip(blocks, batches):
+                if after_compressed:
+                    d._at_boundary = False  # as after a compressed frame (its cost not counted)
+                d.learn(blk, len(b))
+            ends[after_compressed] = (d.stats, d.seqno, d.needs_reset)
+        return run
+
+    n = len(pkts)
+    t_each = timed(each, min_time) / n * 1e6
+    t_learn = timed(learn(False), min_time) / n * 1e6
+    t_probe = timed(learn(True), min_time) / n * 1e6
+    return t_each, t_learn, t_probe, ends["each"] == ends[False] == ends[True]
+
+
+def learn_table(min_time):
+    rng = random.Random(1979)
+    pkts = [rng.randbytes(PACKET) for _ in range(256)]
+    print("Deflate (15) receive, uncompressed frames of a run (random 1500-octet packets): "
+          "us per frame")
+    print(f"{'batch':>6} {'incomp each':>12} {'learn':>8} {'x':>5} {'learn after comp':>17} "
+          f"{'x':>5}")
+    for per_batch in (1, 4, 16):
+        e, l, p, ok = bench_deflate_learn(pkts, per_batch, min_time)
+        flag = "" if ok else "  (LEARN != INCOMP OF EACH)"
+        print(f"{per_batch:>6} {e:>12.2f} {l:>8.2f} {e / l:>5.2f} {p:>17.2f} {e / p:>5.2f}{flag}")
+    print()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run")
@@ -201,9 +259,14 @@ def main(argv=None):
     ap.add_argument("--no-vj", action="store_true", help="skip bench_vj.py's section")
     ap.add_argument("--batch-only", action="store_true",
                     help="only BSD-Compress's per-packet vs batch table")
+    ap.add_argument("--learn-only", action="store_true",
+                    help="only Deflate's incomp vs learn table")
     args = ap.parse_args(argv)
     size = 300_000 if args.quick else 2_000_000
     min_time = 0.05 if args.quick else 0.5
+    if args.learn_only:
+        learn_table(min_time)
+        return 0
     if args.batch_only:
         batch_table(text_corpus(size), min_time)
         return 0
@@ -237,6 +300,7 @@ def main(argv=None):
             print(f"{'BSD-Compress (15) pure Python':<30} {c:>10.2f} {d:>12.2f} {r:>7.2f}")
         print()
     batch_table(corpora["text"], min_time)
+    learn_table(min_time)
 
     vj = os.path.join(HERE, "bench_vj.py")
     if os.path.exists(vj) and not args.no_vj:

@@ -512,6 +512,7 @@ class DeflateDecompressor(Decompressor):
     def _reset(self):
         self.seqno = 0
         self._z = zlib.decompressobj(-self.bits)
+        self._at_boundary = True      # known to be (stored blocks keep it so)
 
     def _decompress(self, payload):
         if len(payload) <= 2:
@@ -519,6 +520,7 @@ class DeflateDecompressor(Decompressor):
         if (payload[0] << 8 | payload[1]) != self.seqno:
             return "seq"
         self.seqno = (self.seqno + 1) & 0xFFFF
+        self._at_boundary = False     # where the frame leaves it is not known
         data = payload[2:]
         # Senders strip the sync flush's 00 00 FF FF (the kernel does; such a
         # packet never ends in FF); put it back so inflate ends on a block
@@ -571,18 +573,57 @@ class DeflateDecompressor(Decompressor):
     def learn(self, blocks, count):
         """``count`` uncompressed frames at once, as the data path's loop
         kept them (Deframer.feed_to_fd): one RFC 1951 stored block each, of
-        its protocol octet and information field.  As ``incomp`` of each,
-        in one inflate, which must give back exactly their octets; False
-        when it does not (a code error: wait for a reset)."""
+        its protocol octet and information field.  The same as ``incomp``
+        of each in turn (counters, sequence number, the reset awaited, the
+        window); True if all were learnt.
+
+        From a block boundary, well-formed stored blocks always give back
+        their octets, so the batch goes in one inflate.  Elsewhere (only a
+        damaged compressed frame leaves the stream there) one stored block
+        can fail where the batch as a whole happens to inflate to the right
+        length, so it goes one frame at a time, as incomp would."""
         if self.needs_reset or not count:
             return False
-        self.seqno = (self.seqno + count) & 0xFFFF
+        if not self._at_boundary:
+            self._at_boundary = self._probe_boundary()
+        if not self._at_boundary:
+            return self._learn_each(memoryview(blocks), count)
         octets = len(blocks) - 5 * count
+        self.seqno = (self.seqno + count) & 0xFFFF
         if not self._take_stored(blocks, octets):
-            return False
+            return False                # blocks not as the loop makes them
         s = self.stats
         s["incomp_packets"] += count
         s["incomp_bytes"] += octets - count
+        return True
+
+    def _probe_boundary(self):
+        """Whether stored blocks parse from where the stream is: a copy of
+        it (1.3 us) must give back a stored block's 64 octets exactly.
+        Inside a stored block it gives the header's 00 first; inside a
+        Huffman block it would have to decode to those 64 octets by chance;
+        after a final block or an error it gives nothing.  When the probe's
+        header parses, so does the first of any well-formed blocks (the same
+        state reads it), and after it the stream is on an octet boundary
+        between blocks, where the rest parse too."""
+        try:
+            return self._z.copy().decompress(_PROBE_BLOCK, 65) == _PROBE_BLOCK[5:]
+        except zlib.error:
+            return False
+
+    def _learn_each(self, blocks, count):
+        s = self.stats
+        at = 0
+        for _ in range(count):
+            n = blocks[at + 1] | blocks[at + 2] << 8 if at + 5 <= len(blocks) else 0
+            self.seqno = (self.seqno + 1) & 0xFFFF
+            if not n or not self._take_stored(blocks[at:at + 5 + n], n):
+                if not self.needs_reset:
+                    self._error("code")     # blocks not as the loop makes them
+                return False
+            at += 5 + n
+            s["incomp_packets"] += 1
+            s["incomp_bytes"] += n - 1
         return True
 
 
@@ -596,6 +637,10 @@ def _stored_blocks(data):
     for i in range(0, n, 0xFFFF):
         blocks += _stored_blocks(data[i:i + 0xFFFF])
     return bytes(blocks)
+
+
+#: a stored block of 64 octets with no 00 among them (_probe_boundary)
+_PROBE_BLOCK = _stored_blocks(bytes(range(0x41, 0x81)))
 
 
 # ---- construction -------------------------------------------------------------

@@ -531,6 +531,45 @@ def bsd_target(data: bytes) -> None:
 
 def deflate_target(data: bytes) -> None:
     _decomp_compare("deflate", data, (None,))
+    _learn_compare(data)
+
+
+def _learn_compare(data):
+    """The data path's receive form: the uncompressed frames between two
+    compressed ones learnt in one ``learn`` of their stored blocks; it must
+    end each run where ``receive`` of every frame ends."""
+    if len(data) < 2:
+        return
+    bits, mru = 9 + data[0] % 7, _MRUS[data[1] & 7]
+    one = compress.make_decompressor("deflate", bits, mru=mru)
+    batch = compress.make_decompressor("deflate", bits, mru=mru)
+    kept = []
+
+    def flush():
+        if kept:
+            learnt = batch.learn(b"".join(kept), len(kept))
+            assert learnt == (not batch.needs_reset), "learn: result and reset disagree"
+            kept.clear()
+        assert (batch.stats, batch.seqno, batch.needs_reset) == \
+            (one.stats, one.seqno, one.needs_reset), ("learn", batch.stats, one.stats)
+    for op, body, quarters in records(data, 2, wide=True):
+        if body is None:
+            flush()
+            one.reset()
+            batch.reset()
+            continue
+        protocol = compress.PROTO_COMP if op & 1 == 0 else (0x21 + (op >> 1) * 2) & 0xFFFF
+        body = bytes(body)
+        if protocol <= 0xFF and protocol != compress.PROTO_COMP and len(body) < 0xFFFF \
+                and compress._deflate_handles(protocol):
+            one.receive(protocol, body)
+            if not batch.needs_reset:       # as the C loop: none kept while a reset is awaited
+                kept.append(compress._stored_blocks(bytes((protocol,)) + body))
+            continue
+        flush()
+        one.receive(protocol, body)
+        batch.receive(protocol, body)
+    flush()
 
 
 _NAT_FORWARDS = ((), ("tcp:8080:10.64.0.5:80",), ("udp:53:10.64.0.9:53", "tcp:22:10.64.0.2:22"))
